@@ -1,0 +1,223 @@
+// Package fsop is Lighthouse's vocabulary: one filesystem operation (Op), its
+// outcome (Result), and the names both sides of the harness agree on.
+//
+// # Ops
+//
+// An Op is path-based (mkdir, write_file, stat, ...) or handle-based (open,
+// pread, pwrite, ftruncate, close). Paths are relative to the mount root and
+// are cleaned by CleanPath before any executor sees them; a path that would
+// leave the mount is refused, never executed.
+//
+// # Results
+//
+// A filesystem error is part of the Result (Errno "ENOENT"), not a Go error:
+// the harness compares errors exactly like data. Errno is "" on success.
+package fsop
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kind names an operation. The string values are the wire names.
+type Kind string
+
+// Path-based operations.
+const (
+	Mkdir       Kind = "mkdir"
+	Rmdir       Kind = "rmdir"
+	Create      Kind = "create"
+	WriteFile   Kind = "write_file"
+	Append      Kind = "append"
+	Write       Kind = "write"
+	ReadFile    Kind = "read_file"
+	Read        Kind = "read"
+	Truncate    Kind = "truncate"
+	Stat        Kind = "stat"
+	Lstat       Kind = "lstat"
+	Readdir     Kind = "readdir"
+	Unlink      Kind = "unlink"
+	Rename      Kind = "rename"
+	Link        Kind = "link"
+	Symlink     Kind = "symlink"
+	Readlink    Kind = "readlink"
+	Chmod       Kind = "chmod"
+	Chown       Kind = "chown"
+	Utimens     Kind = "utimens"
+	Setxattr    Kind = "setxattr"
+	Getxattr    Kind = "getxattr"
+	Listxattr   Kind = "listxattr"
+	Removexattr Kind = "removexattr"
+	Statfs      Kind = "statfs"
+	Fsync       Kind = "fsync" // path-based, or handle-based when Handle != 0
+)
+
+// Handle-based operations. The caller chooses the handle id on open; each
+// executor maps it to its own open file.
+const (
+	Open      Kind = "open"
+	Pread     Kind = "pread"
+	Pwrite    Kind = "pwrite"
+	Ftruncate Kind = "ftruncate"
+	Close     Kind = "close"
+)
+
+// Rename flags (renameat2), with Linux's values.
+const (
+	RenameNoReplace = unix.RENAME_NOREPLACE
+	RenameExchange  = unix.RENAME_EXCHANGE
+)
+
+// Xattr flags (setxattr), with Linux's values.
+const (
+	XattrCreate  = unix.XATTR_CREATE
+	XattrReplace = unix.XATTR_REPLACE
+)
+
+// Op is one filesystem operation. Only the fields its Kind uses are set;
+// Spec (in spec.go) says which.
+type Op struct {
+	Kind      Kind   `json:"op"`
+	Path      string `json:"path,omitempty"`
+	To        string `json:"to,omitempty"`     // rename and link destination
+	Target    string `json:"target,omitempty"` // symlink target (stored verbatim)
+	Mode      uint32 `json:"mode,omitempty"`   // permission bits, e.g. 0o644
+	Flags     int    `json:"flags,omitempty"`  // open(2), renameat2(2) or setxattr(2) flags
+	Exclusive bool   `json:"exclusive,omitempty"`
+	Data      []byte `json:"data,omitempty"` // base64 in JSON
+	Offset    int64  `json:"offset,omitempty"`
+	Length    int64  `json:"length,omitempty"` // read length; getxattr/listxattr buffer size (0: query, then read)
+	Size      int64  `json:"size,omitempty"`   // truncate and ftruncate
+	UID       int64  `json:"uid,omitempty"`    // chown; -1 leaves it unchanged
+	GID       int64  `json:"gid,omitempty"`
+	AtimeNs   int64  `json:"atime_ns,omitempty"`
+	MtimeNs   int64  `json:"mtime_ns,omitempty"`
+	Name      string `json:"name,omitempty"`  // xattr name
+	Value     []byte `json:"value,omitempty"` // xattr value, base64 in JSON
+	Handle    uint64 `json:"handle,omitempty"`
+}
+
+// Result is the outcome of one Op. Errno is "" on success; only the fields
+// the op produces are set.
+type Result struct {
+	Errno   string      `json:"errno"`
+	Stat    *Attr       `json:"stat,omitempty"`
+	Data    []byte      `json:"data,omitempty"`
+	N       int64       `json:"n,omitempty"`    // bytes written
+	Size    int64       `json:"size,omitempty"` // getxattr/listxattr size query answer
+	Entries []Dirent    `json:"entries,omitempty"`
+	Target  string      `json:"target,omitempty"` // readlink
+	Value   []byte      `json:"value,omitempty"`  // getxattr
+	Names   []string    `json:"names,omitempty"`  // listxattr
+	Statfs  *StatfsInfo `json:"statfs,omitempty"`
+}
+
+// Attr is the portable part of struct stat. Mode includes the file type bits.
+type Attr struct {
+	Mode    uint32 `json:"mode"`
+	Size    int64  `json:"size"`
+	Nlink   uint32 `json:"nlink"`
+	UID     uint32 `json:"uid"`
+	GID     uint32 `json:"gid"`
+	AtimeNs int64  `json:"atime_ns"`
+	MtimeNs int64  `json:"mtime_ns"`
+	CtimeNs int64  `json:"ctime_ns"`
+	Ino     uint64 `json:"ino"`
+}
+
+// Dirent is one directory entry as getdents(2) reports it, "." and ".."
+// included when the filesystem reports them.
+type Dirent struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // file, dir, symlink, fifo, socket, char, block, unknown
+}
+
+// StatfsInfo is the portable part of struct statfs.
+type StatfsInfo struct {
+	Bsize   int64  `json:"bsize"`
+	Blocks  uint64 `json:"blocks"`
+	Bfree   uint64 `json:"bfree"`
+	Bavail  uint64 `json:"bavail"`
+	Files   uint64 `json:"files"`
+	Ffree   uint64 `json:"ffree"`
+	Namelen int64  `json:"namelen"`
+}
+
+// Failed reports whether r carries a filesystem error.
+func (r *Result) Failed() bool { return r.Errno != "" }
+
+// Err returns the result's errno as a syscall.Errno, or nil on success.
+func (r *Result) Err() error {
+	if r.Errno == "" {
+		return nil
+	}
+	if e := ErrnoValue(r.Errno); e != 0 {
+		return e
+	}
+	return fmt.Errorf("unknown errno %q", r.Errno)
+}
+
+var errnoByName = func() map[string]syscall.Errno {
+	m := make(map[string]syscall.Errno)
+	for e := syscall.Errno(1); e < 200; e++ {
+		if name := unix.ErrnoName(e); name != "" {
+			if _, dup := m[name]; !dup {
+				m[name] = e
+			}
+		}
+	}
+	return m
+}()
+
+// ErrnoValue maps an errno name ("ENOENT") to its number, or 0 if unknown.
+func ErrnoValue(name string) syscall.Errno { return errnoByName[name] }
+
+// ErrnoResult is the Result of an op that failed with err. A nil err gives
+// success; an error that is not a syscall.Errno is reported as EIO.
+func ErrnoResult(err error) Result {
+	return Result{Errno: ErrnoName(err)}
+}
+
+// ErrnoName maps err to its errno name ("ENOENT"). nil maps to "", and an
+// error with no errno inside maps to "EIO".
+func ErrnoName(err error) string {
+	if err == nil {
+		return ""
+	}
+	var e syscall.Errno
+	if !errors.As(err, &e) {
+		return "EIO"
+	}
+	if e == 0 {
+		return ""
+	}
+	if name := unix.ErrnoName(e); name != "" {
+		return name
+	}
+	return fmt.Sprintf("E%d", int(e))
+}
+
+// DirentType names the file type in mode (a full st_mode, or a d_type
+// shifted into S_IFMT position).
+func DirentType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "symlink"
+	case unix.S_IFIFO:
+		return "fifo"
+	case unix.S_IFSOCK:
+		return "socket"
+	case unix.S_IFCHR:
+		return "char"
+	case unix.S_IFBLK:
+		return "block"
+	}
+	return "unknown"
+}

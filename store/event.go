@@ -1,0 +1,120 @@
+package store
+
+import "fmt"
+
+// evKind names a mutation in the log.
+type evKind uint8
+
+const (
+	evMkdir evKind = iota + 1
+	evCreate
+	evSymlink
+	evLink
+	evUnlink
+	evRmdir
+	evRename
+	evSetattr
+	evWrite
+	evSetxattr
+	evRemovexattr
+)
+
+// event is one logged mutation. Everything apply needs to reproduce it
+// exactly is inside: new inode numbers and timestamps are chosen when the
+// event is made, never when it is replayed.
+type event struct {
+	kind      evKind
+	ino       uint64 // the node acted on, or the new node's number
+	parent    uint64
+	newParent uint64
+	name      string
+	newName   string
+	mode      uint32
+	uid, gid  uint32
+	flags     uint32 // rename or xattr flags
+	valid     uint32 // setattr mask
+	size      int64
+	off       int64
+	atime     int64
+	mtime     int64
+	time      int64  // wall clock of the mutation, ns: ctime and mtime
+	data      []byte // write data, symlink target or xattr value
+}
+
+func (ev *event) encode(e *enc) {
+	e.u8(uint8(ev.kind))
+	e.u64(ev.ino)
+	e.i64(ev.time)
+	switch ev.kind {
+	case evMkdir, evCreate, evSymlink:
+		e.u64(ev.parent)
+		e.str(ev.name)
+		e.u32(ev.mode)
+		e.u32(ev.uid)
+		e.u32(ev.gid)
+		e.bytes(ev.data)
+	case evLink:
+		e.u64(ev.newParent)
+		e.str(ev.newName)
+	case evUnlink, evRmdir:
+		e.u64(ev.parent)
+		e.str(ev.name)
+	case evRename:
+		e.u64(ev.parent)
+		e.str(ev.name)
+		e.u64(ev.newParent)
+		e.str(ev.newName)
+		e.u32(ev.flags)
+	case evSetattr:
+		e.u32(ev.valid)
+		e.u32(ev.mode)
+		e.u32(ev.uid)
+		e.u32(ev.gid)
+		e.i64(ev.size)
+		e.i64(ev.atime)
+		e.i64(ev.mtime)
+	case evWrite:
+		e.i64(ev.off)
+		e.bytes(ev.data)
+	case evSetxattr:
+		e.str(ev.name)
+		e.bytes(ev.data)
+		e.u32(ev.flags)
+	case evRemovexattr:
+		e.str(ev.name)
+	}
+}
+
+func decodeEvent(b []byte) (event, error) {
+	d := &dec{b: b}
+	ev := event{kind: evKind(d.u8()), ino: d.u64(), time: d.i64()}
+	switch ev.kind {
+	case evMkdir, evCreate, evSymlink:
+		ev.parent, ev.name = d.u64(), d.str()
+		ev.mode, ev.uid, ev.gid = d.u32(), d.u32(), d.u32()
+		ev.data = d.bytes()
+	case evLink:
+		ev.newParent, ev.newName = d.u64(), d.str()
+	case evUnlink, evRmdir:
+		ev.parent, ev.name = d.u64(), d.str()
+	case evRename:
+		ev.parent, ev.name = d.u64(), d.str()
+		ev.newParent, ev.newName = d.u64(), d.str()
+		ev.flags = d.u32()
+	case evSetattr:
+		ev.valid, ev.mode, ev.uid, ev.gid = d.u32(), d.u32(), d.u32(), d.u32()
+		ev.size, ev.atime, ev.mtime = d.i64(), d.i64(), d.i64()
+	case evWrite:
+		ev.off, ev.data = d.i64(), d.bytes()
+	case evSetxattr:
+		ev.name, ev.data, ev.flags = d.str(), d.bytes(), d.u32()
+	case evRemovexattr:
+		ev.name = d.str()
+	default:
+		return ev, fmt.Errorf("unknown event kind %d", ev.kind)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		return ev, fmt.Errorf("event kind %d: %d trailing bytes", ev.kind, len(d.b))
+	}
+	return ev, d.err
+}

@@ -1,0 +1,349 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// SyncPolicy says when a mutation counts as durable, and so when the store
+// acknowledges it. Every policy writes the record to the log file before
+// the ack, so a killed process never loses an acknowledged mutation; the
+// policies differ in surviving a power cut.
+type SyncPolicy string
+
+const (
+	// SyncAlways fdatasyncs before every ack. Concurrent mutations that
+	// arrive while a sync runs share the next one.
+	SyncAlways SyncPolicy = "always"
+	// SyncBatch is group commit: the committer waits BatchWindow to gather
+	// more mutations, then writes and fdatasyncs them together.
+	SyncBatch SyncPolicy = "batch"
+	// SyncNone writes before the ack but never syncs (only on snapshot and
+	// close): safe against a crash of the process, not of the machine.
+	SyncNone SyncPolicy = "none"
+)
+
+// ParseSyncPolicy checks a policy name from a flag or config file.
+func ParseSyncPolicy(s string) (SyncPolicy, error) {
+	switch p := SyncPolicy(s); p {
+	case SyncAlways, SyncBatch, SyncNone:
+		return p, nil
+	}
+	return "", fmt.Errorf("unknown fsync policy %q (want always, batch or none)", s)
+}
+
+// Record framing: [u32 payload length][u32 crc32c(lsn+payload)][u64 lsn][payload].
+const (
+	recHeader    = 16
+	maxRecord    = 64 << 20
+	segPrefix    = "wal-"
+	segSuffix    = ".log"
+	defaultBatch = time.Millisecond
+)
+
+func segName(start uint64) string { return fmt.Sprintf("%s%020d%s", segPrefix, start, segSuffix) }
+
+// wal is the append-only event log, written by one committer goroutine
+// (group commit). Appends are ordered by the caller (the store appends
+// under its tree lock, so log order is apply order).
+type wal struct {
+	dir    string
+	policy SyncPolicy
+	window time.Duration
+
+	io sync.Mutex // held while writing to f; taken before mu
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	f        *os.File
+	segBytes int64  // bytes in the current segment
+	pending  []byte // records not yet written
+	spare    []byte
+	last     uint64 // last appended LSN
+	durable  uint64 // last LSN acknowledged as durable
+	err      error  // sticky: once the log fails, every later mutation fails
+	closed   bool
+
+	kick chan struct{}
+	done chan struct{}
+}
+
+func openWAL(dir string, policy SyncPolicy, window time.Duration, last uint64) (*wal, error) {
+	if window <= 0 {
+		window = defaultBatch
+	}
+	w := &wal{dir: dir, policy: policy, window: window, last: last, durable: last,
+		kick: make(chan struct{}, 1), done: make(chan struct{})}
+	w.cond = sync.NewCond(&w.mu)
+	if err := w.openSegment(last + 1); err != nil {
+		return nil, err
+	}
+	go w.commitLoop()
+	return w, nil
+}
+
+// openSegment starts a new segment whose first record will be start.
+func (w *wal) openSegment(start uint64) error {
+	f, err := os.OpenFile(filepath.Join(w.dir, segName(start)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("open log segment: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return err
+	}
+	if err := syncDir(w.dir); err != nil {
+		f.Close()
+		return err
+	}
+	w.f, w.segBytes = f, st.Size()
+	return nil
+}
+
+// append queues one record and returns its LSN. The caller waits for
+// durability with wait, after releasing its own locks.
+func (w *wal) append(payload []byte) (uint64, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.closed {
+		return 0, ErrClosed
+	}
+	w.last++
+	var h [recHeader]byte
+	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint64(h[8:], w.last)
+	crc := crc32.Update(0, castagnoli, h[8:16])
+	crc = crc32.Update(crc, castagnoli, payload)
+	binary.LittleEndian.PutUint32(h[4:], crc)
+	w.pending = append(append(w.pending, h[:]...), payload...)
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+	return w.last, nil
+}
+
+// wait blocks until lsn is durable under the policy.
+func (w *wal) wait(lsn uint64) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for w.durable < lsn && w.err == nil {
+		w.cond.Wait()
+	}
+	if w.durable >= lsn {
+		return nil
+	}
+	return w.err
+}
+
+func (w *wal) commitLoop() {
+	defer close(w.done)
+	for range w.kick {
+		if w.policy == SyncBatch {
+			time.Sleep(w.window)
+		}
+		if w.flush(w.policy != SyncNone) {
+			return
+		}
+	}
+}
+
+// flush writes what is pending (and syncs if asked) and reports whether the
+// log is closed.
+func (w *wal) flush(sync bool) (closed bool) {
+	w.io.Lock()
+	defer w.io.Unlock()
+	w.mu.Lock()
+	buf, upto, f := w.pending, w.last, w.f
+	w.pending, w.spare = w.spare[:0], nil
+	closed = w.closed
+	w.mu.Unlock()
+	var err error
+	if len(buf) > 0 {
+		if _, err = f.Write(buf); err == nil && sync {
+			err = unix.Fdatasync(int(f.Fd()))
+		}
+	}
+	w.mu.Lock()
+	if err != nil && w.err == nil {
+		w.err = fmt.Errorf("write log: %w", err)
+	}
+	if err == nil {
+		w.durable = upto
+		w.segBytes += int64(len(buf))
+	}
+	w.spare = buf[:0]
+	w.cond.Broadcast()
+	w.mu.Unlock()
+	return closed
+}
+
+// rotate makes everything appended so far durable and starts a new segment,
+// returning the last LSN of the old one. The caller holds the store lock,
+// so nothing is appended meanwhile.
+func (w *wal) rotate() (uint64, error) {
+	w.flush(true)
+	w.io.Lock()
+	defer w.io.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return 0, w.err
+	}
+	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
+		return 0, err
+	}
+	old := w.f
+	if err := w.openSegment(w.last + 1); err != nil {
+		w.err = err
+		return 0, err
+	}
+	old.Close()
+	return w.last, nil
+}
+
+// size is the bytes in the current segment, to decide on compaction.
+func (w *wal) size() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.segBytes + int64(len(w.pending))
+}
+
+func (w *wal) close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		return nil
+	}
+	w.closed = true
+	w.mu.Unlock()
+	w.flush(true)
+	close(w.kick)
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		w.cond.Broadcast()
+	}
+	err := w.f.Close()
+	if w.err != nil {
+		return w.err
+	}
+	return err
+}
+
+// segment is one log file found on disk.
+type segment struct {
+	start uint64
+	path  string
+}
+
+func listSegments(dir string) ([]segment, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var segs []segment
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, segPrefix) || !strings.HasSuffix(name, segSuffix) {
+			continue
+		}
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, segPrefix), segSuffix), 10, 64)
+		if err != nil {
+			continue
+		}
+		segs = append(segs, segment{start: n, path: filepath.Join(dir, name)})
+	}
+	sort.Slice(segs, func(i, j int) bool { return segs[i].start < segs[j].start })
+	return segs, nil
+}
+
+// errTorn marks a record that is cut short or fails its checksum.
+var errTorn = errors.New("torn or corrupt record")
+
+// readSegment calls fn for each intact record in order. It returns the
+// offset just past the last intact record and errTorn if something that is
+// not a record follows it.
+func readSegment(path string, fn func(lsn uint64, payload []byte) error) (good int64, err error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	off := int64(0)
+	for int64(len(data))-off > 0 {
+		rest := data[off:]
+		if len(rest) < recHeader {
+			return off, errTorn
+		}
+		n := binary.LittleEndian.Uint32(rest[0:])
+		if n > maxRecord || int64(len(rest)) < recHeader+int64(n) {
+			return off, errTorn
+		}
+		want := binary.LittleEndian.Uint32(rest[4:])
+		if crc32.Checksum(rest[8:recHeader+n], castagnoli) != want {
+			return off, errTorn
+		}
+		if err := fn(binary.LittleEndian.Uint64(rest[8:]), rest[recHeader:recHeader+n]); err != nil {
+			return off, err
+		}
+		off += recHeader + int64(n)
+	}
+	return off, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, unix.EINVAL) {
+		return err
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to path through a synced temporary file and
+// a rename, so a crash leaves the old file or the new one, never half.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
