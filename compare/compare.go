@@ -1,0 +1,132 @@
+// Package compare decides whether two results of the same operation are
+// the same, by Lighthouse's rules, and renders the difference when not.
+//
+// # Rules
+//
+// Exact on errno, data, sizes, modes, link counts, owners, symlink targets,
+// xattr names and values, and directory entry sets. Ignored: inode numbers,
+// atime, ctime, mtime unless the op sequence set it, the size of a
+// directory (filesystem-specific), and statfs counts unless asked for.
+// Directory order is compared separately: Equal reports it, it never makes
+// two results unequal.
+//
+// # Cost
+//
+// Equal is hand-written and allocation-free on the common path; go-cmp is
+// used only by Diff, once Equal has found a mismatch (go-cmp on a 4 KiB
+// result costs milliseconds, Equal a fraction of a microsecond).
+package compare
+
+import (
+	"bytes"
+	"slices"
+	"sort"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+)
+
+// Rules select what is compared beyond the always-exact fields.
+type Rules struct {
+	// Mtime compares modification times (the op sequence set them).
+	Mtime bool
+	// Statfs compares statfs counts, not only the name length (true when
+	// both sides serve the same store).
+	Statfs bool
+	// DirSize compares the st_size of directories.
+	DirSize bool
+}
+
+// Normalize returns r with everything the rules ignore zeroed and the
+// directory entries sorted, so that equal results are deeply equal. It
+// does not modify r.
+func Normalize(r fsop.Result, rules Rules) fsop.Result {
+	if r.Stat != nil {
+		a := *r.Stat
+		a.Ino, a.AtimeNs, a.CtimeNs = 0, 0, 0
+		if !rules.Mtime {
+			a.MtimeNs = 0
+		}
+		if !rules.DirSize && fsop.DirentType(a.Mode) == "dir" {
+			a.Size = 0
+		}
+		r.Stat = &a
+	}
+	if r.Statfs != nil && !rules.Statfs {
+		r.Statfs = &fsop.StatfsInfo{Namelen: r.Statfs.Namelen}
+	}
+	if len(r.Entries) > 1 {
+		r.Entries = slices.Clone(r.Entries)
+		sort.Slice(r.Entries, func(i, j int) bool { return r.Entries[i].Name < r.Entries[j].Name })
+	}
+	if len(r.Data) == 0 {
+		r.Data = nil
+	}
+	if len(r.Value) == 0 {
+		r.Value = nil
+	}
+	return r
+}
+
+// Equal reports whether a and b are the same under rules, and whether
+// their directory entries came in the same order.
+func Equal(a, b *fsop.Result, rules Rules) (equal, sameOrder bool) {
+	sameOrder = slices.Equal(a.Entries, b.Entries)
+	if a.Errno != b.Errno || a.N != b.N || a.Size != b.Size || a.Target != b.Target ||
+		!bytes.Equal(a.Data, b.Data) || !bytes.Equal(a.Value, b.Value) ||
+		!slices.Equal(a.Names, b.Names) || !attrEqual(a.Stat, b.Stat, rules) ||
+		!statfsEqual(a.Statfs, b.Statfs, rules) {
+		return false, sameOrder
+	}
+	if sameOrder {
+		return true, true
+	}
+	return sameEntrySet(a.Entries, b.Entries), false
+}
+
+func attrEqual(a, b *fsop.Attr, rules Rules) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if a.Mode != b.Mode || a.Nlink != b.Nlink || a.UID != b.UID || a.GID != b.GID {
+		return false
+	}
+	if (a.Size != b.Size) && (rules.DirSize || fsop.DirentType(a.Mode) != "dir") {
+		return false
+	}
+	return !rules.Mtime || a.MtimeNs == b.MtimeNs
+}
+
+func statfsEqual(a, b *fsop.StatfsInfo, rules Rules) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if rules.Statfs {
+		return *a == *b
+	}
+	return a.Namelen == b.Namelen
+}
+
+func sameEntrySet(a, b []fsop.Dirent) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	count := make(map[fsop.Dirent]int, len(a))
+	for _, e := range a {
+		count[e]++
+	}
+	for _, e := range b {
+		if count[e] == 0 {
+			return false
+		}
+		count[e]--
+	}
+	return true
+}
+
+// Diff renders how want and got differ under rules ("" if they do not),
+// in go-cmp's -want +got form.
+func Diff(want, got fsop.Result, rules Rules) string {
+	return cmp.Diff(Normalize(want, rules), Normalize(got, rules))
+}
