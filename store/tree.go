@@ -2,6 +2,7 @@ package store
 
 import (
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -529,11 +530,20 @@ func (t *tree) applyXattr(ev *event) error {
 	return nil
 }
 
+// xattrNamespaces are the prefixes Linux filesystems accept; the kernel
+// leaves the check to FUSE filesystems, so the store makes it.
+var xattrNamespaces = []string{"user.", "trusted.", "security.", "system."}
+
 func checkXattrName(name string) error {
 	if name == "" || len(name) > MaxXattrName {
 		return syscall.ERANGE
 	}
-	return nil
+	for _, ns := range xattrNamespaces {
+		if strings.HasPrefix(name, ns) {
+			return nil
+		}
+	}
+	return syscall.EOPNOTSUPP
 }
 
 // entries lists dir with "." and ".." first, then the names in byte order.

@@ -96,6 +96,7 @@ func serve(backends map[string]fusemount.MountFunc, name string) int {
 	case <-stdinClosed:
 	case err := <-done:
 		fmt.Fprintf(os.Stderr, "mounttest: serve ended: %v\n", err)
+		unmount() // the connection is gone; detach the dead mount too
 		return 1
 	}
 	if err := unmount(); err != nil {
