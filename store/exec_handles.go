@@ -1,0 +1,625 @@
+package store
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+)
+
+// This file is the Executor's calls on an opened file: open(2) itself, the
+// data ops (path-based: open, use, close; or on a handle), readdir, the
+// handle table, and the xattr calls (sysexec makes them on the O_PATH fd it
+// opened).
+
+// file is an open file: the node open resolved and the flags it was opened
+// with.
+type file struct {
+	ino   uint64
+	mode  uint32 // st_mode at open; the type never changes
+	size  int64  // st_size at open, for read_file
+	flags int
+}
+
+// access reports what the open flags allow: O_PATH allows nothing, and the
+// access mode O_ACCMODE (3) neither reading nor writing (FMODE is flags+1).
+func (f *file) access() (read, write bool) {
+	if f.flags&unix.O_PATH != 0 {
+		return false, false
+	}
+	fmode := (f.flags + 1) & unix.O_ACCMODE
+	return fmode&1 != 0, fmode&2 != 0
+}
+
+// Open flags as open(2) accepts them (VALID_OPEN_FLAGS), with sysexec's
+// normalization (the kernel's build_open_how): unknown bits are dropped,
+// O_PATH keeps only the flags it allows, the mode only when the open can
+// create.
+const (
+	validOpenFlags = unix.O_RDONLY | unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT |
+		unix.O_EXCL | unix.O_NOCTTY | unix.O_TRUNC | unix.O_APPEND | unix.O_NONBLOCK |
+		unix.O_DSYNC | unix.O_SYNC | unix.O_ASYNC | unix.O_DIRECT | unix.O_LARGEFILE |
+		unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC |
+		unix.O_PATH | unix.O_TMPFILE
+	pathOpenFlags = unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_PATH | unix.O_CLOEXEC
+	oTmpfileOnly  = unix.O_TMPFILE &^ unix.O_DIRECTORY // __O_TMPFILE
+)
+
+// openHow returns the flags and mode open(2) would use for flags and mode.
+func openHow(flags int, mode uint32) (int, uint32) {
+	f := int(uint32(flags)) & validOpenFlags
+	if f&unix.O_PATH != 0 {
+		f &= pathOpenFlags
+	}
+	if f&(unix.O_CREAT|oTmpfileOnly) == 0 {
+		mode = 0
+	}
+	return f, mode & 0o7777
+}
+
+// openAt is open(2) of p, without keeping the file: openat2's flag checks,
+// the walk (O_CREAT creating a missing final name, even through a dangling
+// symlink), do_open's and may_open's checks in their order, then O_TRUNC.
+func (e *Executor) openAt(p string, flags int, mode uint32) (file, error) {
+	acc := flags & unix.O_ACCMODE
+	switch {
+	case flags&(unix.O_DIRECTORY|unix.O_CREAT) == unix.O_DIRECTORY|unix.O_CREAT:
+		return file{}, syscall.EINVAL
+	case flags&oTmpfileOnly != 0:
+		if flags&unix.O_DIRECTORY == 0 || acc == unix.O_RDONLY {
+			return file{}, syscall.EINVAL
+		}
+		// FUSE has no O_TMPFILE unless the server implements it; the
+		// store's mounts do not.
+		a, err := e.resolve(p, flags&unix.O_NOFOLLOW == 0, nil)
+		switch {
+		case err != nil:
+			return file{}, err
+		case !isDir(a):
+			return file{}, syscall.ENOTDIR
+		}
+		return file{}, syscall.EOPNOTSUPP
+	}
+	var mk *mkfile
+	excl := flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL
+	if flags&(unix.O_CREAT|unix.O_PATH) == unix.O_CREAT {
+		mk = &mkfile{mode: mode, excl: excl}
+	}
+	follow := flags&unix.O_NOFOLLOW == 0 && !excl // O_EXCL implies O_NOFOLLOW
+	a, err := e.resolve(p, follow, mk)
+	if err != nil {
+		return file{}, err
+	}
+	created := mk != nil && mk.created
+	switch {
+	case mk != nil && excl && !created:
+		return file{}, syscall.EEXIST
+	case mk != nil && isDir(a):
+		return file{}, syscall.EISDIR
+	case flags&unix.O_DIRECTORY != 0 && !isDir(a):
+		return file{}, syscall.ENOTDIR
+	case flags&unix.O_PATH != 0 || created:
+		// O_PATH opens anything; a file just created skips may_open's
+		// access checks and O_TRUNC.
+	case isLink(a):
+		return file{}, syscall.ELOOP
+	case isDir(a) && (acc != unix.O_RDONLY || flags&unix.O_TRUNC != 0):
+		return file{}, syscall.EISDIR
+	case isReg(a) && flags&unix.O_TRUNC != 0:
+		if err := e.truncate(a.Ino, 0); err != nil {
+			return file{}, err
+		}
+		a.Size = 0
+	}
+	return file{ino: a.Ino, mode: a.Mode, size: a.Size, flags: flags}, nil
+}
+
+// openFile is openAt keeping the file: the node is acquired, so it outlives
+// its last name until the caller releases it.
+func (e *Executor) openFile(p string, flags int, mode uint32) (file, error) {
+	f, err := e.openAt(p, flags, mode)
+	if err == nil {
+		err = e.s.Acquire(f.ino)
+	}
+	return f, err
+}
+
+// withFile opens p, runs fn on the open file and closes it.
+func (e *Executor) withFile(p string, flags int, mode uint32, fn func(f *file) error) error {
+	f, err := e.openFile(p, flags, mode)
+	if err != nil {
+		return err
+	}
+	defer e.s.Release(f.ino)
+	return fn(&f)
+}
+
+// ---- Data on an open file ----
+
+// readChunk is the first read's size (sysexec's first pread); the buffer
+// then doubles as data arrives.
+const readChunk = 64 << 10
+
+// read is pread(2) looped until length bytes or end of file, as sysexec
+// does: always at least one call, so a zero-length read still gets the
+// kernel's verdict (EBADF, EISDIR).
+func (e *Executor) read(f *file, off, length int64) ([]byte, error) {
+	if read, _ := f.access(); !read {
+		return nil, syscall.EBADF
+	}
+	first := min(length, readChunk)
+	if off > math.MaxInt64-first {
+		return nil, syscall.EINVAL // rw_verify_area: pos+count overflows
+	}
+	return e.readRange(f.ino, off, length, first)
+}
+
+// readRange reads ino from off until n bytes or end of file, its buffer
+// starting at first bytes. A directory gives EISDIR.
+func (e *Executor) readRange(ino uint64, off, n, first int64) ([]byte, error) {
+	buf := make([]byte, 0, min(first, n))
+	for {
+		if len(buf) == cap(buf) && int64(len(buf)) < n {
+			nb := make([]byte, len(buf), min(int64(cap(buf))*2, n))
+			copy(nb, buf)
+			buf = nb
+		}
+		want := cap(buf) - len(buf)
+		got, err := e.s.ReadAt(ino, buf[len(buf):cap(buf)], off+int64(len(buf)))
+		if err != nil {
+			return nil, err
+		}
+		buf = buf[:len(buf)+got]
+		// The store reads short only at end of file.
+		if got < want || int64(len(buf)) >= n {
+			return buf, nil
+		}
+	}
+}
+
+// write is write(2) or pwrite(2) of data at off, or at end of file on an
+// O_APPEND file (pwrite too, as on Linux). Empty data changes nothing but
+// still gets the kernel's verdict (EBADF).
+func (e *Executor) write(f *file, data []byte, off int64) (int64, error) {
+	if _, write := f.access(); !write {
+		return 0, syscall.EBADF
+	}
+	if len(data) == 0 {
+		return 0, nil
+	}
+	if off > math.MaxInt64-int64(len(data)) {
+		return 0, syscall.EINVAL // rw_verify_area: pos+count overflows
+	}
+	mu := e.sizeLock(f.ino)
+	if f.flags&unix.O_APPEND == 0 {
+		mu.RLock()
+		defer mu.RUnlock()
+	} else {
+		mu.Lock()
+		defer mu.Unlock()
+		a, err := e.s.Getattr(f.ino)
+		if err != nil {
+			return 0, err
+		}
+		off = a.Size
+	}
+	n, err := e.s.WriteAt(f.ino, data, off)
+	return int64(n), err
+}
+
+// truncate sets ino's size (EISDIR for a directory, EINVAL for another
+// non-regular file).
+func (e *Executor) truncate(ino uint64, size int64) error {
+	mu := e.sizeLock(ino)
+	mu.RLock()
+	defer mu.RUnlock()
+	_, err := e.s.Setattr(ino, SetAttr{Valid: SetSize, Size: size})
+	return err
+}
+
+func (e *Executor) sizeLock(ino uint64) *sync.RWMutex {
+	return &e.sizeMu[ino%uint64(len(e.sizeMu))]
+}
+
+// checkLength refuses a read length above MaxRead.
+func checkLength(length int64) error {
+	if length > MaxRead {
+		return fmt.Errorf("store: %w: read length %d above %d", fsop.ErrBadValue, length, MaxRead)
+	}
+	return nil
+}
+
+// ---- Path-based data ops: open, use, close ----
+
+// create is open(O_CREAT|O_WRONLY[|O_EXCL], mode) then close; mode 0 means
+// 0o644.
+func (e *Executor) create(op *fsop.Op) (fsop.Result, error) {
+	mode := op.Mode & 0o7777
+	if op.Mode == 0 {
+		mode = 0o644
+	}
+	flags := unix.O_CREAT | unix.O_WRONLY
+	if op.Exclusive {
+		flags |= unix.O_EXCL
+	}
+	_, err := e.openAt(op.Path, flags, mode)
+	return fsop.Result{}, err
+}
+
+// writePath opens p with flags, writes data at off (the offset of a fresh
+// open is 0) and closes. N is the count written.
+func (e *Executor) writePath(p string, flags int, mode uint32, off int64, data []byte) (fsop.Result, error) {
+	var n int64
+	err := e.withFile(p, flags, mode, func(f *file) (err error) {
+		n, err = e.write(f, data, off)
+		return err
+	})
+	return fsop.Result{N: n}, err
+}
+
+func (e *Executor) readPath(op *fsop.Op) (fsop.Result, error) {
+	if err := checkLength(op.Length); err != nil {
+		return fsop.Result{}, err
+	}
+	var data []byte
+	err := e.withFile(op.Path, unix.O_RDONLY, 0, func(f *file) (err error) {
+		data, err = e.read(f, op.Offset, op.Length)
+		return err
+	})
+	return fsop.Result{Data: data}, err
+}
+
+// readFile reads a whole file. A file larger than MaxRead (by its size at
+// open, or by what reading it returns) gives EFBIG.
+func (e *Executor) readFile(op *fsop.Op) (fsop.Result, error) {
+	var data []byte
+	err := e.withFile(op.Path, unix.O_RDONLY, 0, func(f *file) (err error) {
+		if f.size > MaxRead {
+			return syscall.EFBIG
+		}
+		data, err = e.readRange(f.ino, 0, MaxRead+1, max(f.size+1, 512))
+		if err == nil && int64(len(data)) > MaxRead {
+			err = syscall.EFBIG
+		}
+		return err
+	})
+	return fsop.Result{Data: data}, err
+}
+
+// fsyncPath opens p O_RDONLY (a directory too), then syncs the store.
+func (e *Executor) fsyncPath(op *fsop.Op) (fsop.Result, error) {
+	_, err := e.openAt(op.Path, unix.O_RDONLY, 0)
+	if err == nil {
+		err = e.s.Sync()
+	}
+	return fsop.Result{}, err
+}
+
+func (e *Executor) readdir(op *fsop.Op) (fsop.Result, error) {
+	f, err := e.openAt(op.Path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fsop.Result{}, err
+	}
+	ents, err := e.s.Readdir(f.ino)
+	out := make([]fsop.Dirent, 0, len(ents))
+	for _, en := range ents {
+		out = append(out, fsop.Dirent{Name: en.Name, Type: fsop.DirentType(en.Mode)})
+	}
+	return fsop.Result{Entries: out}, err
+}
+
+// ---- Handles ----
+
+// handle is one entry of the handle table. refs counts the ops running on
+// it, so that close never releases the node under a running pread: the last
+// op out of a closed handle releases it.
+type handle struct {
+	f       file
+	ready   bool // false while its open runs
+	refs    int
+	closing bool // detached from the table
+}
+
+// handleTable maps caller-chosen ids to handles. mu guards the map and the
+// handles' bookkeeping; it is never held across a store call.
+type handleTable struct {
+	mu sync.Mutex
+	m  map[uint64]*handle
+}
+
+// reserve claims id for an open in progress.
+func (t *handleTable) reserve(id uint64) (*handle, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[id]; ok {
+		return nil, fmt.Errorf("store: %w: %w %d", fsop.ErrBadValue, ErrHandleInUse, id)
+	}
+	h := &handle{}
+	t.m[id] = h
+	return h, nil
+}
+
+// publish makes reserved handle h usable with f; false if the executor
+// closed meanwhile (the caller then releases f).
+func (t *handleTable) publish(id uint64, h *handle, f file, closed func() bool) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if closed() || t.m[id] != h {
+		return false
+	}
+	h.f, h.ready = f, true
+	return true
+}
+
+// unreserve drops a reservation whose open failed.
+func (t *handleTable) unreserve(id uint64, h *handle) {
+	t.mu.Lock()
+	if t.m[id] == h {
+		delete(t.m, id)
+	}
+	t.mu.Unlock()
+}
+
+// acquire returns open handle id with a reference taken, or nil.
+func (t *handleTable) acquire(id uint64) *handle {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.m[id]
+	if h == nil || !h.ready {
+		return nil
+	}
+	h.refs++
+	return h
+}
+
+// release drops a reference; true if the caller must now release the node.
+func (t *handleTable) release(h *handle) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h.refs--
+	return h.closing && h.refs == 0
+}
+
+// detach removes open handle id from the table. It returns its handle (nil
+// if unknown or still opening) and whether the caller must release the node
+// now (no op is running on it).
+func (t *handleTable) detach(id uint64) (*handle, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.m[id]
+	if h == nil || !h.ready {
+		return nil, false
+	}
+	delete(t.m, id)
+	h.closing = true
+	return h, h.refs == 0
+}
+
+// detachAll empties the table and returns the nodes to release now.
+func (t *handleTable) detachAll() []uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var now []uint64
+	for id, h := range t.m {
+		delete(t.m, id)
+		if h.ready {
+			h.closing = true
+			if h.refs == 0 {
+				now = append(now, h.f.ino)
+			}
+		}
+	}
+	return now
+}
+
+// withHandle runs fn on the open file of handle id; unknown handles give
+// EBADF.
+func (e *Executor) withHandle(id uint64, fn func(f *file) error) error {
+	h := e.handles.acquire(id)
+	if h == nil {
+		return syscall.EBADF
+	}
+	defer func() {
+		if e.handles.release(h) {
+			e.s.Release(h.f.ino)
+		}
+	}()
+	return fn(&h.f)
+}
+
+// open opens op.Path with op.Flags and op.Mode (normalized as open(2) does)
+// under op.Handle. A handle id in use is refused before anything is opened.
+func (e *Executor) open(op *fsop.Op) (fsop.Result, error) {
+	h, err := e.handles.reserve(op.Handle)
+	if err != nil {
+		return fsop.Result{}, err
+	}
+	flags, mode := openHow(op.Flags, op.Mode)
+	f, err := e.openFile(op.Path, flags, mode)
+	if err != nil {
+		e.handles.unreserve(op.Handle, h)
+		return fsop.Result{}, err
+	}
+	if !e.handles.publish(op.Handle, h, f, e.closed.Load) {
+		e.s.Release(f.ino)
+		return fsop.Result{}, ErrExecutorClosed
+	}
+	return fsop.Result{}, nil
+}
+
+func (e *Executor) closeHandle(id uint64) error {
+	h, now := e.handles.detach(id)
+	if h == nil {
+		return syscall.EBADF
+	}
+	if now {
+		e.s.Release(h.f.ino)
+	}
+	return nil
+}
+
+func (e *Executor) pread(op *fsop.Op) (fsop.Result, error) {
+	if err := checkLength(op.Length); err != nil {
+		return fsop.Result{}, err
+	}
+	var data []byte
+	err := e.withHandle(op.Handle, func(f *file) (err error) {
+		data, err = e.read(f, op.Offset, op.Length)
+		return err
+	})
+	return fsop.Result{Data: data}, err
+}
+
+func (e *Executor) pwrite(op *fsop.Op) (fsop.Result, error) {
+	var n int64
+	err := e.withHandle(op.Handle, func(f *file) (err error) {
+		n, err = e.write(f, op.Data, op.Offset)
+		return err
+	})
+	return fsop.Result{N: n}, err
+}
+
+// ftruncate: EBADF on an O_PATH handle; EINVAL unless the handle is a
+// regular file open for writing.
+func (e *Executor) ftruncate(op *fsop.Op) (fsop.Result, error) {
+	return fsop.Result{}, e.withHandle(op.Handle, func(f *file) error {
+		_, write := f.access()
+		switch {
+		case f.flags&unix.O_PATH != 0:
+			return syscall.EBADF
+		case f.mode&syscall.S_IFMT != syscall.S_IFREG || !write:
+			return syscall.EINVAL
+		}
+		return e.truncate(f.ino, op.Size)
+	})
+}
+
+// fsyncHandle syncs the store; EBADF on an O_PATH handle.
+func (e *Executor) fsyncHandle(op *fsop.Op) (fsop.Result, error) {
+	return fsop.Result{}, e.withHandle(op.Handle, func(f *file) error {
+		if f.flags&unix.O_PATH != 0 {
+			return syscall.EBADF
+		}
+		return e.s.Sync()
+	})
+}
+
+// ---- Xattrs ----
+
+// xattr runs the four xattr calls. sysexec resolves the path first; then
+// the syscall copies its arguments (setxattr's flags, the name, the value's
+// size), the VFS checks the namespace, and the store answers.
+func (e *Executor) xattr(op *fsop.Op) (fsop.Result, error) {
+	a, err := e.resolve(op.Path, true, nil)
+	if err != nil {
+		return fsop.Result{}, err
+	}
+	if op.Kind == fsop.Listxattr {
+		return e.listxattr(a, op.Length)
+	}
+	set := op.Kind == fsop.Setxattr
+	switch {
+	case set && uint32(op.Flags)&^(XattrCreate|XattrReplace) != 0:
+		return fsop.Result{}, syscall.EINVAL
+	case op.Name == "" || len(op.Name) > MaxXattrName:
+		return fsop.Result{}, syscall.ERANGE
+	case set && len(op.Value) > MaxXattrSize:
+		return fsop.Result{}, syscall.E2BIG
+	}
+	if err := e.xattrAccess(a, op.Name, op.Kind != fsop.Getxattr); err != nil {
+		return fsop.Result{}, err
+	}
+	switch op.Kind {
+	case fsop.Setxattr:
+		return fsop.Result{}, e.s.Setxattr(a.Ino, op.Name, op.Value, uint32(op.Flags))
+	case fsop.Removexattr:
+		return fsop.Result{}, e.s.Removexattr(a.Ino, op.Name)
+	}
+	v, err := e.s.Getxattr(a.Ino, op.Name)
+	if err == nil {
+		err = xattrFits(int64(len(v)), op.Length)
+	}
+	return fsop.Result{Value: v, Size: int64(len(v))}, err
+}
+
+// listxattr answers with the names and the buffer size they need (each name
+// and its NUL).
+func (e *Executor) listxattr(a Attr, length int64) (fsop.Result, error) {
+	names, err := e.s.Listxattr(a.Ino)
+	if err != nil {
+		return fsop.Result{}, err
+	}
+	var r fsop.Result
+	for _, n := range names {
+		r.Size += int64(len(n)) + 1
+	}
+	if len(names) > 0 {
+		r.Names = names
+	}
+	return r, xattrFits(r.Size, length)
+}
+
+// xattrFits applies getxattr and listxattr's buffer rules to an answer of
+// size bytes. Length 0 is a size query, which sysexec follows with a read
+// whose buffer has that size. The kernel clamps a buffer to 64 KiB; an answer
+// that does not fit gives ERANGE, or E2BIG when even 64 KiB is too small.
+func xattrFits(size, length int64) error {
+	buf := length
+	if buf == 0 {
+		buf = size
+	}
+	buf = min(buf, xattrMax)
+	switch {
+	case size <= buf:
+		return nil
+	case buf == xattrMax:
+		return syscall.E2BIG
+	}
+	return syscall.ERANGE
+}
+
+// xattrPrefixes are the namespaces Linux filesystems have handlers for.
+var xattrPrefixes = []string{"user.", "trusted.", "security.", "system."}
+
+// xattrAccess is the VFS's say on xattr name of node a: xattr_permission
+// (trusted.* needs privilege; user.* only exists on regular files and
+// directories, and on a sticky directory is written only by its owner), then
+// the handler lookup (a name outside the four namespaces is EOPNOTSUPP, a
+// bare prefix EINVAL).
+func (e *Executor) xattrAccess(a Attr, name string, write bool) error {
+	deny := syscall.ENODATA
+	if write {
+		deny = syscall.EPERM
+	}
+	var prefix string
+	for _, p := range xattrPrefixes {
+		if strings.HasPrefix(name, p) {
+			prefix = p
+			break
+		}
+	}
+	switch prefix {
+	case "trusted.":
+		if !e.privileged {
+			return deny
+		}
+	case "user.":
+		if !isReg(a) && !isDir(a) {
+			return deny
+		}
+		if write && isDir(a) && a.Mode&syscall.S_ISVTX != 0 && !e.privileged && a.UID != e.uid {
+			return syscall.EPERM
+		}
+	case "":
+		return syscall.EOPNOTSUPP
+	}
+	if name == prefix {
+		return syscall.EINVAL
+	}
+	return nil
+}
