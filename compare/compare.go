@@ -8,7 +8,7 @@
 // atime, ctime, mtime unless the op sequence set it, the size of a
 // directory (filesystem-specific), and statfs counts unless asked for.
 // Directory order is compared separately: Equal reports it, it never makes
-// two results unequal.
+// two results unequal. The order of xattr names is ignored the same way.
 //
 // # Cost
 //
@@ -60,6 +60,10 @@ func Normalize(r fsop.Result, rules Rules) fsop.Result {
 		r.Entries = slices.Clone(r.Entries)
 		sort.Slice(r.Entries, func(i, j int) bool { return r.Entries[i].Name < r.Entries[j].Name })
 	}
+	if len(r.Names) > 1 {
+		r.Names = slices.Clone(r.Names)
+		sort.Strings(r.Names)
+	}
 	if len(r.Data) == 0 {
 		r.Data = nil
 	}
@@ -75,7 +79,7 @@ func Equal(a, b *fsop.Result, rules Rules) (equal, sameOrder bool) {
 	sameOrder = slices.Equal(a.Entries, b.Entries)
 	if a.Errno != b.Errno || a.N != b.N || a.Size != b.Size || a.Target != b.Target ||
 		!bytes.Equal(a.Data, b.Data) || !bytes.Equal(a.Value, b.Value) ||
-		!slices.Equal(a.Names, b.Names) || !attrEqual(a.Stat, b.Stat, rules) ||
+		!sameNames(a.Names, b.Names) || !attrEqual(a.Stat, b.Stat, rules) ||
 		!statfsEqual(a.Statfs, b.Statfs, rules) {
 		return false, sameOrder
 	}
@@ -106,6 +110,21 @@ func statfsEqual(a, b *fsop.StatfsInfo, rules Rules) bool {
 		return *a == *b
 	}
 	return a.Namelen == b.Namelen
+}
+
+// sameNames compares xattr name lists as sets: listxattr's order is the
+// filesystem's (insertion order on ext4, sorted in the store).
+func sameNames(a, b []string) bool {
+	if slices.Equal(a, b) {
+		return true
+	}
+	if len(a) != len(b) {
+		return false
+	}
+	a, b = slices.Clone(a), slices.Clone(b)
+	sort.Strings(a)
+	sort.Strings(b)
+	return slices.Equal(a, b)
 }
 
 func sameEntrySet(a, b []fsop.Dirent) bool {

@@ -1,0 +1,130 @@
+package conformance_test
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/conformance"
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/mounttest"
+	"github.com/lighthouse-fs/lighthouse/primary"
+	"github.com/lighthouse-fs/lighthouse/shadow"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/compatibility.md from this run")
+
+const (
+	expectedFile = "expected-differences.yaml"
+	compatDoc    = "../docs/compatibility.md"
+)
+
+func TestMain(m *testing.M) {
+	mounttest.Main(m, map[string]fusemount.MountFunc{"bazil": primary.Mount, "gofuse": shadow.Mount})
+}
+
+// targets mounts both libraries (served by child processes) and returns
+// the four targets, the reference first.
+func targets(t *testing.T) ([]conformance.Target, []*mounttest.Mount) {
+	ref := t.TempDir()
+	bazil := mounttest.Start(t, "bazil", fusemount.Options{})
+	gofuse := mounttest.Start(t, "gofuse", fusemount.Options{})
+	return []conformance.Target{
+		conformance.DirTarget(conformance.Reference, ref),
+		conformance.DirTarget("bazil", bazil.Dir),
+		conformance.DirTarget("gofuse", gofuse.Dir),
+		conformance.StoreTarget("store"),
+	}, []*mounttest.Mount{bazil, gofuse}
+}
+
+// guard runs fn, aborting every mount if it hangs.
+func guard(t *testing.T, mounts []*mounttest.Mount, d time.Duration, fn func()) {
+	timer := time.AfterFunc(d, func() {
+		t.Errorf("conformance run hung for %v: aborting the FUSE connections", d)
+		for _, m := range mounts {
+			fusemount.Abort(m.Dir)
+		}
+	})
+	defer timer.Stop()
+	fn()
+}
+
+func TestConformance(t *testing.T) {
+	cases := conformance.Cases()
+	if len(cases) < 80 {
+		t.Fatalf("only %d cases; the suite promises at least 80", len(cases))
+	}
+	ex, err := conformance.DefaultExpected()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, mounts := targets(t)
+	var rep *conformance.Report
+	guard(t, mounts, 3*time.Minute, func() {
+		rep, err = conformance.Run(cases, ts, nil)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("\n%s\n%s", rep.Table(ex), rep.Summary())
+
+	doc := rep.Markdown("bazil", "gofuse", ex)
+	if *update {
+		if err := os.WriteFile(compatDoc, []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	} else if old, err := os.ReadFile(compatDoc); err != nil || string(old) != doc {
+		t.Errorf("%s is stale or missing: run `make compat` (go test ./conformance -run TestConformance -update) and commit it", filepath.Base(compatDoc))
+	}
+
+	for _, u := range rep.Unexpected(ex) {
+		name := strings.SplitN(u, " on ", 2)
+		for _, o := range rep.Outcomes {
+			if o.Case.Name != name[0] {
+				continue
+			}
+			var b strings.Builder
+			for _, m := range o.Compare(conformance.Reference, name[1]) {
+				fmt.Fprintf(&b, "  op %d %s %s: %s\n", m.Index, m.Op.Kind, m.Op.Path, m.Diff)
+			}
+			t.Errorf("%s differs from the reference (not in %s):\n%s", u, expectedFile, b.String())
+		}
+	}
+	for _, s := range rep.Stale(ex) {
+		t.Errorf("%s: listed in %s but no longer differs; delete the entry", s, expectedFile)
+	}
+}
+
+// TestErrnoTranslation is the one table both adapters' error translations
+// must agree on, so errno drift never shows up as a false divergence.
+func TestErrnoTranslation(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want syscall.Errno
+	}{
+		{"enoent", syscall.ENOENT, syscall.ENOENT},
+		{"wrapped", fmt.Errorf("lookup x: %w", syscall.ENOTEMPTY), syscall.ENOTEMPTY},
+		{"enodata", syscall.ENODATA, syscall.ENODATA},
+		{"erange", syscall.ERANGE, syscall.ERANGE},
+		{"exdev", syscall.EXDEV, syscall.EXDEV},
+		{"plain error", errors.New("disk on fire"), syscall.EIO},
+		{"doubly wrapped", fmt.Errorf("a: %w", fmt.Errorf("b: %w", syscall.EEXIST)), syscall.EEXIST},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := primary.Errno(tt.err); got != tt.want {
+				t.Errorf("primary.Errno(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+			if got := shadow.Errno(tt.err); got != tt.want {
+				t.Errorf("shadow.Errno(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}

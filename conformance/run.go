@@ -1,0 +1,173 @@
+// Package conformance is Lighthouse's differential conformance suite: short
+// sequences of real filesystem operations, run on several targets (a plain
+// directory, the kernel's own semantics and the reference; the store through
+// bazil; the store through go-fuse; the store called directly) and compared
+// result by result.
+//
+// # Findings, not failures
+//
+// A difference between the two FUSE libraries is a finding: the suite
+// reports it (Report.Markdown writes docs/compatibility.md). A target that
+// differs from the reference where the op is meant to be supported is a
+// failure, unless the case is in the expected-differences file with a
+// reason.
+//
+// # Processes
+//
+// The suite only makes syscalls; the mounts it drives must be served by
+// another process (see internal/mounttest and `lighthouse mount`).
+package conformance
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/lighthouse-fs/lighthouse/compare"
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/sysexec"
+)
+
+// Executor is an fsop.Executor that holds resources (open handles).
+type Executor interface {
+	fsop.Executor
+	Close() error
+}
+
+// Target is one place the cases run.
+type Target struct {
+	Name string
+	// NewCase returns an executor rooted at a fresh, empty directory for
+	// the named case.
+	NewCase func(caseName string) (Executor, error)
+}
+
+// DirTarget runs each case in a new subdirectory of root through real
+// syscalls: root is a plain directory or a FUSE mount served elsewhere.
+func DirTarget(name, root string) Target {
+	return Target{Name: name, NewCase: func(caseName string) (Executor, error) {
+		dir := filepath.Join(root, strings.ReplaceAll(caseName, "/", "."))
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("prepare case %s: %w", caseName, err)
+		}
+		return sysexec.New(dir, sysexec.Limits{})
+	}}
+}
+
+// StoreTarget runs each case on a new memory store called directly.
+func StoreTarget(name string) Target {
+	return Target{Name: name, NewCase: func(string) (Executor, error) {
+		return store.NewExecutor(store.OpenMemory(store.Options{})), nil
+	}}
+}
+
+// Outcome is one case's results on every target, index-aligned with Ops.
+type Outcome struct {
+	Case    Case
+	Results map[string][]fsop.Result
+}
+
+// Run runs every case on every target, in order. An error means a target
+// could not run a case at all (not that it answered differently).
+func Run(cases []Case, targets []Target, progress func(done, total int)) (*Report, error) {
+	rep := &Report{Targets: make([]string, len(targets))}
+	for i, t := range targets {
+		rep.Targets[i] = t.Name
+	}
+	for i, c := range cases {
+		out := Outcome{Case: c, Results: map[string][]fsop.Result{}}
+		for _, t := range targets {
+			res, err := runCase(t, c)
+			if err != nil {
+				return nil, fmt.Errorf("case %s on %s: %w", c.Name, t.Name, err)
+			}
+			out.Results[t.Name] = res
+		}
+		rep.Outcomes = append(rep.Outcomes, out)
+		if progress != nil {
+			progress(i+1, len(cases))
+		}
+	}
+	return rep, nil
+}
+
+// RunOps runs one op sequence on one target (the property test uses it).
+func RunOps(t Target, name string, ops []fsop.Op) ([]fsop.Result, error) {
+	return runCase(t, Case{Name: name, Ops: ops})
+}
+
+func runCase(t Target, c Case) ([]fsop.Result, error) {
+	ex, err := t.NewCase(c.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer ex.Close()
+	results := make([]fsop.Result, len(c.Ops))
+	for i := range c.Ops {
+		op := c.Ops[i] // a copy: Validate cleans paths in place
+		if err := op.Validate(); err != nil {
+			return nil, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
+		}
+		res, err := ex.Exec(&op)
+		if err != nil {
+			if errors.Is(err, fsop.ErrPathEscapes) {
+				res = fsop.Result{Errno: "REFUSED"} // the same on every target, whatever the message
+			} else {
+				return nil, fmt.Errorf("op %d (%s): %w", i, op.Kind, err)
+			}
+		}
+		results[i] = res
+	}
+	return results, nil
+}
+
+// Report holds the outcome of a run.
+type Report struct {
+	Targets  []string
+	Outcomes []Outcome
+}
+
+// Mismatch is one op whose result differs between two targets.
+type Mismatch struct {
+	Index    int
+	Op       fsop.Op
+	Want     fsop.Result // the first target's result
+	Got      fsop.Result
+	Diff     string
+	OrderOnly bool // only the directory order differs
+}
+
+// Compare lists the ops of o whose results differ between targets a and b.
+// A difference in directory order alone is listed with OrderOnly set.
+func (o Outcome) Compare(a, b string) []Mismatch {
+	ra, rb := o.Results[a], o.Results[b]
+	var out []Mismatch
+	for i := range o.Case.Ops {
+		if i >= len(ra) || i >= len(rb) {
+			break
+		}
+		na, nb := compare.Normalize(ra[i], o.Case.Rules), compare.Normalize(rb[i], o.Case.Rules)
+		eq, sameOrder := compare.Equal(&ra[i], &rb[i], o.Case.Rules)
+		if eq && !sameOrder && o.Case.Ops[i].Kind == fsop.Readdir {
+			out = append(out, Mismatch{Index: i, Op: o.Case.Ops[i], Want: ra[i], Got: rb[i], OrderOnly: true})
+			continue
+		}
+		if !eq {
+			out = append(out, Mismatch{Index: i, Op: o.Case.Ops[i], Want: na, Got: nb, Diff: compare.Diff(ra[i], rb[i], o.Case.Rules)})
+		}
+	}
+	return out
+}
+
+// Differs reports whether a and b differ on o in more than directory order.
+func (o Outcome) Differs(a, b string) bool {
+	for _, m := range o.Compare(a, b) {
+		if !m.OrderOnly {
+			return true
+		}
+	}
+	return false
+}
