@@ -14,9 +14,11 @@ func mkdir(p string) fsop.Op { return fsop.Op{Kind: fsop.Mkdir, Path: p, Mode: 0
 func mkdirMode(p string, m uint32) fsop.Op {
 	return fsop.Op{Kind: fsop.Mkdir, Path: p, Mode: m}
 }
-func rmdir(p string) fsop.Op         { return fsop.Op{Kind: fsop.Rmdir, Path: p} }
-func create(p string) fsop.Op        { return fsop.Op{Kind: fsop.Create, Path: p, Mode: 0o644} }
-func createExcl(p string) fsop.Op    { return fsop.Op{Kind: fsop.Create, Path: p, Mode: 0o644, Exclusive: true} }
+func rmdir(p string) fsop.Op  { return fsop.Op{Kind: fsop.Rmdir, Path: p} }
+func create(p string) fsop.Op { return fsop.Op{Kind: fsop.Create, Path: p, Mode: 0o644} }
+func createExcl(p string) fsop.Op {
+	return fsop.Op{Kind: fsop.Create, Path: p, Mode: 0o644, Exclusive: true}
+}
 func createMode(p string, m uint32) fsop.Op {
 	return fsop.Op{Kind: fsop.Create, Path: p, Mode: m}
 }

@@ -132,11 +132,11 @@ type Report struct {
 
 // Mismatch is one op whose result differs between two targets.
 type Mismatch struct {
-	Index    int
-	Op       fsop.Op
-	Want     fsop.Result // the first target's result
-	Got      fsop.Result
-	Diff     string
+	Index     int
+	Op        fsop.Op
+	Want      fsop.Result // the first target's result
+	Got       fsop.Result
+	Diff      string
 	OrderOnly bool // only the directory order differs
 }
 
