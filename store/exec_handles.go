@@ -36,32 +36,6 @@ func (f *file) access() (read, write bool) {
 	return fmode&1 != 0, fmode&2 != 0
 }
 
-// Open flags as open(2) accepts them (VALID_OPEN_FLAGS), with sysexec's
-// normalization (the kernel's build_open_how): unknown bits are dropped,
-// O_PATH keeps only the flags it allows, the mode only when the open can
-// create.
-const (
-	validOpenFlags = unix.O_RDONLY | unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT |
-		unix.O_EXCL | unix.O_NOCTTY | unix.O_TRUNC | unix.O_APPEND | unix.O_NONBLOCK |
-		unix.O_DSYNC | unix.O_SYNC | unix.O_ASYNC | unix.O_DIRECT | unix.O_LARGEFILE |
-		unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC |
-		unix.O_PATH | unix.O_TMPFILE
-	pathOpenFlags = unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_PATH | unix.O_CLOEXEC
-	oTmpfileOnly  = unix.O_TMPFILE &^ unix.O_DIRECTORY // __O_TMPFILE
-)
-
-// openHow returns the flags and mode open(2) would use for flags and mode.
-func openHow(flags int, mode uint32) (int, uint32) {
-	f := int(uint32(flags)) & validOpenFlags
-	if f&unix.O_PATH != 0 {
-		f &= pathOpenFlags
-	}
-	if f&(unix.O_CREAT|oTmpfileOnly) == 0 {
-		mode = 0
-	}
-	return f, mode & 0o7777
-}
-
 // openAt is open(2) of p, without keeping the file: openat2's flag checks,
 // the walk (O_CREAT creating a missing final name, even through a dangling
 // symlink), do_open's and may_open's checks in their order, then O_TRUNC.
@@ -70,7 +44,7 @@ func (e *Executor) openAt(p string, flags int, mode uint32) (file, error) {
 	switch {
 	case flags&(unix.O_DIRECTORY|unix.O_CREAT) == unix.O_DIRECTORY|unix.O_CREAT:
 		return file{}, syscall.EINVAL
-	case flags&oTmpfileOnly != 0:
+	case flags&(unix.O_TMPFILE&^unix.O_DIRECTORY) != 0: // __O_TMPFILE
 		if flags&unix.O_DIRECTORY == 0 || acc == unix.O_RDONLY {
 			return file{}, syscall.EINVAL
 		}
@@ -439,7 +413,7 @@ func (e *Executor) open(op *fsop.Op) (fsop.Result, error) {
 	if err != nil {
 		return fsop.Result{}, err
 	}
-	flags, mode := openHow(op.Flags, op.Mode)
+	flags, mode := fsop.OpenHow(op.Flags, op.Mode)
 	f, err := e.openFile(op.Path, flags, mode)
 	if err != nil {
 		e.handles.unreserve(op.Handle, h)

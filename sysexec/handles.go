@@ -120,32 +120,6 @@ func (e *Executor) withHandle(id uint64, fn func(fd int) error) error {
 	return fn(h.fd)
 }
 
-// Open flags as open(2) accepts them (VALID_OPEN_FLAGS). openat2 is strict
-// where open(2) is lenient, so open normalizes like the kernel's
-// build_open_how: unknown bits are dropped, O_PATH keeps only the flags it
-// allows, and the mode is kept only when the open can create.
-const (
-	validOpenFlags = unix.O_RDONLY | unix.O_WRONLY | unix.O_RDWR | unix.O_CREAT |
-		unix.O_EXCL | unix.O_NOCTTY | unix.O_TRUNC | unix.O_APPEND | unix.O_NONBLOCK |
-		unix.O_DSYNC | unix.O_SYNC | unix.O_ASYNC | unix.O_DIRECT | unix.O_LARGEFILE |
-		unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_NOATIME | unix.O_CLOEXEC |
-		unix.O_PATH | unix.O_TMPFILE
-	pathOpenFlags = unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_PATH | unix.O_CLOEXEC
-	oTmpfileOnly  = unix.O_TMPFILE &^ unix.O_DIRECTORY // __O_TMPFILE
-)
-
-// openHow returns the flags and mode open(2) would use for flags and mode.
-func openHow(flags int, mode uint32) (int, uint32) {
-	f := int(uint32(flags)) & validOpenFlags
-	if f&unix.O_PATH != 0 {
-		f &= pathOpenFlags
-	}
-	if f&(unix.O_CREAT|oTmpfileOnly) == 0 {
-		mode = 0
-	}
-	return f, mode & 0o7777
-}
-
 // open opens op.Path with op.Flags (O_CLOEXEC added) and op.Mode and keeps
 // the fd under op.Handle. A handle id in use is refused before anything is
 // opened.
@@ -154,7 +128,7 @@ func (e *Executor) open(op *fsop.Op) (fsop.Result, error) {
 	if !ok {
 		return fsop.Result{}, fmt.Errorf("sysexec: %w: %w %d", fsop.ErrBadValue, ErrHandleInUse, op.Handle)
 	}
-	flags, mode := openHow(op.Flags, op.Mode)
+	flags, mode := fsop.OpenHow(op.Flags, op.Mode)
 	fd, err := e.openFile(op.Path, flags, mode)
 	if err != nil {
 		e.handles.unreserve(op.Handle, h)
