@@ -22,13 +22,6 @@ func (e *enc) u64(v uint64)   { e.b = binary.LittleEndian.AppendUint64(e.b, v) }
 func (e *enc) i64(v int64)    { e.u64(uint64(v)) }
 func (e *enc) bytes(v []byte) { e.u32(uint32(len(v))); e.b = append(e.b, v...) }
 func (e *enc) str(v string)   { e.u32(uint32(len(v))); e.b = append(e.b, v...) }
-func (e *enc) boolean(v bool) {
-	if v {
-		e.u8(1)
-	} else {
-		e.u8(0)
-	}
-}
 
 // dec reads what enc wrote. The first short read sets err; later reads
 // return zero values, so callers check err once at the end.
@@ -68,9 +61,8 @@ func (d *dec) u64() uint64 {
 	return 0
 }
 
-func (d *dec) i64() int64    { return int64(d.u64()) }
-func (d *dec) boolean() bool { return d.u8() != 0 }
-func (d *dec) str() string   { return string(d.take(int(d.u32()))) }
+func (d *dec) i64() int64  { return int64(d.u64()) }
+func (d *dec) str() string { return string(d.take(int(d.u32()))) }
 
 // bytes returns a copy, so the decoded value does not pin the input buffer.
 func (d *dec) bytes() []byte {

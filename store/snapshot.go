@@ -1,12 +1,10 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"os"
 	"sort"
 )
@@ -195,17 +193,4 @@ func Checksum(snapshot []byte) (uint32, error) {
 		return 0, ErrBadSnapshot
 	}
 	return binary.LittleEndian.Uint32(snapshot[len(snapshot)-4:]), nil
-}
-
-// readAllLimited reads r up to max bytes, failing beyond.
-func readAllLimited(r io.Reader, max int64) ([]byte, error) {
-	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(r, max+1))
-	if err != nil {
-		return nil, err
-	}
-	if n > max {
-		return nil, fmt.Errorf("%w: larger than %d bytes", ErrBadSnapshot, max)
-	}
-	return buf.Bytes(), nil
 }
