@@ -1,0 +1,328 @@
+// Package bridge serves one store through one FUSE library and executes
+// every operation it receives through the kernel, on its own mount point,
+// with real syscalls: the result includes the library's behaviour.
+//
+// # Processes
+//
+// The bridge process serves the HTTP API, the store and the FUSE mount. It
+// never makes a syscall on its own mount (the Go runtime can deadlock): ops
+// run in an executor process, this binary re-executed with EnvExecutor set,
+// started before the mount and spoken to with fsop frames over its stdin
+// and stdout. An op that outlives Config.OpTimeout marks the executor hung:
+// it is killed and replaced, the op answers an error, the bridge serves on.
+// Handles held by a replaced executor are gone (later ops on them: EBADF).
+//
+// # Backend selection
+//
+// Config.Backend is the first choice, Config.Fallback the second; if
+// neither mounts, the bridge runs degraded, executing ops on the store
+// directly (store.Executor), and says so in the log, in /v1/info, in the
+// lighthouse_fuse_backend_active gauge and in LIGHTHOUSE_ACTIVE_FUSE_BACKEND.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/metrics"
+	"github.com/lighthouse-fs/lighthouse/store"
+)
+
+// Environment contract (../shared/design/ARCHITECTURE.md).
+const (
+	EnvBackend       = "LIGHTHOUSE_FUSE_BACKEND"
+	EnvFallback      = "LIGHTHOUSE_FUSE_FALLBACK"
+	EnvActiveBackend = "LIGHTHOUSE_ACTIVE_FUSE_BACKEND"
+	Degraded         = "degraded"
+)
+
+// Config configures a bridge. Zero values get the documented defaults.
+type Config struct {
+	// Backends maps backend names (bazil, gofuse) to their Mount functions.
+	Backends map[string]fusemount.MountFunc
+	// Backend and Fallback are the first and second choice of library.
+	Backend, Fallback string
+	// Role is the bridge's role label in metrics: primary or shadow.
+	Role string
+	// MountDir is the mount point; DataDir the store's directory ("" keeps
+	// the store in memory).
+	MountDir, DataDir string
+	// Sync is the store's fsync policy (default always).
+	Sync store.SyncPolicy
+	// Mount are the kernel cache settings, the same for every backend.
+	Mount fusemount.Options
+	// MaxBody bounds a request body (default 80 MiB); MaxSnapshot a PUT
+	// /v1/snapshot body (default 2 GiB).
+	MaxBody, MaxSnapshot int64
+	// OpTimeout is how long one op may take before the executor is
+	// declared hung and replaced (default 30 s).
+	OpTimeout time.Duration
+	// Registerer receives the bridge's metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.MaxBody == 0 {
+		c.MaxBody = 80 << 20
+	}
+	if c.MaxSnapshot == 0 {
+		c.MaxSnapshot = 2 << 30
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = 30 * time.Second
+	}
+	if c.Role == "" {
+		c.Role = "primary"
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Bridge is a running bridge: store, mount (or degraded mode) and executor.
+type Bridge struct {
+	cfg     Config
+	log     *slog.Logger
+	st      *store.Store
+	metrics *metrics.Bridge
+
+	// opsMu is held shared by every op and exclusively to swap the mount
+	// or the executor (snapshot restore, executor replacement).
+	opsMu   sync.RWMutex
+	active  string // bazil, gofuse or degraded
+	unmount func() error
+	done    <-chan error
+	exec    *executorProc   // nil when degraded
+	direct  *store.Executor // degraded mode
+	handles map[uint64]bool // open handle ids, for the gauge and close-all
+	hmu     sync.Mutex
+	started time.Time
+}
+
+// Start opens the store, starts the executor, and mounts with the first
+// backend that works (or runs degraded).
+func Start(ctx context.Context, cfg Config) (*Bridge, error) {
+	cfg.defaults()
+	b := &Bridge{cfg: cfg, log: cfg.Logger, metrics: metrics.NewBridge(cfg.Registerer),
+		handles: map[uint64]bool{}, started: time.Now()}
+	var err error
+	if cfg.DataDir == "" {
+		b.st = store.OpenMemory(store.Options{})
+	} else if b.st, err = store.Open(cfg.DataDir, store.Options{Sync: cfg.Sync, Logf: func(f string, a ...any) {
+		b.log.Info(fmt.Sprintf(f, a...), "component", "store")
+	}}); err != nil {
+		return nil, err
+	}
+	// The executor first: forking after the mount is up is what deadlocks.
+	if b.exec, err = startExecutor(nil); err != nil {
+		b.st.Close()
+		return nil, err
+	}
+	b.metrics.Executors.Inc()
+	b.active = b.mountFirstWorking()
+	if b.active == Degraded {
+		b.exec.stop(ctx)
+		b.exec = nil
+		b.direct = store.NewExecutor(b.st)
+		b.log.Error("NO FUSE MOUNT: running DEGRADED, ops execute on the store directly; results no longer include a FUSE library",
+			"backend", cfg.Backend, "fallback", cfg.Fallback)
+	} else if err := b.exec.control(ctx, ctlAttach, cfg.MountDir); err != nil {
+		b.Close(ctx)
+		return nil, fmt.Errorf("attach executor to %s: %w", cfg.MountDir, err)
+	}
+	os.Setenv(EnvActiveBackend, b.active)
+	b.metrics.Active.WithLabelValues(b.active, cfg.Role).Set(1)
+	b.log.Info("bridge ready", "active_backend", b.active, "role", cfg.Role, "mount", cfg.MountDir, EnvActiveBackend, b.active)
+	return b, nil
+}
+
+// mountFirstWorking tries the backend, then the fallback; "degraded" if
+// neither mounts.
+func (b *Bridge) mountFirstWorking() string {
+	for _, name := range []string{b.cfg.Backend, b.cfg.Fallback} {
+		if name == "" {
+			continue
+		}
+		if err := b.mount(name); err != nil {
+			b.log.Warn("backend unusable", "backend", name, "err", err)
+			continue
+		}
+		return name
+	}
+	return Degraded
+}
+
+func (b *Bridge) mount(name string) error {
+	mount, ok := b.cfg.Backends[name]
+	if !ok {
+		return fmt.Errorf("unknown FUSE backend %q", name)
+	}
+	if b.cfg.MountDir == "" {
+		return errors.New("no mount directory configured")
+	}
+	unmount, done, err := mount(b.cfg.MountDir, b.st, b.cfg.Mount)
+	if err != nil {
+		return err
+	}
+	b.unmount, b.done = unmount, done
+	return nil
+}
+
+// Active is the backend in use: bazil, gofuse or degraded.
+func (b *Bridge) Active() string { return b.active }
+
+// Store is the bridge's store (for tests and the snapshot endpoints).
+func (b *Bridge) Store() *store.Store { return b.st }
+
+// Exec runs one validated op and returns its result. errRefused means a
+// bad request, errFailed that the bridge could not run it.
+func (b *Bridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
+	start := time.Now()
+	b.opsMu.RLock()
+	res, err := b.execLocked(ctx, op, false)
+	b.opsMu.RUnlock()
+	result := metrics.ResultOK
+	switch {
+	case errors.Is(err, errRefused):
+		result = metrics.ResultRefused
+	case err != nil:
+		result = metrics.ResultFailed
+	case res.Errno != "":
+		result = metrics.ResultErrno
+	}
+	b.metrics.Operations.WithLabelValues(b.active, string(op.Kind), result).Inc()
+	if err == nil {
+		b.metrics.Duration.WithLabelValues(b.active, string(op.Kind)).Observe(time.Since(start).Seconds())
+		b.trackHandle(op, &res)
+	}
+	if errors.Is(err, errFailed) && !errors.Is(err, context.Canceled) {
+		b.log.Error("op failed", "op", op.Kind, "path", op.Path, "err", err)
+	}
+	return res, err
+}
+
+// execLocked runs op; opsMu is held. Client ops (probe false) may not touch
+// the probe's reserved name.
+func (b *Bridge) execLocked(ctx context.Context, op *fsop.Op, probe bool) (fsop.Result, error) {
+	if !probe && isReserved(op) {
+		return fsop.Result{}, fmt.Errorf("%w: %s is reserved for the bridge's readiness probe", errRefused, probeName)
+	}
+	if b.direct != nil {
+		res, err := b.direct.Exec(op)
+		if err != nil {
+			return res, fmt.Errorf("%w: %v", errRefused, err)
+		}
+		if !probe {
+			hideProbe(op, &res)
+		}
+		return res, nil
+	}
+	ex := b.exec
+	octx, cancel := context.WithTimeout(ctx, b.cfg.OpTimeout)
+	defer cancel()
+	res, err := ex.exec(octx, op)
+	if err != nil && octx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		go b.replaceExecutor(ex)
+		return res, fmt.Errorf("%w: op took longer than %v: executor replaced", errFailed, b.cfg.OpTimeout)
+	}
+	if err == nil && !probe {
+		hideProbe(op, &res)
+	}
+	return res, err
+}
+
+// replaceExecutor kills a hung executor and starts another. The new one
+// is started while the mount is served: safe because it inherits no file
+// on the mount and starts in "/" (go-fuse fs/api.go, "Deadlocks").
+func (b *Bridge) replaceExecutor(hung *executorProc) {
+	b.opsMu.Lock()
+	defer b.opsMu.Unlock()
+	if b.exec != hung {
+		return // already replaced
+	}
+	b.log.Error("executor hung: killing and replacing it; its open handles are lost")
+	hung.kill()
+	ex, err := startExecutor(nil)
+	if err != nil {
+		b.log.Error("cannot start a new executor", "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.OpTimeout)
+	defer cancel()
+	if err := ex.control(ctx, ctlAttach, b.cfg.MountDir); err != nil {
+		b.log.Error("cannot attach the new executor", "err", err)
+	}
+	b.exec = ex
+	b.metrics.Executors.Inc()
+	b.hmu.Lock()
+	clear(b.handles)
+	b.metrics.Handles.Set(0)
+	b.hmu.Unlock()
+}
+
+func (b *Bridge) trackHandle(op *fsop.Op, res *fsop.Result) {
+	if res.Errno != "" || (op.Kind != fsop.Open && op.Kind != fsop.Close) {
+		return
+	}
+	b.hmu.Lock()
+	defer b.hmu.Unlock()
+	if op.Kind == fsop.Open {
+		b.handles[op.Handle] = true
+	} else {
+		delete(b.handles, op.Handle)
+	}
+	b.metrics.Handles.Set(float64(len(b.handles)))
+}
+
+// RunCommand runs argv with LIGHTHOUSE_ACTIVE_FUSE_BACKEND in its
+// environment, outside the mount (the bridge must never exec from it).
+func (b *Bridge) RunCommand(ctx context.Context, argv []string) error {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), EnvActiveBackend+"="+b.active)
+	cmd.Dir = "/"
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd.Run()
+}
+
+// Close finishes running ops, closes handles, unmounts and flushes the
+// store's log, within ctx.
+func (b *Bridge) Close(ctx context.Context) error {
+	b.opsMu.Lock()
+	defer b.opsMu.Unlock()
+	var errs []error
+	if b.exec != nil {
+		b.exec.control(ctx, ctlCloseAll, "")
+		b.exec.stop(ctx)
+		b.exec = nil
+	}
+	if b.direct != nil {
+		errs = append(errs, b.direct.Close())
+	}
+	if b.unmount != nil {
+		errs = append(errs, b.unmount())
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("serve loop did not end: %w", ctx.Err()))
+		}
+		b.unmount = nil
+	}
+	errs = append(errs, b.st.Close())
+	b.metrics.Active.WithLabelValues(b.active, b.cfg.Role).Set(0)
+	return errors.Join(errs...)
+}

@@ -1,0 +1,245 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/store"
+)
+
+// probeName is the file /readyz writes, reads back and removes through the
+// mount. Clients may not use it, and readdir of the root hides it, so the
+// probe never shows up as a difference between two bridges.
+const probeName = ".lighthouse-readyz"
+
+func isReserved(op *fsop.Op) bool {
+	first := func(p string) string { f, _, _ := strings.Cut(p, "/"); return f }
+	return first(op.Path) == probeName || (op.To != "" && first(op.To) == probeName)
+}
+
+func hideProbe(op *fsop.Op, res *fsop.Result) {
+	if op.Kind == fsop.Readdir && op.Path == "." {
+		res.Entries = slices.DeleteFunc(res.Entries, func(e fsop.Dirent) bool { return e.Name == probeName })
+	}
+}
+
+// Handler returns the bridge's HTTP API: /v1/ops, /v1/info, /v1/snapshot,
+// /healthz, /readyz and /metrics (from gatherer, if not nil).
+func (b *Bridge) Handler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/ops", b.handleOps)
+	mux.HandleFunc("GET /v1/info", b.handleInfo)
+	mux.HandleFunc("GET /v1/snapshot", b.handleGetSnapshot)
+	mux.HandleFunc("PUT /v1/snapshot", b.handlePutSnapshot)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", b.handleReady)
+	if gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, err error) {
+	writeJSON(w, status, map[string]string{"error": err.Error()})
+}
+
+func (b *Bridge) handleOps(w http.ResponseWriter, r *http.Request) {
+	ops, batch, err := fsop.DecodeRequest(r.Body, b.cfg.MaxBody)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, fsop.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeError(w, status, err)
+		return
+	}
+	results := make([]fsop.Result, 0, len(ops))
+	for i := range ops {
+		res, err := b.Exec(r.Context(), &ops[i])
+		if err != nil {
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, errRefused) {
+				status = http.StatusBadRequest
+			}
+			if !batch {
+				writeError(w, status, err)
+				return
+			}
+			// The ops before this one ran: say what they did.
+			writeJSON(w, status, struct {
+				Error   string        `json:"error"`
+				Results []fsop.Result `json:"results"`
+			}{fmt.Sprintf("op %d: %v", i, err), results})
+			return
+		}
+		results = append(results, res)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fsop.EncodeResults(w, results, batch)
+}
+
+// Info is what GET /v1/info answers.
+type Info struct {
+	ActiveBackend string `json:"active_backend"`
+	Backend       string `json:"backend"`
+	Fallback      string `json:"fallback"`
+	Role          string `json:"role"`
+	Mount         string `json:"mount"`
+	Degraded      bool   `json:"degraded"`
+	Inodes        int    `json:"inodes"`
+	Generation    uint64 `json:"generation"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	PID           int    `json:"pid"`
+}
+
+func (b *Bridge) Info() Info {
+	return Info{ActiveBackend: b.active, Backend: b.cfg.Backend, Fallback: b.cfg.Fallback, Role: b.cfg.Role,
+		Mount: b.cfg.MountDir, Degraded: b.active == Degraded, Inodes: b.st.Inodes(), Generation: b.st.Generation(),
+		UptimeSeconds: int64(time.Since(b.started).Seconds()), PID: os.Getpid()}
+}
+
+func (b *Bridge) handleInfo(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, b.Info())
+}
+
+// Probe writes, reads back and removes a file through the mount (or the
+// store, degraded) and reports what went wrong, if anything.
+func (b *Bridge) Probe(ctx context.Context) error {
+	payload := []byte(fmt.Sprintf("readyz %d", time.Now().UnixNano()))
+	steps := []fsop.Op{
+		{Kind: fsop.WriteFile, Path: probeName, Data: payload},
+		{Kind: fsop.ReadFile, Path: probeName},
+		{Kind: fsop.Unlink, Path: probeName},
+	}
+	b.opsMu.RLock()
+	defer b.opsMu.RUnlock()
+	for i := range steps {
+		res, err := b.execLocked(ctx, &steps[i], true)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", steps[i].Kind, probeName, err)
+		}
+		if res.Errno != "" {
+			return fmt.Errorf("%s %s: %s", steps[i].Kind, probeName, res.Errno)
+		}
+		if steps[i].Kind == fsop.ReadFile && string(res.Data) != string(payload) {
+			return fmt.Errorf("read back %q, wrote %q", res.Data, payload)
+		}
+	}
+	return nil
+}
+
+func (b *Bridge) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := b.Probe(ctx); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error(), "active_backend": b.active})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "active_backend": b.active})
+}
+
+// ChecksumHeader carries a snapshot's crc32c (hex) on GET and, optionally,
+// PUT /v1/snapshot.
+const ChecksumHeader = "X-Lighthouse-Checksum"
+
+func (b *Bridge) handleGetSnapshot(w http.ResponseWriter, _ *http.Request) {
+	snap := b.st.Snapshot()
+	sum, _ := store.Checksum(snap)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set(ChecksumHeader, fmt.Sprintf("%08x", sum))
+	w.Write(snap)
+}
+
+func (b *Bridge) handlePutSnapshot(w http.ResponseWriter, r *http.Request) {
+	body := http.MaxBytesReader(w, r.Body, b.cfg.MaxSnapshot)
+	snap, err := io.ReadAll(body)
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("snapshot larger than %d bytes", b.cfg.MaxSnapshot))
+			return
+		}
+		writeError(w, http.StatusBadRequest, fmt.Errorf("read snapshot: %w", err))
+		return
+	}
+	if want := r.Header.Get(ChecksumHeader); want != "" {
+		sum, err := store.Checksum(snap)
+		if err != nil || fmt.Sprintf("%08x", sum) != strings.ToLower(want) {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("snapshot checksum %08x does not match %s %s", sum, ChecksumHeader, want))
+			return
+		}
+	}
+	if err := b.Restore(r.Context(), snap); err != nil {
+		status := http.StatusInternalServerError
+		if errors.Is(err, store.ErrBadSnapshot) {
+			status = http.StatusBadRequest
+		}
+		writeError(w, status, err)
+		return
+	}
+	sum, _ := store.Checksum(b.st.Snapshot())
+	writeJSON(w, http.StatusOK, map[string]any{"restored": true, "inodes": b.st.Inodes(), "checksum": fmt.Sprintf("%08x", sum)})
+}
+
+// Restore replaces the store with snap atomically. Running ops finish
+// first; open handles are closed; the mount is remounted so that neither
+// the kernel nor the library keeps anything of the old tree.
+func (b *Bridge) Restore(ctx context.Context, snap []byte) error {
+	b.opsMu.Lock()
+	defer b.opsMu.Unlock()
+	if b.exec != nil {
+		if err := b.exec.control(ctx, ctlCloseAll, ""); err != nil {
+			return fmt.Errorf("close handles before restore: %w", err)
+		}
+	}
+	if b.direct != nil {
+		b.direct.Close()
+	}
+	b.hmu.Lock()
+	clear(b.handles)
+	b.metrics.Handles.Set(0)
+	b.hmu.Unlock()
+	if b.unmount != nil {
+		if err := b.unmount(); err != nil {
+			return fmt.Errorf("unmount before restore: %w", err)
+		}
+		<-b.done
+		b.unmount = nil
+	}
+	restoreErr := b.st.Restore(snap)
+	// Remount whatever happened: a refused snapshot leaves the old tree.
+	if b.active != Degraded {
+		if err := b.mount(b.active); err != nil {
+			return errors.Join(restoreErr, fmt.Errorf("remount %s after restore: %w", b.active, err))
+		}
+		if err := b.exec.control(ctx, ctlAttach, b.cfg.MountDir); err != nil {
+			return errors.Join(restoreErr, fmt.Errorf("attach executor after restore: %w", err))
+		}
+	} else {
+		b.direct = store.NewExecutor(b.st)
+	}
+	if restoreErr == nil {
+		b.metrics.Restores.Inc()
+	}
+	return restoreErr
+}
