@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/lighthouse-fs/lighthouse/bridge"
+	"github.com/lighthouse-fs/lighthouse/store"
+)
+
+// bridgeFlags configure a bridge from flags, falling back to the contract
+// environment variables.
+type bridgeFlags struct {
+	mountFlags
+	listen   string
+	mount    string
+	fallback string
+	role     string
+	timeout  time.Duration
+	maxBody  int64
+}
+
+func (f *bridgeFlags) register(cmd *cobra.Command) {
+	f.mountFlags.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.listen, "listen", "127.0.0.1:8765", "HTTP API address")
+	fl.StringVar(&f.mount, "mount", "", "mount point (required unless degraded on purpose)")
+	fl.StringVar(&f.fallback, "fallback", "", "second-choice FUSE library (default $"+bridge.EnvFallback+")")
+	fl.StringVar(&f.role, "role", "primary", "role label in metrics: primary or shadow")
+	fl.DurationVar(&f.timeout, "op-timeout", 30*time.Second, "an op running longer marks the executor hung: it is replaced")
+	fl.Int64Var(&f.maxBody, "max-body", 80<<20, "largest request body accepted, bytes")
+}
+
+func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
+	if f.backend == "" {
+		f.backend = os.Getenv(bridge.EnvBackend)
+	}
+	if f.fallback == "" {
+		f.fallback = os.Getenv(bridge.EnvFallback)
+	}
+	if f.backend == "" {
+		return bridge.Config{}, fmt.Errorf("no FUSE backend: pass --backend %s or set %s", backendNames(), bridge.EnvBackend)
+	}
+	policy, err := store.ParseSyncPolicy(f.sync)
+	if err != nil {
+		return bridge.Config{}, err
+	}
+	mnt := f.mount
+	if mnt != "" {
+		if mnt, err = filepath.Abs(mnt); err != nil {
+			return bridge.Config{}, err
+		}
+	}
+	return bridge.Config{
+		Backends: backends, Backend: f.backend, Fallback: f.fallback, Role: f.role,
+		MountDir: mnt, DataDir: f.data, Sync: policy, Mount: f.opts,
+		MaxBody: f.maxBody, OpTimeout: f.timeout, Registerer: reg,
+	}, nil
+}
+
+func bridgeCmd() *cobra.Command {
+	var f bridgeFlags
+	cmd := &cobra.Command{
+		Use:   "bridge --listen ADDR --mount DIR --data DIR [--backend bazil|gofuse] [-- COMMAND...]",
+		Short: "Serve a store through one FUSE library and an HTTP API that executes every op on the mount",
+		Long: `Serve a store on --mount through the FUSE library chosen by --backend (or
+$LIGHTHOUSE_FUSE_BACKEND), falling back to --fallback (or
+$LIGHTHOUSE_FUSE_FALLBACK), or running degraded on the store when neither
+mounts. The HTTP API (docs/protocol.md) executes every op through the mount
+from a separate executor process. A COMMAND after -- is run once the bridge is
+ready, with LIGHTHOUSE_ACTIVE_FUSE_BACKEND in its environment.
+SIGINT/SIGTERM: stop accepting, finish running ops, close handles, flush the
+log, unmount.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+			cfg, err := f.config(reg)
+			if err != nil {
+				return err
+			}
+			return serveBridge(cmd.Context(), cfg, reg, f.listen, args)
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func serveBridge(ctx context.Context, cfg bridge.Config, reg *prometheus.Registry, listen string, run []string) error {
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another bridge running?)", listen, err)
+	}
+	b, err := bridge.Start(ctx, cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: b.Handler(reg), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	slog.Info("bridge listening", "addr", ln.Addr().String(), "active_backend", b.Active())
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	if len(run) > 0 {
+		g.Go(func() error {
+			if err := b.RunCommand(gctx, run); err != nil {
+				slog.Error("command failed", "command", run, "err", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		slog.Info("shutting down: finishing running ops")
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return errors.Join(srv.Shutdown(sctx), b.Close(sctx))
+	})
+	return g.Wait()
+}
+
+func validateCmd() *cobra.Command {
+	var f bridgeFlags
+	var url string
+	var allowDegraded bool
+	cmd := &cobra.Command{
+		Use:   "validate [--backend X] [--url http://127.0.0.1:8765]",
+		Short: "Check a FUSE backend end to end (the container health check): exit 0 if healthy, 1 if not",
+		Long: `With --url, ask a running bridge's /readyz and /v1/info. Without it, mount a
+fresh memory store through --backend in a temporary directory, write, read back
+and remove a probe file through the mount, unmount, and report.`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if url != "" {
+				return validateURL(cmd.Context(), url)
+			}
+			if f.mount == "" {
+				dir, err := os.MkdirTemp("", "lighthouse-validate-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				f.mount = dir
+			}
+			f.data = ""
+			cfg, err := f.config(nil)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			b, err := bridge.Start(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			probeErr := b.Probe(ctx)
+			closeErr := b.Close(ctx)
+			fmt.Printf("backend %s: active %s, probe: %s\n", cfg.Backend, b.Active(), okOr(probeErr))
+			switch {
+			case probeErr != nil:
+				return probeErr
+			case closeErr != nil:
+				return fmt.Errorf("unmount: %w", closeErr)
+			case b.Active() == bridge.Degraded && !allowDegraded:
+				return fmt.Errorf("no FUSE backend could mount (degraded)")
+			}
+			return nil
+		},
+	}
+	f.register(cmd)
+	cmd.Flags().StringVar(&url, "url", "", "check a running bridge instead of mounting")
+	cmd.Flags().BoolVar(&allowDegraded, "allow-degraded", false, "exit 0 even when only degraded mode works")
+	return cmd
+}
+
+func okOr(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+func validateURL(ctx context.Context, url string) error {
+	get := func(path string, v any) (int, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(v)
+	}
+	var info bridge.Info
+	if _, err := get("/v1/info", &info); err != nil {
+		return fmt.Errorf("bridge at %s: %w", url, err)
+	}
+	var ready map[string]string
+	status, err := get("/readyz", &ready)
+	if err != nil {
+		return fmt.Errorf("bridge at %s: %w", url, err)
+	}
+	fmt.Printf("bridge %s: role %s, active backend %s, readyz %d %s\n", url, info.Role, info.ActiveBackend, status, ready["error"])
+	if status != http.StatusOK {
+		return fmt.Errorf("not ready: %s", ready["error"])
+	}
+	return nil
+}

@@ -1,0 +1,156 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/lighthouse-fs/lighthouse/conformance"
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+)
+
+func compatCmd() *cobra.Command {
+	var dir, markdown string
+	cmd := &cobra.Command{
+		Use:   "compat [--dir DIR]",
+		Short: "Mount the store through bazil and go-fuse side by side and run the conformance cases on both",
+		Long: `Mount a fresh store through each FUSE library under DIR (each served by its own
+'lighthouse mount' process), run every conformance case on a plain directory
+(the reference), both mounts and the store called directly, print the
+case-by-target table, and exit 1 if a target differs from the reference in a
+way the expected-differences list does not explain.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCompat(dir, markdown)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", ".lighthouse/compat", "working directory: reference dir, mount points, data, logs")
+	cmd.Flags().StringVar(&markdown, "markdown", "", "also write the compatibility report (docs/compatibility.md format) here")
+	return cmd
+}
+
+func runCompat(dir, markdown string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	unix.Umask(0) // modes exactly as the cases ask, on every target
+	ref := filepath.Join(dir, "reference")
+	for _, p := range []string{ref, filepath.Join(dir, "data")} {
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("clean %s: %w", p, err)
+		}
+	}
+	if err := os.MkdirAll(ref, 0o755); err != nil {
+		return err
+	}
+	targets := []conformance.Target{conformance.DirTarget(conformance.Reference, ref)}
+	for _, b := range []string{"bazil", "gofuse"} {
+		srv, err := startMount(dir, b)
+		if err != nil {
+			return err
+		}
+		defer srv.stop()
+		targets = append(targets, conformance.DirTarget(b, srv.mnt))
+	}
+	targets = append(targets, conformance.StoreTarget("store"))
+
+	ex, err := conformance.DefaultExpected()
+	if err != nil {
+		return err
+	}
+	cases := conformance.Cases()
+	bar := progressbar.NewOptions(len(cases), progressbar.OptionSetDescription("conformance"),
+		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+	rep, err := conformance.Run(cases, targets, func(done, _ int) { bar.Set(done) })
+	bar.Finish()
+	if err != nil {
+		return err
+	}
+	fmt.Println(rep.Table(ex))
+	fmt.Println(rep.Summary())
+	if markdown != "" {
+		if err := os.WriteFile(markdown, []byte(rep.Markdown("bazil", "gofuse", ex)), 0o644); err != nil {
+			return err
+		}
+		fmt.Println("wrote", markdown)
+	}
+	if u := rep.Unexpected(ex); len(u) > 0 {
+		return fmt.Errorf("%d unexpected differences from the reference:\n  %s\nsee docs/compatibility.md for the known ones", len(u), strings.Join(u, "\n  "))
+	}
+	fmt.Println("verdict: every difference from the reference is explained in conformance/expected-differences.yaml")
+	return nil
+}
+
+// mountServer is a 'lighthouse mount' child process.
+type mountServer struct {
+	mnt    string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+// startMount serves a fresh store through backend in a child process and
+// waits until the kernel shows the mount (read from /proc, never the mount).
+func startMount(dir, backend string) (*mountServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	mnt := filepath.Join(dir, "mnt", backend)
+	data := filepath.Join(dir, "data", backend)
+	logPath := filepath.Join(dir, backend+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(exe, "mount", "--backend", backend, "--data", data, "--sync", "none", mnt)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = "/"
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s mount: %w", backend, err)
+	}
+	s := &mountServer{mnt: mnt, cmd: cmd, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.exited) }()
+	deadline := time.After(20 * time.Second)
+	for {
+		if e, ok := fusemount.Find(mnt); ok && strings.Contains(e.FSType, "lighthouse") {
+			return s, nil
+		}
+		select {
+		case <-s.exited:
+			log, _ := os.ReadFile(logPath)
+			return nil, fmt.Errorf("%s mount exited before mounting: %s", backend, strings.TrimSpace(string(log)))
+		case <-deadline:
+			s.stop()
+			return nil, fmt.Errorf("%s mount on %s not up after 20s; see %s", backend, mnt, logPath)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// stop asks the server to unmount and exit, and makes sure it did.
+func (s *mountServer) stop() error {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(10 * time.Second):
+		fusemount.Abort(s.mnt)
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+	if _, ok := fusemount.Find(s.mnt); ok {
+		return errors.Join(fmt.Errorf("%s still mounted after its server stopped; detaching", s.mnt), fusemount.Unmount(s.mnt))
+	}
+	return nil
+}

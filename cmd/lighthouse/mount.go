@@ -1,0 +1,127 @@
+package main
+
+import (
+	"fmt"
+	"log"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/primary"
+	"github.com/lighthouse-fs/lighthouse/shadow"
+	"github.com/lighthouse-fs/lighthouse/store"
+)
+
+// backends are the FUSE libraries a store can be served through, by the
+// names LIGHTHOUSE_FUSE_BACKEND uses.
+var backends = map[string]fusemount.MountFunc{
+	"bazil":  primary.Mount,
+	"gofuse": shadow.Mount,
+}
+
+func backendNames() string {
+	names := make([]string, 0, len(backends))
+	for n := range backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, "|")
+}
+
+// mountFlags are the store and cache settings shared by every subcommand
+// that serves a mount.
+type mountFlags struct {
+	backend string
+	data    string
+	sync    string
+	opts    fusemount.Options
+}
+
+func (f *mountFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.backend, "backend", "", "FUSE library: "+backendNames())
+	fl.StringVar(&f.data, "data", "", "store directory (snapshot and log); empty keeps the store in memory")
+	fl.StringVar(&f.sync, "sync", string(store.SyncAlways), "fsync policy before acknowledging a mutation: always|batch|none")
+	fl.DurationVar(&f.opts.EntryTimeout, "entry-timeout", 0, "kernel cache time for name lookups (0: every lookup reaches the library)")
+	fl.DurationVar(&f.opts.AttrTimeout, "attr-timeout", 0, "kernel cache time for attributes")
+	fl.DurationVar(&f.opts.NegativeTimeout, "negative-timeout", 0, "kernel cache time for missing names (go-fuse only; bazil cannot express it)")
+	fl.BoolVar(&f.opts.KeepCache, "keep-cache", false, "keep file pages cached across opens")
+	fl.BoolVar(&f.opts.DirectIO, "direct-io", false, "bypass the page cache for file data")
+	fl.BoolVar(&f.opts.Debug, "fuse-debug", false, "log every FUSE request")
+}
+
+func (f *mountFlags) openStore() (*store.Store, error) {
+	if f.data == "" {
+		return store.OpenMemory(store.Options{}), nil
+	}
+	policy, err := store.ParseSyncPolicy(f.sync)
+	if err != nil {
+		return nil, err
+	}
+	return store.Open(f.data, store.Options{Sync: policy})
+}
+
+func mountCmd() *cobra.Command {
+	var f mountFlags
+	cmd := &cobra.Command{
+		Use:   "mount --backend bazil|gofuse [--data DIR] MOUNTPOINT",
+		Short: "Serve a store on MOUNTPOINT through one FUSE library until interrupted",
+		Long: `Serve a store on MOUNTPOINT through bazil.org/fuse or go-fuse until SIGINT or
+SIGTERM, then unmount cleanly. A stale mount left on MOUNTPOINT by a crashed
+process is cleaned first. Do not run programs on the mount from this process.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			mount, ok := backends[f.backend]
+			if !ok {
+				return fmt.Errorf("unknown --backend %q: want %s", f.backend, backendNames())
+			}
+			st, err := f.openStore()
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			unmount, done, err := mount(args[0], st, f.opts)
+			if err != nil {
+				return fmt.Errorf("mount %s with %s: %w (is fuse3 installed and /dev/fuse present? are you root?)", args[0], f.backend, err)
+			}
+			log.Printf("serving %s on %s with %s (data: %s)", storeKind(f.data), args[0], f.backend, orMemory(f.data))
+			select {
+			case <-cmd.Context().Done():
+				log.Printf("unmounting %s", args[0])
+				if err := unmount(); err != nil {
+					return fmt.Errorf("unmount %s: %w", args[0], err)
+				}
+				select {
+				case err := <-done:
+					return err
+				case <-time.After(10 * time.Second):
+					return fmt.Errorf("serve loop on %s did not end after unmount", args[0])
+				}
+			case err := <-done:
+				if err != nil {
+					return fmt.Errorf("serve %s: %w", args[0], err)
+				}
+				return fmt.Errorf("%s was unmounted from outside", args[0])
+			}
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func storeKind(data string) string {
+	if data == "" {
+		return "a memory store"
+	}
+	return "the store"
+}
+
+func orMemory(data string) string {
+	if data == "" {
+		return "memory only"
+	}
+	return data
+}
