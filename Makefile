@@ -20,7 +20,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 #  before this; it is the last resort.
 TESTFLAGS   ?= -count=1 -p 1 -race -timeout 25m
 
-.PHONY: all build deps run test lint bench compat clean check-mounts
+.PHONY: all build deps run test lint bench compat clean
 
 all: build
 
@@ -33,19 +33,15 @@ build:
 run: deps build
 	./$(BIN) compat --dir .lighthouse/compat
 
+# Tests put their mount points in a temporary directory of their own, so
+# that a leaked mount is found (and fails the run) without touching mounts
+# of anything else running on the machine.
 test: deps
 	$(GO) vet ./...
-	$(GO) test $(TESTFLAGS) ./...
-	@$(MAKE) --no-print-directory check-mounts
-
-# A leaked mount breaks the next run: fail loudly and clean it.
-check-mounts:
-	@leaked=$$(awk '$$3 ~ /^fuse\.lighthouse/ {print $$2}' /proc/mounts); \
-	if [ -n "$$leaked" ]; then \
-		echo "leaked FUSE mounts (now detached): $$leaked"; \
-		for m in $$leaked; do umount -l "$$m" 2>/dev/null || fusermount3 -uz "$$m"; done; \
-		exit 1; \
-	fi; echo "no FUSE mount left behind"
+	@tmp=$$(mktemp -d /tmp/lighthouse-test.XXXXXX); \
+	TMPDIR=$$tmp $(GO) test $(TESTFLAGS) ./...; rc=$$?; \
+	./deploy/check-mounts.sh $$tmp || rc=1; \
+	rm -rf $$tmp; exit $$rc
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
