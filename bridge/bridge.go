@@ -112,6 +112,7 @@ type Bridge struct {
 	handles map[uint64]bool // open handle ids, for the gauge and close-all
 	hmu     sync.Mutex
 	started time.Time
+	frames  frameConns // upgraded GET /v1/frames connections (frames.go)
 }
 
 // Start opens the store, starts the executor, and mounts with the first
@@ -193,7 +194,7 @@ func (b *Bridge) Store() *store.Store { return b.st }
 // bad request, errFailed that the bridge could not run it.
 func (b *Bridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	start := time.Now()
-	b.opsMu.RLock()
+	b.rlockExec()
 	res, err := b.execLocked(ctx, op, false)
 	b.opsMu.RUnlock()
 	result := metrics.ResultOK
@@ -237,6 +238,7 @@ func (b *Bridge) execLocked(ctx context.Context, op *fsop.Op, probe bool) (fsop.
 	defer cancel()
 	res, err := ex.exec(octx, op)
 	if err != nil && octx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+		ex.hung.Store(true) // the next op waits for the replacement (rlockExec)
 		go b.replaceExecutor(ex)
 		return res, fmt.Errorf("%w: op took longer than %v: executor replaced", errFailed, b.cfg.OpTimeout)
 	}
@@ -244,6 +246,19 @@ func (b *Bridge) execLocked(ctx context.Context, op *fsop.Op, probe bool) (fsop.
 		hideProbe(op, &res)
 	}
 	return res, err
+}
+
+// rlockExec takes opsMu shared, first replacing the executor if an earlier
+// op found it hung: otherwise an op arriving before the replacement
+// goroutine holds opsMu would be sent to the hung executor too, and fail
+// after another full op timeout.
+func (b *Bridge) rlockExec() {
+	b.opsMu.RLock()
+	if ex := b.exec; ex != nil && ex.hung.Load() {
+		b.opsMu.RUnlock()
+		b.replaceExecutor(ex) // returns at once if it was replaced already
+		b.opsMu.RLock()
+	}
 }
 
 // replaceExecutor kills a hung executor and starts another. The new one
@@ -302,9 +317,10 @@ func (b *Bridge) RunCommand(ctx context.Context, argv []string) error {
 // Close finishes running ops, closes handles, unmounts and flushes the
 // store's log, within ctx.
 func (b *Bridge) Close(ctx context.Context) error {
+	// Frames connections first: their running ops hold opsMu shared.
+	errs := []error{b.frames.shutdown(ctx)}
 	b.opsMu.Lock()
 	defer b.opsMu.Unlock()
-	var errs []error
 	if b.exec != nil {
 		b.exec.control(ctx, ctlCloseAll, "")
 		b.exec.stop(ctx)

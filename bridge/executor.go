@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
@@ -173,6 +174,9 @@ type executorProc struct {
 	pending map[uint64]chan fsop.Frame
 	dead    chan struct{} // closed when the process is gone
 	deadErr error
+	// hung is set when an op outlived the op timeout: no later op is sent
+	// to this executor, it is replaced first (Bridge.rlockExec).
+	hung atomic.Bool
 }
 
 // startExecutor starts an executor process (this binary, re-executed). It

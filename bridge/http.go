@@ -43,6 +43,7 @@ func (b *Bridge) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET /v1/info", b.handleInfo)
 	mux.HandleFunc("GET /v1/snapshot", b.handleGetSnapshot)
 	mux.HandleFunc("PUT /v1/snapshot", b.handlePutSnapshot)
+	mux.HandleFunc("GET /v1/frames", b.handleFrames) // frames.go: the proxy's transport
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	})
@@ -131,7 +132,7 @@ func (b *Bridge) Probe(ctx context.Context) error {
 		{Kind: fsop.ReadFile, Path: probeName},
 		{Kind: fsop.Unlink, Path: probeName},
 	}
-	b.opsMu.RLock()
+	b.rlockExec()
 	defer b.opsMu.RUnlock()
 	for i := range steps {
 		res, err := b.execLocked(ctx, &steps[i], true)

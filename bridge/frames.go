@@ -1,0 +1,293 @@
+package bridge
+
+// GET /v1/frames: the front proxy's transport. The request upgrades the
+// HTTP connection (Connection: Upgrade, Upgrade: lighthouse-frames/1 ->
+// 101 Switching Protocols); the connection then carries fsop frames both
+// ways (docs/protocol.md, "Proxy transport"): FrameOp in, FrameResult or
+// FrameError out with the same id. Ops run concurrently, so replies go out
+// in completion order. One keep-alive HTTP+JSON round trip costs about
+// three times a frame round trip on loopback: the proxy, which must add at
+// most a quarter to a bridge's latency, cannot afford it.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+)
+
+// FramesProtocol is the Upgrade token of GET /v1/frames.
+const FramesProtocol = "lighthouse-frames/1"
+
+// FramesPing is a control message kind a frames client may send to check a
+// connection; the bridge answers it with a control ControlOK.
+const FramesPing = "ping"
+
+const (
+	// framesMaxInFlight bounds the ops one connection runs at once: the
+	// bridge reads no more frames from it until one finishes.
+	framesMaxInFlight = 256
+	// framesBufSize is the size of a connection's read and write buffers.
+	framesBufSize = 64 << 10
+	// framesPoolMax: reply buffers larger than this are not kept for reuse.
+	framesPoolMax = 256 << 10
+)
+
+// replyBufs holds buffers for encoding results.
+var replyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// frameConns tracks the upgraded connections of a bridge, which
+// http.Server.Shutdown no longer sees once hijacked. Its zero value is
+// ready; Close calls shutdown.
+type frameConns struct {
+	mu      sync.Mutex
+	conns   map[*frameConn]struct{}
+	closed  bool
+	closing atomic.Bool // closed, readable without mu by the read loops
+	wg      sync.WaitGroup
+}
+
+// add registers fc; false once the bridge is closing.
+func (fs *frameConns) add(fc *frameConn) bool {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if fs.closed {
+		return false
+	}
+	if fs.conns == nil {
+		fs.conns = map[*frameConn]struct{}{}
+	}
+	fs.conns[fc] = struct{}{}
+	fs.wg.Add(1)
+	return true
+}
+
+func (fs *frameConns) remove(fc *frameConn) {
+	fs.mu.Lock()
+	delete(fs.conns, fc)
+	fs.mu.Unlock()
+	fs.wg.Done()
+}
+
+// shutdown stops every connection from reading more frames, lets the ops
+// running on them finish and their replies go out, and closes them. If ctx
+// ends first, the connections are closed at once (replies of ops still
+// running are dropped) and the error says so. Later upgrades are refused.
+func (fs *frameConns) shutdown(ctx context.Context) error {
+	fs.mu.Lock()
+	fs.closed = true
+	fs.closing.Store(true)
+	for fc := range fs.conns {
+		fc.conn.SetReadDeadline(time.Now()) // wakes a read loop blocked in Read
+	}
+	fs.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		fs.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	fs.mu.Lock()
+	n := len(fs.conns)
+	for fc := range fs.conns {
+		fc.conn.Close()
+	}
+	fs.mu.Unlock()
+	return fmt.Errorf("%d frames connection(s) still had ops running: closed: %w", n, ctx.Err())
+}
+
+// headerHasToken reports whether a comma-separated header of h contains
+// token (case-insensitive).
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// handleFrames upgrades the connection and serves frames on it until the
+// peer closes it, a read fails, or the bridge closes.
+func (b *Bridge) handleFrames(w http.ResponseWriter, r *http.Request) {
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", FramesProtocol) {
+		w.Header().Set("Connection", "Upgrade")
+		w.Header().Set("Upgrade", FramesProtocol)
+		writeError(w, http.StatusUpgradeRequired, fmt.Errorf("GET /v1/frames needs Connection: Upgrade and Upgrade: %s", FramesProtocol))
+		return
+	}
+	if b.frames.closing.Load() {
+		writeError(w, http.StatusServiceUnavailable, errors.New("the bridge is shutting down"))
+		return
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, errors.New("this connection cannot be upgraded (HTTP/2?): use HTTP/1.1"))
+		return
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		b.log.Error("frames: hijack failed", "err", err)
+		return
+	}
+	// Clear the deadlines the server set for the request.
+	conn.SetDeadline(time.Time{})
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + FramesProtocol + "\r\n\r\n")
+	if err := brw.Flush(); err != nil {
+		conn.Close()
+		return
+	}
+	// Frames the client sent without waiting for the 101 may already sit
+	// in the server's small reader: read them first, then the connection
+	// through a larger buffer.
+	var src io.Reader = conn
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	fc := &frameConn{b: b, conn: conn, w: bufio.NewWriterSize(conn, framesBufSize),
+		sem: make(chan struct{}, framesMaxInFlight)}
+	if !b.frames.add(fc) {
+		conn.Close()
+		return
+	}
+	defer b.frames.remove(fc)
+	fc.serve(bufio.NewReaderSize(src, framesBufSize))
+}
+
+// frameConn is one upgraded connection.
+type frameConn struct {
+	b    *Bridge
+	conn net.Conn
+	sem  chan struct{} // one token per op running
+	ops  sync.WaitGroup
+
+	// writing counts the replies between "ready" and "written": the writer
+	// that brings it to zero flushes, so replies finishing together share
+	// one write(2).
+	writing atomic.Int32
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	werr    error // the first write error: later replies are dropped
+}
+
+// serve reads frames until the stream ends, then waits for the ops it
+// started and closes the connection.
+func (fc *frameConn) serve(r *bufio.Reader) {
+	defer func() {
+		fc.ops.Wait()
+		fc.conn.Close()
+	}()
+	maxFrame := int(fc.b.cfg.MaxBody)
+	for {
+		f, err := fsop.ReadFrame(r, maxFrame)
+		if err != nil {
+			if errors.Is(err, fsop.ErrTooLarge) {
+				// Not read: the stream is out of step. Say why, then close.
+				fc.reply(frameErr(f.ID, errRefused, err))
+			}
+			return
+		}
+		if fc.b.frames.closing.Load() {
+			fc.reply(frameErr(f.ID, errFailed, errors.New("the bridge is shutting down")))
+			return
+		}
+		switch f.Type {
+		case fsop.FrameOp:
+			// The payload is ours: the op's data may alias it.
+			op, err := fsop.DecodeOpNoCopy(f.Payload)
+			if err == nil {
+				err = op.Validate()
+			}
+			if err != nil {
+				fc.reply(frameErr(f.ID, errRefused, err))
+				continue
+			}
+			fc.sem <- struct{}{}
+			fc.ops.Add(1)
+			go fc.run(f.ID, op)
+		case fsop.FrameControl:
+			c, err := fsop.DecodeControl(f.Payload)
+			switch {
+			case err != nil:
+				fc.reply(frameErr(f.ID, errRefused, err))
+			case c.Kind == FramesPing:
+				fc.reply(fsop.Frame{ID: f.ID, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlOK})})
+			default:
+				fc.reply(frameErr(f.ID, errRefused, fmt.Errorf("unknown control %q", c.Kind)))
+			}
+		default:
+			fc.reply(frameErr(f.ID, errRefused, fmt.Errorf("unknown frame type %d", f.Type)))
+		}
+	}
+}
+
+// run executes one op and answers it. The op runs to its end even if the
+// connection is gone; the reply is then dropped.
+func (fc *frameConn) run(id uint64, op fsop.Op) {
+	defer fc.ops.Done()
+	res, err := fc.b.Exec(context.Background(), &op)
+	if err != nil {
+		kind := errFailed
+		if errors.Is(err, errRefused) {
+			kind = errRefused
+		}
+		fc.reply(frameErr(id, kind, err))
+	} else {
+		bp := replyBufs.Get().(*[]byte)
+		*bp = fsop.AppendResult((*bp)[:0], &res)
+		fc.reply(fsop.Frame{ID: id, Type: fsop.FrameResult, Payload: *bp})
+		if cap(*bp) <= framesPoolMax {
+			replyBufs.Put(bp)
+		}
+	}
+	<-fc.sem
+}
+
+// reply writes f, and flushes unless another reply is about to be written
+// (that writer flushes). A write error closes the connection.
+func (fc *frameConn) reply(f fsop.Frame) {
+	fc.writing.Add(1)
+	fc.wmu.Lock()
+	defer fc.wmu.Unlock()
+	if fc.werr == nil {
+		fc.werr = fsop.WriteFrame(fc.w, f)
+	}
+	if fc.writing.Add(-1) == 0 && fc.werr == nil {
+		fc.werr = fc.w.Flush()
+	}
+	if fc.werr != nil && fc.werr != errFrameConnDone {
+		fc.conn.Close() // ends the read loop too
+		fc.werr = errFrameConnDone
+	}
+}
+
+// errFrameConnDone marks a connection whose writes failed and which was
+// closed.
+var errFrameConnDone = errors.New("frames connection closed")
+
+// frameErr is the error reply to id: "refused: msg" or "failed: msg". The
+// bridge's errors already start with their kind; it is not repeated.
+func frameErr(id uint64, kind, err error) fsop.Frame {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, kind.Error()+": ") {
+		msg = kind.Error() + ": " + msg
+	}
+	return fsop.Frame{ID: id, Type: fsop.FrameError, Payload: []byte(msg)}
+}

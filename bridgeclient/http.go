@@ -1,0 +1,145 @@
+package bridgeclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// Info is what a bridge's GET /v1/info answers (docs/protocol.md).
+type Info struct {
+	ActiveBackend string `json:"active_backend"` // bazil, gofuse or degraded
+	Backend       string `json:"backend"`
+	Fallback      string `json:"fallback"`
+	Role          string `json:"role"`
+	Mount         string `json:"mount"`
+	Degraded      bool   `json:"degraded"`
+	Inodes        int    `json:"inodes"`
+	Generation    uint64 `json:"generation"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	PID           int    `json:"pid"`
+}
+
+// Info asks the bridge what it runs.
+func (c *Client) Info(ctx context.Context) (Info, error) {
+	var info Info
+	resp, err := c.do(ctx, http.MethodGet, "/v1/info", nil, nil)
+	if err != nil {
+		return info, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return info, unavailable("GET /v1/info: %v", err)
+	}
+	return info, nil
+}
+
+// Snapshot returns the bridge's whole store (GET /v1/snapshot), after
+// checking it against its X-Lighthouse-Checksum header and its own
+// trailing crc32c: a mismatch is ErrChecksum.
+func (c *Client) Snapshot(ctx context.Context) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/snapshot", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var snap []byte
+	if resp.ContentLength > 0 {
+		snap = make([]byte, 0, resp.ContentLength)
+	}
+	buf := bytes.NewBuffer(snap)
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return nil, unavailable("GET /v1/snapshot: %v", err)
+	}
+	snap = buf.Bytes()
+	want := resp.Header.Get(checksumHeader)
+	if want == "" {
+		return nil, fmt.Errorf("%w: GET /v1/snapshot: no %s header", ErrChecksum, checksumHeader)
+	}
+	sum, err := checkSnapshot(snap)
+	if err != nil {
+		return nil, fmt.Errorf("GET /v1/snapshot: %w", err)
+	}
+	if got := fmt.Sprintf("%08x", sum); got != strings.ToLower(want) {
+		return nil, fmt.Errorf("%w: GET /v1/snapshot: the snapshot's checksum is %s, its %s header %s", ErrChecksum, got, checksumHeader, want)
+	}
+	return snap, nil
+}
+
+// Restore replaces the bridge's whole store with snap (PUT /v1/snapshot),
+// sending its checksum so that the bridge refuses a damaged transfer. A
+// snap whose own checksum does not match is not sent (ErrChecksum); one the
+// bridge refuses is ErrRefused.
+func (c *Client) Restore(ctx context.Context, snap []byte) error {
+	sum, err := checkSnapshot(snap)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	h := http.Header{checksumHeader: {fmt.Sprintf("%08x", sum)}, "Content-Type": {"application/octet-stream"}}
+	resp, err := c.do(ctx, http.MethodPut, "/v1/snapshot", snap, h)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	return nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// checkSnapshot checks a snapshot's trailing crc32c (of everything before
+// it) and returns it.
+func checkSnapshot(snap []byte) (uint32, error) {
+	if len(snap) < 4 {
+		return 0, fmt.Errorf("%w: snapshot of %d bytes is too short", ErrChecksum, len(snap))
+	}
+	body, trailer := snap[:len(snap)-4], binary.LittleEndian.Uint32(snap[len(snap)-4:])
+	if sum := crc32.Checksum(body, castagnoli); sum != trailer {
+		return 0, fmt.Errorf("%w: snapshot content has crc32c %08x, its trailer says %08x", ErrChecksum, sum, trailer)
+	}
+	return trailer, nil
+}
+
+// do makes one HTTP request and returns the response if it is a 200:
+// otherwise a 400 or 413 is ErrRefused, anything else (and transport
+// errors) ErrUnavailable.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, h http.Header) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	if err != nil {
+		return nil, fmt.Errorf("bridgeclient: %s %s: %w", method, path, err)
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, unavailable("%s %s: %v", method, path, err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	var e struct {
+		Error string `json:"error"`
+	}
+	text := strings.TrimSpace(string(msg))
+	if json.Unmarshal(msg, &e) == nil && e.Error != "" {
+		text = e.Error
+	}
+	err = fmt.Errorf("%s %s: HTTP %s: %s", method, path, resp.Status, text)
+	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	}
+	return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
