@@ -1,0 +1,126 @@
+// Package front serves the front proxy's FUSE mount (`lighthouse proxy
+// --mount DIR`): ordinary programs run in DIR, and every request the kernel
+// sends for them becomes one or more fsop ops run through an Exec, usually
+// proxy.Proxy.Exec. Real programs thereby generate the shadow traffic the
+// proxy mirrors and compares.
+//
+// # Why go-fuse
+//
+// The front mount is served by github.com/hanwen/go-fuse/v2, through its
+// fs API (one InodeEmbedder node type implementing the fs.Node* and
+// fs.File* interfaces), for these reasons:
+//
+//   - The op vocabulary is path-based, and go-fuse keeps the tree of names
+//     the kernel knows: a node's path is computed at request time by walking
+//     Inode.Parent to the root, and go-fuse itself updates the tree after a
+//     successful RENAME (MvChild, ExchangeChild) and UNLINK/RMDIR (RmChild).
+//     bazil.org/fuse hands out nodes with no tree, so the front would have
+//     to keep its own name bookkeeping in step with the kernel's.
+//   - go-fuse implements FUSE_RENAME2, so renameat2's RENAME_NOREPLACE and
+//     RENAME_EXCHANGE reach the op's Flags; bazil answers EINVAL (see
+//     conformance/expected-differences.yaml).
+//   - It can express everything the harness sets explicitly: a negative
+//     entry timeout, attribute and entry timeouts per reply, and
+//     NullPermissions (a mode of 000 is shown as 000).
+//   - It is the library Lighthouse is migrating to (package shadow), so the
+//     front adds no third FUSE library to the project.
+//
+// The walk uses Inode.Parent rather than Inode.Path because Path replaces
+// a deleted node's missing ancestry with a made-up ".go-fuse.N/deleted"
+// name; the front must recognise a deleted node instead (see below).
+//
+// # Translation
+//
+// Each request is translated into ops on the node's current path:
+//
+//   - LOOKUP and GETATTR: lstat. GETATTR with a file handle (go-fuse passes
+//     one whenever the node has an open file) is the same lstat, since the
+//     op vocabulary has no fstat; see "Open files" for what happens when the
+//     path is gone.
+//   - SETATTR: ftruncate on the handle when the kernel gives one (ftruncate),
+//     truncate otherwise (truncate(2) and open(O_TRUNC): go-fuse does not
+//     negotiate atomic O_TRUNC, so the kernel strips O_TRUNC from OPEN and
+//     truncates with a SETATTR without a handle); then chown, chmod and
+//     utimens (UTIME_NOW as this process's clock; a time the kernel leaves
+//     out is read back by an lstat first, as the op sets both). The
+//     mtime-now the kernel adds to a truncate is not sent: the truncate
+//     changes mtime itself. The reply's attributes come from an lstat.
+//   - MKDIR, RMDIR, UNLINK, RENAME (flags passed through), LINK, SYMLINK,
+//     READLINK, STATFS, SETXATTR, REMOVEXATTR: the op of the same name,
+//     followed by an lstat of the new name where the kernel wants an entry.
+//     A mkdir with mode 0 is followed by a chmod 0, as the ops read mode 0
+//     as "the default" (0755).
+//   - GETXATTR and LISTXATTR: the op with Length set to the kernel's buffer
+//     size, so the kernel's size-0 query is a size query op and a short
+//     buffer gets ERANGE from the bridge.
+//   - OPEN: open with a handle id the front allocates (an atomic counter,
+//     never 0) and the kernel's flags minus O_CREAT, O_EXCL and O_NOCTTY,
+//     which the kernel has already acted on. O_TRUNC is passed on if it
+//     arrives: it only would with atomic O_TRUNC, where the kernel has not
+//     truncated. CREATE: open with O_CREAT|O_EXCL, the kernel's flags and
+//     the mode (the kernel has applied the umask), then an lstat.
+//   - READ, WRITE, FSYNC, RELEASE: pread, pwrite, fsync and close on the
+//     handle; FLUSH does nothing. A directory's FSYNCDIR is a path fsync.
+//   - READDIR: one readdir op at the first READDIR of an open directory (and
+//     again after a rewind), its entries passed on as the bridge reports
+//     them, "." and ".." included. READDIRPLUS is switched off, so a
+//     listing costs one op and not an lstat per name.
+//
+// An op that could not run (Exec returned an error) is EIO to the kernel,
+// and logged;
+// an errno name in Result.Errno is mapped with fsop.ErrnoValue, an unknown
+// one to EIO. A path of PATH_MAX bytes or more is ENAMETOOLONG.
+//
+// # Inode numbers
+//
+// The bridges' inode numbers cannot be used: during a canary different ops
+// may be served by different bridges. go-fuse assigns every node its own
+// number (StableAttr.Ino 0; the root is 1) and the replies carry that
+// number. A name the kernel looks up again gets the number it had as long
+// as go-fuse's tree still holds it (so the numbers are stable while the
+// kernel remembers the name, and identity is the path, as in libfuse's
+// high-level API). Consequences:
+//
+//   - Hard links look like separate inodes on the front mount: each name
+//     has its own inode number (link(2) makes a new kernel inode too, which
+//     the kernel's FUSE client allows). st_nlink is the bridge's, so it
+//     counts the links correctly. With a non-zero AttrTimeout, though, a
+//     change made through one name (the link count after an unlink, the
+//     size after a write) shows through the other names only once their
+//     cached attributes expire: the kernel does not know they are one file.
+//     With the default timeouts (0) the whole conformance suite matches the
+//     reference; with 1 s timeouts link/unlink-one does not.
+//   - getdents reports a name's d_ino only if the kernel has looked the name
+//     up already; otherwise FUSE_UNKNOWN_INO (0xffffffff).
+//
+// # Open files
+//
+// The front remembers each node's last attributes. When a node has been
+// unlinked or renamed over through the mount (it has no path any more), or
+// its path has gone while a handle is open, GETATTR answers from them, with
+// the link count lowered by the unlink and the size kept up to date by the
+// writes and ftruncates made through the front, so fstat and reads of an
+// open, unlinked file keep working (the kernel asks GETATTR before reads).
+// Path-based ops (fchmod, re-opening through /proc/self/fd) on such a node
+// fail with ENOENT.
+//
+// # Limits of the op vocabulary
+//
+//   - New files, directories and symlinks belong to the user the bridge
+//     runs as: ops carry no caller. For the same reason the mount does not
+//     set allow_other: only its owner (and root) can use it.
+//   - chown and utimens follow symlinks and there is no no-follow variant,
+//     so SETATTR on a symlink (lchown, utimensat with AT_SYMLINK_NOFOLLOW)
+//     fails with EOPNOTSUPP rather than change the link's target; xattr
+//     requests on a symlink fail with EOPNOTSUPP for the same reason.
+//   - st_blocks is estimated from the size (the ops carry no block count).
+//   - mknod and mkfifo, O_TMPFILE, fallocate, copy_file_range and locks
+//     are not translated (EOPNOTSUPP, or the kernel's local fallback).
+//
+// # Kernel traffic
+//
+// The ops are what the kernel asks, not what the program called: an lstat
+// before most path operations (nothing is cached by default), a getxattr of
+// security.capability before writes, two getxattr ops (size, then value)
+// per getxattr(2), an open, an lstat and a close for a creat(2).
+package front

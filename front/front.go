@@ -1,0 +1,295 @@
+package front
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+)
+
+// Exec runs one op through the proxy (or anything else). Errors: the op
+// could not be run (-> EIO to the kernel). Filesystem errors are in
+// Result.Errno. The op is validated; Exec may keep it (and its Data and
+// Value) after returning.
+type Exec func(ctx context.Context, op *fsop.Op) (fsop.Result, error)
+
+const (
+	// maxWrite is the largest READ and WRITE request, 1 MiB, as in shadow.
+	maxWrite = 1 << 20
+	// unmountTimeout bounds a polite unmount before a lazy detach.
+	unmountTimeout = 3 * time.Second
+	// rootIno is the root's inode number; go-fuse numbers the rest from 2.
+	rootIno = 1
+	// blockSize is st_blksize.
+	blockSize = 4096
+)
+
+// Mount serves a FUSE mount on dir whose every request becomes ops through
+// exec, until unmount is called or the kernel ends the connection. done
+// receives the serve loop's result (nil after a clean unmount) and is then
+// closed; unmount is idempotent. Every timeout in opts is applied
+// explicitly (zero: nothing cached, every request reaches exec).
+//
+// As root it mounts with mount(2) itself; otherwise go-fuse falls back to
+// fusermount3. Mount returns once the mount is usable. The process that
+// serves the mount must never make syscalls on it.
+func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error, done <-chan error, err error) {
+	if exec == nil {
+		return nil, nil, fmt.Errorf("mount %s: nil Exec", dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mount %s: %w", dir, err)
+	}
+	if err := fusemount.CleanStale(abs); err != nil {
+		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
+	entry, attr, negative := opts.EntryTimeout, opts.AttrTimeout, opts.NegativeTimeout
+	fsOpts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			FsName: opts.Name(),
+			Name:   "lighthouse-front", // /proc/mounts shows fuse.lighthouse-front
+			// The kernel checks mode bits itself; ACCESS is never sent.
+			Options:     []string{"default_permissions"},
+			DirectMount: true,
+			MaxWrite:    maxWrite,
+			Debug:       opts.Debug,
+			// One readdir op per listing, not an lstat op per name.
+			DisableReadDirPlus: true,
+		},
+		EntryTimeout:    &entry,
+		AttrTimeout:     &attr,
+		NegativeTimeout: &negative,
+		RootStableAttr:  &fs.StableAttr{Ino: rootIno, Mode: syscall.S_IFDIR},
+		// Small inode numbers (go-fuse's default starts at 2^63, which
+		// 32-bit stat(2) cannot report).
+		FirstAutomaticIno: rootIno + 1,
+		// A mode without permission bits is shown as it is, not as
+		// 0644/0755 (go-fuse's default).
+		NullPermissions: true,
+	}
+	fsys := &filesystem{exec: exec, opts: opts}
+	root := &node{fsys: fsys}
+	server, err := fuse.NewServer(fs.NewNodeFS(root, fsOpts), abs, &fsOpts.MountOptions)
+	if err != nil {
+		// NewServer can fail after mount(2) (during INIT).
+		_ = fusemount.Unmount(abs)
+		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
+	m := &mount{dir: abs, server: server, ended: make(chan struct{})}
+	result := make(chan error, 1)
+	go m.serve(result)
+	if err := server.WaitMount(); err != nil {
+		_ = m.unmount()
+		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
+	}
+	return m.unmount, result, nil
+}
+
+// mount is one served mount point.
+type mount struct {
+	dir    string
+	server *fuse.Server
+	ended  chan struct{} // closed when the serve loop has returned
+
+	once sync.Once
+	err  error
+}
+
+// serve runs the serve loop and reports how it ended: an aborted
+// connection leaves the mount in the namespace, a clean unmount does not.
+func (m *mount) serve(result chan<- error) {
+	m.server.Serve()
+	close(m.ended)
+	var err error
+	if _, mounted := fusemount.Find(m.dir); mounted {
+		err = fmt.Errorf("serve %s: FUSE connection ended while still mounted", m.dir)
+	}
+	result <- err
+	close(result)
+}
+
+func (m *mount) unmount() error {
+	m.once.Do(func() { m.err = m.detach() })
+	return m.err
+}
+
+// detach unmounts politely and falls back to a lazy detach when that fails
+// (files still open), times out (exec hangs), or the connection is gone.
+func (m *mount) detach() error {
+	select {
+	case <-m.ended:
+	default:
+		res := make(chan error, 1)
+		go func() { res <- m.server.Unmount() }()
+		select {
+		case err := <-res:
+			if err == nil {
+				return nil
+			}
+		case <-m.ended:
+		case <-time.After(unmountTimeout):
+		}
+	}
+	return fusemount.Unmount(m.dir)
+}
+
+// filesystem is what every node of one mount shares.
+type filesystem struct {
+	exec    Exec
+	opts    fusemount.Options
+	handles atomic.Uint64 // the last handle id given out
+}
+
+// newHandle returns a fresh handle id, never 0.
+func (f *filesystem) newHandle() uint64 {
+	for {
+		if id := f.handles.Add(1); id != 0 {
+			return id
+		}
+	}
+}
+
+// run validates op, runs it through exec and maps the outcome to an errno.
+func (f *filesystem) run(ctx context.Context, op *fsop.Op) (fsop.Result, syscall.Errno) {
+	if err := op.Validate(); err != nil {
+		log.Printf("front: %s %q: invalid op: %v", op.Kind, op.Path, err)
+		return fsop.Result{}, syscall.EIO
+	}
+	res, err := f.exec(ctx, op)
+	if err != nil {
+		log.Printf("front: %s %q: %v", op.Kind, op.Path, err)
+		return fsop.Result{}, syscall.EIO
+	}
+	return res, resultErrno(res)
+}
+
+// resultErrno maps a result's errno name to its number: 0 on success, EIO
+// for a name this platform does not know.
+func resultErrno(res fsop.Result) syscall.Errno {
+	if res.Errno == "" {
+		return 0
+	}
+	if e := fsop.ErrnoValue(res.Errno); e != 0 {
+		return e
+	}
+	return syscall.EIO
+}
+
+// lstat returns the attributes of p; a successful result without them is
+// an I/O error.
+func (f *filesystem) lstat(ctx context.Context, p string) (fsop.Attr, syscall.Errno) {
+	res, errno := f.run(ctx, &fsop.Op{Kind: fsop.Lstat, Path: p})
+	if errno != 0 {
+		return fsop.Attr{}, errno
+	}
+	if res.Stat == nil {
+		log.Printf("front: lstat %q: result without attributes", p)
+		return fsop.Attr{}, syscall.EIO
+	}
+	return *res.Stat, 0
+}
+
+// openFlags are the FOPEN_* flags of every OPEN and CREATE reply.
+func (f *filesystem) openFlags() uint32 {
+	var flags uint32
+	if f.opts.KeepCache {
+		flags |= fuse.FOPEN_KEEP_CACHE
+	}
+	if f.opts.DirectIO {
+		flags |= fuse.FOPEN_DIRECT_IO
+	}
+	return flags
+}
+
+// fillEntry fills a LOOKUP-style reply with a and the mount's timeouts.
+func (f *filesystem) fillEntry(a fsop.Attr, ino uint64, out *fuse.EntryOut) {
+	fillAttr(a, ino, &out.Attr)
+	out.SetEntryTimeout(f.opts.EntryTimeout)
+	out.SetAttrTimeout(f.opts.AttrTimeout)
+}
+
+// fillAttrOut fills a GETATTR-style reply.
+func (f *filesystem) fillAttrOut(a fsop.Attr, ino uint64, out *fuse.AttrOut) {
+	fillAttr(a, ino, &out.Attr)
+	out.SetTimeout(f.opts.AttrTimeout)
+}
+
+// fillAttr converts op attributes. The inode number is the node's own (go-
+// fuse's), never the bridge's; st_blocks is estimated from the size, as
+// go-fuse does when a filesystem reports none.
+func fillAttr(a fsop.Attr, ino uint64, out *fuse.Attr) {
+	out.Ino = ino
+	out.Mode = a.Mode
+	out.Nlink = a.Nlink
+	out.Uid, out.Gid = a.UID, a.GID
+	out.Size = uint64(max(a.Size, 0))
+	out.Blksize = blockSize
+	out.Blocks = (out.Size + blockSize - 1) / blockSize * (blockSize / 512)
+	out.Atime, out.Atimensec = splitNs(a.AtimeNs)
+	out.Mtime, out.Mtimensec = splitNs(a.MtimeNs)
+	out.Ctime, out.Ctimensec = splitNs(a.CtimeNs)
+}
+
+// splitNs splits nanoseconds since the epoch into FUSE's seconds and
+// nanoseconds (always 0..1e9-1, also before 1970).
+func splitNs(ns int64) (uint64, uint32) {
+	sec, nsec := ns/1e9, ns%1e9
+	if nsec < 0 {
+		sec, nsec = sec-1, nsec+1e9
+	}
+	return uint64(sec), uint32(nsec)
+}
+
+// joinNs is splitNs's inverse.
+func joinNs(sec uint64, nsec uint32) int64 {
+	return int64(sec)*1e9 + int64(nsec)
+}
+
+// errOrphan is the answer for a path-based request on a node that has no
+// path any more (unlinked, or renamed over, through the mount).
+const errOrphan = syscall.ENOENT
+
+// pathOf returns in's path relative to the root ("." for the root), from
+// go-fuse's tree. ok is false if in is no longer in the tree.
+func pathOf(in *fs.Inode) (p string, ok bool) {
+	var names []string
+	for !in.IsRoot() {
+		name, parent := in.Parent()
+		if parent == nil {
+			return "", false
+		}
+		names = append(names, name)
+		in = parent
+	}
+	if len(names) == 0 {
+		return ".", true
+	}
+	var b strings.Builder
+	for i := len(names) - 1; i >= 0; i-- {
+		b.WriteString(names[i])
+		if i > 0 {
+			b.WriteByte('/')
+		}
+	}
+	return b.String(), true
+}
+
+// checkLen refuses a path the kernel could not pass to a syscall.
+func checkLen(p string) syscall.Errno {
+	if len(p) >= fsop.MaxPathLen {
+		return syscall.ENAMETOOLONG
+	}
+	return 0
+}
