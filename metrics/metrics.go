@@ -77,3 +77,86 @@ func NewBridge(reg prometheus.Registerer) *Bridge {
 		}),
 	}
 }
+
+// Proxy is what the front proxy exports.
+type Proxy struct {
+	Divergence  *prometheus.CounterVec   // {op, class}
+	Compared    *prometheus.CounterVec   // {op}
+	Ops         *prometheus.CounterVec   // {op, served_by, result}
+	Duration    *prometheus.HistogramVec // {op, served_by}: serving-path latency seen by clients
+	Order       *prometheus.CounterVec   // {op}: readdir order differences (not divergences)
+	QueueDepth  *prometheus.GaugeVec     // {bridge}: mirrored ops not yet finished on bridge
+	QueueBytes  *prometheus.GaugeVec     // {bridge}
+	Lag         *prometheus.GaugeVec     // {bridge}: age of the oldest unfinished mirrored op, seconds
+	Stale       *prometheus.GaugeVec     // {bridge}: 1 while the bridge is out of step and not mirrored
+	Skipped     *prometheus.CounterVec   // {bridge, reason}: ops not compared
+	Resyncs     *prometheus.CounterVec   // {bridge, result}
+	ResyncPause prometheus.Histogram     // serving pause while the source snapshot is taken
+	Dropped     *prometheus.CounterVec   // {log}: records dropped because a log writer fell behind
+	Active      *prometheus.GaugeVec     // {backend, role}: the bridges behind the proxy
+}
+
+// NewProxy registers the proxy metrics on reg.
+func NewProxy(reg prometheus.Registerer) *Proxy {
+	f := promauto.With(reg)
+	return &Proxy{
+		Divergence: f.NewCounterVec(prometheus.CounterOpts{
+			Name: DivergenceTotal,
+			Help: "Compared ops whose results differ between the two FUSE backends, by op and class (errno, data, attr, entries, state, shadow_error, allowed).",
+		}, []string{"op", "class"}),
+		Compared: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_compared_total",
+			Help: "Ops whose results were compared between the two backends.",
+		}, []string{"op"}),
+		Ops: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_operations_total",
+			Help: "Ops received by the proxy, by op, the backend that served them and result (ok, errno, refused, failed).",
+		}, []string{"op", "served_by", "result"}),
+		Duration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "lighthouse_proxy_request_duration_seconds",
+			Help:    "Serving-path latency of one op through the proxy, seconds, by the backend that served it.",
+			Buckets: LatencyBuckets,
+		}, []string{"op", "served_by"}),
+		Order: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_readdir_order_differences_total",
+			Help: "Directory listings with the same entries in a different order (reported, not a divergence).",
+		}, []string{"op"}),
+		QueueDepth: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_proxy_mirror_queue_depth",
+			Help: "Mirrored ops admitted but not yet finished on the mirror bridge.",
+		}, []string{"bridge"}),
+		QueueBytes: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_proxy_mirror_queue_bytes",
+			Help: "Payload bytes held for mirrored ops not yet finished.",
+		}, []string{"bridge"}),
+		Lag: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_proxy_mirror_lag_seconds",
+			Help: "Age of the oldest mirrored op not yet finished on the bridge.",
+		}, []string{"bridge"}),
+		Stale: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_proxy_mirror_stale",
+			Help: "1 while a bridge is out of step (lagging, dead, or diverged) and waits for a resync.",
+		}, []string{"bridge"}),
+		Skipped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_mirror_skipped_total",
+			Help: "Ops not compared, by mirror bridge and reason (stale, quarantined, resync, serving_error, handle).",
+		}, []string{"bridge", "reason"}),
+		Resyncs: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_resyncs_total",
+			Help: "Resyncs of a bridge from a snapshot of the other, by result (ok, failed).",
+		}, []string{"bridge", "result"}),
+		ResyncPause: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "lighthouse_proxy_resync_pause_seconds",
+			Help:    "How long the serving bridge was held at a barrier while its snapshot was taken.",
+			Buckets: LatencyBuckets,
+		}),
+		Dropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_log_dropped_total",
+			Help: "Records not written because a log writer fell behind (record, divergence).",
+		}, []string{"log"}),
+		Active: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: BackendActive,
+			Help: "1 for each FUSE backend behind the proxy, by role (primary, shadow).",
+		}, []string{"backend", "role"}),
+	}
+}
