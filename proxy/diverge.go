@@ -1,0 +1,317 @@
+package proxy
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/compare"
+	"github.com/lighthouse-fs/lighthouse/fsop"
+)
+
+// Outcome is one bridge's answer to an op.
+type Outcome struct {
+	Backend string       `json:"backend"`
+	Role    string       `json:"role"`
+	Result  *fsop.Result `json:"result,omitempty"`
+	Error   string       `json:"error,omitempty"`
+}
+
+// Divergence is one difference between the bridges: everything needed to
+// understand it and to replay it (`lighthouse replay`).
+type Divergence struct {
+	Time     time.Time `json:"time"`
+	Seq      uint64    `json:"seq"`
+	Op       fsop.Op   `json:"op"`
+	Class    string    `json:"class"`
+	Readback *fsop.Op  `json:"readback,omitempty"` // for class state: the read-back op that differed
+	Serving  Outcome   `json:"serving"`
+	Mirror   Outcome   `json:"mirror"`
+	Diff     string    `json:"diff"`
+	Allowed  string    `json:"allowed,omitempty"` // the allowlist's reason, if allowed
+	// Recent are the ops on the same paths since the last resync, oldest
+	// first: replaying them then Op reproduces the divergence.
+	Recent []fsop.Op `json:"recent"`
+}
+
+// Stats summarise a proxy's run, for reports.
+type Stats struct {
+	mu         sync.Mutex
+	Ops        int64
+	Compared   int64
+	Divergent  int64            // divergences counted in the rate (allowed and shadow errors excluded)
+	ByClass    map[string]int64 // every class, allowed and shadow_error included
+	Skipped    map[string]int64 // by reason
+	OrderOnly  int64
+	Resyncs    int64
+	Examples   map[string][]Divergence // the first few of each class
+	served     [2]int64
+	readbacks  atomic.Int64
+	maxDepth   int
+	maxLagSecs float64
+}
+
+// Snapshot returns a copy of the counters (examples shared).
+func (p *Proxy) Stats() StatsView {
+	s := &p.stats
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v := StatsView{Ops: s.Ops, Compared: s.Compared, Divergent: s.Divergent, OrderOnly: s.OrderOnly,
+		Resyncs: s.Resyncs, ByClass: map[string]int64{}, Skipped: map[string]int64{}, Examples: map[string][]Divergence{},
+		ServedBy:  map[string]int64{p.sides[0].name: s.served[0], p.sides[1].name: s.served[1]},
+		Readbacks: s.readbacks.Load(), MaxQueueDepth: s.maxDepth, MaxLagSeconds: s.maxLagSecs}
+	for k, n := range s.ByClass {
+		v.ByClass[k] = n
+	}
+	for k, n := range s.Skipped {
+		v.Skipped[k] = n
+	}
+	for k, e := range s.Examples {
+		v.Examples[k] = e
+	}
+	return v
+}
+
+// StatsView is a copy of a proxy's counters.
+type StatsView struct {
+	Ops, Compared, Divergent, OrderOnly, Resyncs, Readbacks int64
+	ByClass, Skipped, ServedBy                              map[string]int64
+	Examples                                                map[string][]Divergence
+	MaxQueueDepth                                           int
+	MaxLagSeconds                                           float64
+}
+
+const examplesPerClass = 3
+
+func (s *Stats) add(f func(s *Stats)) {
+	s.mu.Lock()
+	if s.ByClass == nil {
+		s.ByClass, s.Skipped, s.Examples = map[string]int64{}, map[string]int64{}, map[string][]Divergence{}
+	}
+	f(s)
+	s.mu.Unlock()
+}
+
+// asResult folds a refused op into a result, so that two refusals compare
+// equal and a refusal against an answer differs by errno.
+func asResult(res fsop.Result, err error) fsop.Result {
+	if errors.Is(err, ErrRefused) {
+		return fsop.Result{Errno: "REFUSED"}
+	}
+	return res
+}
+
+// failed reports whether err means the op may not have run.
+func failed(err error) bool { return err != nil && !errors.Is(err, ErrRefused) }
+
+// compare runs once both bridges answered r (or only the serving one, if r
+// was not mirrored).
+func (p *Proxy) compare(r *rec) {
+	sv, mr := r.serving, r.serving.other()
+	p.stats.add(func(s *Stats) { s.Ops++; s.served[sv]++ })
+	skip, class := "", ""
+	var a, b fsop.Result
+	if r.mirrored {
+		p.mu.Lock()
+		ms := p.sides[mr]
+		switch {
+		case failed(r.err[sv]):
+			skip = "serving_error" // the serving bridge may have half-run it
+			ms.epoch++
+			p.markStale(ms, "the serving bridge failed an op that was mirrored: states may differ")
+		case failed(r.err[mr]):
+			class = compare.ClassShadowError
+			p.markStale(ms, "mirror failed: "+r.err[mr].Error())
+		case r.epoch != ms.epoch:
+			skip = "resync"
+		case quarantined(ms.quarantine, r.paths):
+			skip = "quarantined"
+		}
+		p.mu.Unlock()
+		if skip == "" && class == "" {
+			a, b = asResult(r.res[sv], r.err[sv]), asResult(r.res[mr], r.err[mr])
+			class = compare.Classify(&a, &b, p.cfg.Rules)
+			if class == "" && r.op.Kind == fsop.Readdir && !slices.Equal(a.Entries, b.Entries) {
+				p.metrics.Order.WithLabelValues(string(r.op.Kind)).Inc()
+				p.stats.add(func(s *Stats) { s.OrderOnly++ })
+			}
+		}
+	}
+	switch {
+	case !r.mirrored:
+	case skip != "":
+		p.skipped(p.sides[mr], skip)
+	default:
+		p.metrics.Compared.WithLabelValues(string(r.op.Kind)).Inc()
+		p.stats.add(func(s *Stats) { s.Compared++ })
+		if class != "" {
+			p.diverge(r, class, nil, &a, &b)
+		}
+	}
+	p.logs.record(p, r, class, skip)
+	if rb := r.readback; rb != nil {
+		rb.clean.Store(r.mirrored && skip == "" && class == "")
+		rb.arrive(p)
+	}
+}
+
+// diverge counts, logs and quarantines one divergence.
+func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Result) {
+	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
+	op := &r.op
+	if readbackOp != nil {
+		op = readbackOp
+	}
+	d := Divergence{Time: time.Now(), Seq: r.seq, Op: r.op, Class: class, Readback: readbackOp,
+		Serving: outcome(sv, a, r.err[sv.idx]), Mirror: outcome(mr, b, r.err[mr.idx])}
+	if class != compare.ClassShadowError {
+		d.Diff = compare.Diff(*a, *b, p.cfg.Rules)
+		base := class
+		if class == compare.ClassState {
+			base = compare.Classify(a, b, p.cfg.Rules)
+		}
+		if reason, ok := p.cfg.Allowlist.Match(op, base, sv.name, a, mr.name, b); ok {
+			d.Class, d.Allowed = compare.ClassAllowed, reason
+		}
+	}
+	p.mu.Lock()
+	d.Recent = p.history.before(r.seq, r.paths)
+	// A read that answered differently leaves the states as they were; a
+	// mutation that did, or a state that differs, needs a resync.
+	if d.Class != compare.ClassAllowed && d.Class != compare.ClassShadowError && (r.op.Kind.Mutates() || class == compare.ClassState) {
+		mr.quarantine = append(mr.quarantine, r.paths...)
+		select {
+		case p.resyncKick <- struct{}{}:
+		default:
+		}
+	}
+	p.mu.Unlock()
+
+	p.metrics.Divergence.WithLabelValues(string(r.op.Kind), d.Class).Inc()
+	p.stats.add(func(s *Stats) {
+		s.ByClass[d.Class]++
+		if d.Class != compare.ClassAllowed && d.Class != compare.ClassShadowError {
+			s.Divergent++
+		}
+		if len(s.Examples[d.Class]) < examplesPerClass {
+			s.Examples[d.Class] = append(s.Examples[d.Class], d)
+		}
+	})
+	p.logs.divergence(d)
+	if p.cfg.OnDivergence != nil {
+		p.cfg.OnDivergence(d)
+	}
+}
+
+func outcome(s *side, res *fsop.Result, err error) Outcome {
+	o := Outcome{Backend: s.name, Role: s.role}
+	if failed(err) {
+		o.Error = err.Error()
+		return o
+	}
+	if res != nil {
+		c := *res
+		o.Result = &c
+	}
+	return o
+}
+
+// quarantined reports whether any of paths is, contains or lies below a
+// quarantined path.
+func quarantined(q []string, paths []string) bool {
+	for _, x := range q {
+		for _, p := range paths {
+			if within(p, x) || within(x, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// readback reads the paths a mutation touched on both bridges, right after
+// it in each bridge's order, to compare the state it left.
+type readback struct {
+	r      *rec
+	ops    []fsop.Op // lstat per path
+	res    [2][]fsop.Result
+	data   [2][]fsop.Result // read_file of small regular files, index-aligned with ops
+	t      [2]*ticket
+	clean  atomic.Bool  // the op itself compared equal: worth comparing state
+	parts  atomic.Int32 // two sides and the op's own comparison
+	maxLen int64
+}
+
+const readbackMaxFile = 1 << 20
+
+// admitReadback enqueues r's read-back on both bridges, right after r.
+// p.mu is held.
+func (p *Proxy) admitReadback(r *rec) {
+	rb := &readback{r: r, maxLen: readbackMaxFile}
+	var keys []key
+	for _, path := range r.paths {
+		op := fsop.Op{Kind: fsop.Lstat, Path: path}
+		rb.ops = append(rb.ops, op)
+		keys = append(keys, keysOf(&op, "")...)
+	}
+	if len(rb.ops) == 0 {
+		return
+	}
+	rb.parts.Store(3)
+	r.readback = rb
+	for _, s := range p.sides {
+		s := s
+		rb.t[s.idx] = newTicket(func() { s.work.push(func() { p.runReadback(rb, s) }) })
+		s.seq.enqueue(rb.t[s.idx], keys)
+	}
+}
+
+func (p *Proxy) runReadback(rb *readback, s *side) {
+	ctx, cancel := contextTimeout(p.cfg.OpTimeout)
+	defer cancel()
+	res := make([]fsop.Result, len(rb.ops))
+	data := make([]fsop.Result, len(rb.ops))
+	for i := range rb.ops {
+		res[i], _ = s.b.Exec(ctx, &rb.ops[i])
+		if st := res[i].Stat; res[i].Errno == "" && st != nil && fsop.DirentType(st.Mode) == "file" && st.Size <= rb.maxLen {
+			rd := fsop.Op{Kind: fsop.ReadFile, Path: rb.ops[i].Path}
+			data[i], _ = s.b.Exec(ctx, &rd)
+		}
+	}
+	rb.res[s.idx], rb.data[s.idx] = res, data
+	s.seq.done(rb.t[s.idx])
+	rb.arrive(p)
+}
+
+// arrive counts one of the three parts; the last compares.
+func (rb *readback) arrive(p *Proxy) {
+	if rb.parts.Add(-1) != 0 {
+		return
+	}
+	p.stats.readbacks.Add(1)
+	if !rb.clean.Load() {
+		return
+	}
+	r := rb.r
+	sv, mr := r.serving, r.serving.other()
+	p.mu.Lock()
+	skip := r.epoch != p.sides[mr].epoch || quarantined(p.sides[mr].quarantine, r.paths)
+	p.mu.Unlock()
+	if skip {
+		return
+	}
+	for i := range rb.ops {
+		for _, pair := range [][2]*fsop.Result{{&rb.res[sv][i], &rb.res[mr][i]}, {&rb.data[sv][i], &rb.data[mr][i]}} {
+			if compare.Classify(pair[0], pair[1], p.cfg.Rules) != "" {
+				op := rb.ops[i]
+				if pair[0] == &rb.data[sv][i] {
+					op = fsop.Op{Kind: fsop.ReadFile, Path: op.Path}
+				}
+				p.diverge(r, compare.ClassState, &op, pair[0], pair[1])
+				return
+			}
+		}
+	}
+}

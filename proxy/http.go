@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+)
+
+// MaxBody bounds a request body on the proxy's API, like a bridge's.
+const MaxBody = 80 << 20
+
+// Handler is the proxy's client API: the bridges' own protocol
+// (docs/protocol.md), so a client cannot tell the proxy from a bridge.
+func (p *Proxy) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/ops", p.handleOps)
+	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Status()) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
+	})
+	mux.HandleFunc("GET /readyz", p.handleReady)
+	return mux
+}
+
+// AdminHandler serves the admin port: /metrics from gatherer and
+// /admin/status.
+func (p *Proxy) AdminHandler(gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	if gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Status()) })
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func (p *Proxy) handleOps(w http.ResponseWriter, r *http.Request) {
+	ops, batch, err := fsop.DecodeRequest(r.Body, MaxBody)
+	if err != nil {
+		status := http.StatusBadRequest
+		if errors.Is(err, fsop.ErrTooLarge) {
+			status = http.StatusRequestEntityTooLarge
+		}
+		writeJSON(w, status, map[string]string{"error": err.Error()})
+		return
+	}
+	ctx := WithClient(r.Context(), r.RemoteAddr)
+	results := make([]fsop.Result, 0, len(ops))
+	for i := range ops {
+		res, err := p.Exec(ctx, &ops[i])
+		if err != nil {
+			status := http.StatusServiceUnavailable
+			if errors.Is(err, ErrRefused) {
+				status = http.StatusBadRequest
+			}
+			if !batch {
+				writeJSON(w, status, map[string]string{"error": err.Error()})
+				return
+			}
+			writeJSON(w, status, struct {
+				Error   string        `json:"error"`
+				Results []fsop.Result `json:"results"`
+			}{fmt.Sprintf("op %d: %v", i, err), results})
+			return
+		}
+		results = append(results, res)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fsop.EncodeResults(w, results, batch)
+}
+
+// handleReady answers 200 when the primary bridge answers a stat of the
+// root through the serving path's transport.
+func (p *Proxy) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := contextTimeout(2 * time.Second)
+	defer cancel()
+	op := fsop.Op{Kind: fsop.Stat, Path: "."}
+	if _, err := p.sides[Primary].b.Exec(ctx, &op); failed(err) {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// BridgeStatus is one bridge as the proxy sees it.
+type BridgeStatus struct {
+	Backend     string  `json:"backend"`
+	Role        string  `json:"role"`
+	Stale       bool    `json:"stale"`
+	StaleReason string  `json:"stale_reason,omitempty"`
+	QueueDepth  int     `json:"queue_depth"`
+	QueueBytes  int64   `json:"queue_bytes"`
+	LagSeconds  float64 `json:"lag_seconds"`
+	Quarantined int     `json:"quarantined_paths"`
+}
+
+// Status is what /v1/info and /admin/status answer.
+type Status struct {
+	Ops       int64            `json:"ops"`
+	Compared  int64            `json:"compared"`
+	Divergent int64            `json:"divergent"`
+	ByClass   map[string]int64 `json:"divergences_by_class"`
+	Skipped   map[string]int64 `json:"skipped"`
+	Resyncs   int64            `json:"resyncs"`
+	Bridges   []BridgeStatus   `json:"bridges"`
+}
+
+// Status reports the proxy's counters and both bridges' mirror state.
+func (p *Proxy) Status() Status {
+	v := p.Stats()
+	st := Status{Ops: v.Ops, Compared: v.Compared, Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.sides {
+		b := BridgeStatus{Backend: s.name, Role: s.role, Stale: s.stale, QueueDepth: s.pending.Len(),
+			QueueBytes: s.bytes, Quarantined: len(s.quarantine)}
+		if s.stale {
+			b.StaleReason = s.reason
+		}
+		if f := s.pending.Front(); f != nil {
+			b.LagSeconds = time.Since(f.Value.(*rec).admitted).Seconds()
+		}
+		st.Bridges = append(st.Bridges, b)
+	}
+	return st
+}

@@ -1,0 +1,176 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/metrics"
+)
+
+// Record is one line of the --record trace: an op and what both bridges
+// answered. `lighthouse replay` reads these (and Divergence lines).
+type Record struct {
+	Time    time.Time `json:"time"`
+	Seq     uint64    `json:"seq"`
+	Client  string    `json:"client,omitempty"`
+	Op      fsop.Op   `json:"op"`
+	Serving Outcome   `json:"serving"`
+	Mirror  *Outcome  `json:"mirror,omitempty"`
+	Class   string    `json:"class,omitempty"`   // divergence class, if any
+	Skipped string    `json:"skipped,omitempty"` // why it was not compared
+}
+
+// logBuffer is how many lines may wait for a slow log writer before new
+// ones are dropped (and counted): logging never blocks the serving path.
+const logBuffer = 8192
+
+// logWriters write the record and divergence logs on their own goroutines.
+type logWriters struct {
+	rec, div chan any
+	done     sync.WaitGroup
+	errs     [2]error
+	m        *metrics.Proxy
+}
+
+func newLogWriters(divergences, records io.Writer, m *metrics.Proxy) *logWriters {
+	l := &logWriters{m: m}
+	start := func(w io.Writer, i int) chan any {
+		if w == nil {
+			return nil
+		}
+		ch := make(chan any, logBuffer)
+		l.done.Add(1)
+		go func() {
+			defer l.done.Done()
+			bw := bufio.NewWriterSize(w, 64<<10)
+			enc := json.NewEncoder(bw)
+			for v := range ch {
+				if err := enc.Encode(v); err != nil && l.errs[i] == nil {
+					l.errs[i] = err
+				}
+				if len(ch) == 0 {
+					bw.Flush()
+				}
+			}
+			if err := bw.Flush(); err != nil && l.errs[i] == nil {
+				l.errs[i] = err
+			}
+		}()
+		return ch
+	}
+	l.div, l.rec = start(divergences, 0), start(records, 1)
+	return l
+}
+
+func (l *logWriters) send(ch chan any, v any, name string) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- v:
+	default:
+		l.m.Dropped.WithLabelValues(name).Inc()
+	}
+}
+
+func (l *logWriters) divergence(d Divergence) { l.send(l.div, d, "divergence") }
+
+func (l *logWriters) record(p *Proxy, r *rec, class, skip string) {
+	if l.rec == nil {
+		return
+	}
+	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
+	line := Record{Time: r.admitted, Seq: r.seq, Client: r.client, Op: r.op,
+		Serving: outcome(sv, &r.res[sv.idx], r.err[sv.idx]), Class: class, Skipped: skip}
+	if r.mirrored {
+		o := outcome(mr, &r.res[mr.idx], r.err[mr.idx])
+		line.Mirror = &o
+	}
+	l.send(l.rec, line, "record")
+}
+
+func (l *logWriters) close() error {
+	for _, ch := range []chan any{l.div, l.rec} {
+		if ch != nil {
+			close(ch)
+		}
+	}
+	l.done.Wait()
+	return errors.Join(l.errs[0], l.errs[1])
+}
+
+// history keeps the recent ops per path since the last resync, so a
+// divergence record carries what led to it. Bounded: a few ops per path,
+// a limited number of paths, and large payloads are not kept whole.
+type history struct {
+	byPath map[string][]histEntry
+}
+
+type histEntry struct {
+	seq uint64
+	op  fsop.Op
+}
+
+const (
+	historyPerPath  = 16
+	historyPaths    = 8192
+	historyMaxBytes = 64 << 10 // larger writes are kept truncated
+)
+
+func newHistory() *history { return &history{byPath: map[string][]histEntry{}} }
+
+func (h *history) reset() { h.byPath = map[string][]histEntry{} }
+
+func (h *history) add(r *rec) {
+	if len(h.byPath) > historyPaths {
+		h.reset()
+	}
+	e := histEntry{seq: r.seq, op: r.op}
+	if len(e.op.Data) > historyMaxBytes { // keep a copy of the head, not the whole buffer
+		e.op.Data = append([]byte(nil), e.op.Data[:historyMaxBytes]...)
+	}
+	for _, p := range r.paths {
+		l := h.byPath[p]
+		if len(l) == historyPerPath {
+			l = append(l[:0], l[1:]...)
+		}
+		h.byPath[p] = append(l, e)
+	}
+}
+
+// before returns the ops on paths (and their ancestors and descendants
+// that were recorded under the same names) admitted before seq, oldest
+// first.
+func (h *history) before(seq uint64, paths []string) []fsop.Op {
+	seen := map[uint64]fsop.Op{}
+	for _, p := range paths {
+		for _, e := range h.byPath[p] {
+			if e.seq < seq {
+				seen[e.seq] = e.op
+			}
+		}
+		for _, a := range ancestors(p) {
+			for _, e := range h.byPath[a] {
+				if e.seq < seq && e.op.Kind.Mutates() {
+					seen[e.seq] = e.op
+				}
+			}
+		}
+	}
+	seqs := make([]uint64, 0, len(seen))
+	for s := range seen {
+		seqs = append(seqs, s)
+	}
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	ops := make([]fsop.Op, len(seqs))
+	for i, s := range seqs {
+		ops[i] = seen[s]
+	}
+	return ops
+}

@@ -1,0 +1,456 @@
+// Package proxy is Lighthouse's front proxy: it sends each filesystem op to
+// the bridge that serves it and mirrors it to the other bridge, in the same
+// conflict order, and compares the two results.
+//
+// # Serving path
+//
+// Exec admits an op (a sequence number and its conflict keys, enqueued on
+// both bridges' sequencers under one lock), waits for earlier conflicting
+// ops on the serving bridge only, runs the op there and returns its result.
+// Nothing on the mirror side can delay it: mirrored ops run on worker
+// goroutines of the other bridge.
+//
+// # Mirror path
+//
+// The mirror bridge runs the same ops in the same conflict order. When it
+// falls behind (queue length, bytes or age past a bound), fails, or
+// diverges, it is marked stale: ops stop being mirrored (and are counted as
+// skipped), and a resync installs a snapshot of the serving bridge taken at
+// a barrier (an op that conflicts with everything), after which mirroring
+// resumes from the barrier on.
+//
+// # Comparison
+//
+// compare.Classify on every pair of results; a read-back (lstat, and the
+// content of small files) of the touched paths after a mutation catches a
+// mutation that answers the same but leaves different state. A divergence
+// quarantines the touched paths until the next resync, so one bug is
+// counted once.
+package proxy
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/lighthouse-fs/lighthouse/bridgeclient"
+	"github.com/lighthouse-fs/lighthouse/compare"
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/metrics"
+)
+
+// Bridge is what the proxy needs of a bridge. bridgeclient.Client is one;
+// errors wrap bridgeclient.ErrRefused (a bad request) or
+// bridgeclient.ErrUnavailable (the op may or may not have run).
+type Bridge interface {
+	Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error)
+	Snapshot(ctx context.Context) ([]byte, error)
+	Restore(ctx context.Context, snap []byte) error
+}
+
+// Errors of Exec.
+var (
+	ErrRefused     = bridgeclient.ErrRefused
+	ErrUnavailable = bridgeclient.ErrUnavailable
+)
+
+// Side names the two bridges.
+type Side int
+
+const (
+	Primary Side = 0
+	Shadow  Side = 1
+)
+
+func (s Side) other() Side { return 1 - s }
+
+// Config configures a Proxy. Zero values get the documented defaults.
+type Config struct {
+	// Primary and Shadow are the two bridges (roles keep their ports and
+	// libraries for the whole migration); PrimaryName and ShadowName their
+	// backend labels, e.g. "bazil" and "gofuse".
+	Primary, Shadow         Bridge
+	PrimaryName, ShadowName string
+	// Route picks the bridge that serves op. nil: the primary serves
+	// everything (the shadow phase).
+	Route func(op *fsop.Op, handlePath string) Side
+	// Rules are the comparison rules; the zero value compares statfs and
+	// directory sizes exactly (both bridges serve the same kind of store)
+	// unless Loose is set.
+	Rules compare.Rules
+	// Allowlist holds the known differences; nil means compare.DefaultAllowlist().
+	Allowlist compare.Allowlist
+	// ReadbackRate is the fraction of mutations whose touched paths are
+	// read back on both bridges (0 means 1: every one; negative: none).
+	ReadbackRate float64
+	// Mirror bounds: past any of them the mirror bridge is marked stale.
+	// Defaults 10000 ops, 256 MiB, 10 s.
+	MirrorMaxOps   int
+	MirrorMaxBytes int64
+	MirrorMaxLag   time.Duration
+	// MirrorWorkers run mirrored ops and read-backs per bridge (default 64).
+	MirrorWorkers int
+	// OpTimeout bounds one op on a bridge (default 30 s).
+	OpTimeout time.Duration
+	// ResyncInterval is the least time between two resyncs of a bridge
+	// that diverged (default 2 s); lagging or dead bridges resync as soon
+	// as they can.
+	ResyncInterval time.Duration
+	// OnDivergence, if set, sees every divergence after it is counted and
+	// logged.
+	OnDivergence func(Divergence)
+	// DivergenceLog receives one JSON line per divergence; Record one JSON
+	// line per op. Either may be nil.
+	DivergenceLog, Record io.Writer
+	// Registerer receives the proxy's metrics; nil means a private registry.
+	Registerer prometheus.Registerer
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.Allowlist == nil {
+		c.Allowlist = compare.DefaultAllowlist()
+	}
+	if c.ReadbackRate == 0 {
+		c.ReadbackRate = 1
+	}
+	if c.MirrorMaxOps == 0 {
+		c.MirrorMaxOps = 10000
+	}
+	if c.MirrorMaxBytes == 0 {
+		c.MirrorMaxBytes = 256 << 20
+	}
+	if c.MirrorMaxLag == 0 {
+		c.MirrorMaxLag = 10 * time.Second
+	}
+	if c.MirrorWorkers == 0 {
+		c.MirrorWorkers = 64
+	}
+	if c.OpTimeout == 0 {
+		c.OpTimeout = 30 * time.Second
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = 2 * time.Second
+	}
+	if c.Registerer == nil {
+		c.Registerer = prometheus.NewRegistry()
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.PrimaryName == "" {
+		c.PrimaryName = "primary"
+	}
+	if c.ShadowName == "" {
+		c.ShadowName = "shadow"
+	}
+}
+
+// side is one bridge and everything the proxy keeps about it.
+type side struct {
+	idx  Side
+	name string // backend label
+	role string
+	b    Bridge
+	seq  *sequencer
+	work *workQueue
+
+	// guarded by Proxy.mu
+	stale      bool
+	staleSince time.Time
+	reason     string
+	barriers   uint64    // resync barriers admitted: handles opened before the last are gone
+	epoch      uint64    // bumped when the bridge's state became unknown: older recs are not compared
+	pending    list.List // mirrored recs not finished here, in admission order
+	bytes      int64     // payload bytes of pending
+	quarantine []string  // paths whose divergence waits for a resync
+	lastResync time.Time
+}
+
+// Proxy is a running front proxy. Exec is safe for concurrent use.
+type Proxy struct {
+	cfg     Config
+	log     *slog.Logger
+	metrics *metrics.Proxy
+	sides   [2]*side
+
+	mu      sync.Mutex // admission order: seq, tickets on both sequencers, handles
+	seqNo   uint64
+	handles map[uint64]*handleInfo
+	history *history
+	aliases *aliases
+
+	resyncKick chan struct{}
+	logs       *logWriters
+	stats      Stats
+	closed     chan struct{}
+	wg         sync.WaitGroup
+
+	unordered bool // tests only: no conflict ordering, to prove the tests can see misordering
+}
+
+type handleInfo struct {
+	path     string
+	barriers [2]uint64 // each bridge's barrier count when the handle was opened
+}
+
+// New starts a proxy over two bridges.
+func New(cfg Config) (*Proxy, error) {
+	if cfg.Primary == nil || cfg.Shadow == nil {
+		return nil, errors.New("proxy needs a primary and a shadow bridge")
+	}
+	cfg.defaults()
+	p := &Proxy{cfg: cfg, log: cfg.Logger, metrics: metrics.NewProxy(cfg.Registerer),
+		handles: map[uint64]*handleInfo{}, history: newHistory(), aliases: newAliases(), resyncKick: make(chan struct{}, 1),
+		closed: make(chan struct{})}
+	p.sides[Primary] = &side{idx: Primary, name: cfg.PrimaryName, role: "primary", b: cfg.Primary, seq: newSequencer(), work: newWorkQueue()}
+	p.sides[Shadow] = &side{idx: Shadow, name: cfg.ShadowName, role: "shadow", b: cfg.Shadow, seq: newSequencer(), work: newWorkQueue()}
+	for _, s := range p.sides {
+		p.metrics.Active.WithLabelValues(s.name, s.role).Set(1)
+		p.metrics.Stale.WithLabelValues(s.name).Set(0)
+		for i := 0; i < cfg.MirrorWorkers; i++ {
+			p.wg.Add(1)
+			go func(w *workQueue) { defer p.wg.Done(); w.run() }(s.work)
+		}
+	}
+	p.logs = newLogWriters(cfg.DivergenceLog, cfg.Record, p.metrics)
+	p.wg.Add(2)
+	go func() { defer p.wg.Done(); p.resyncLoop() }()
+	go func() { defer p.wg.Done(); p.lagLoop() }()
+	return p, nil
+}
+
+// Close stops the proxy's workers after the ops they hold finish (each
+// bounded by OpTimeout) and flushes the logs.
+func (p *Proxy) Close() error {
+	select {
+	case <-p.closed:
+		return nil
+	default:
+	}
+	close(p.closed)
+	for _, s := range p.sides {
+		s.work.close()
+	}
+	p.wg.Wait()
+	return p.logs.close()
+}
+
+// rec is one admitted op and its results on both bridges.
+type rec struct {
+	seq      uint64
+	op       fsop.Op
+	client   string
+	hpath    string
+	paths    []string
+	serving  Side
+	mirrored bool
+	epoch    uint64 // the mirror bridge's epoch at admission
+	admitted time.Time
+	size     int64
+
+	tickets   [2]*ticket
+	res       [2]fsop.Result
+	err       [2]error
+	remaining atomic.Int32
+	elem      *list.Element // in the mirror side's pending list
+
+	readback *readback
+}
+
+// Exec runs op (validated) through the serving bridge and mirrors it. The
+// error wraps ErrRefused or ErrUnavailable.
+func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
+	start := time.Now()
+	r, ready := p.admit(ctx, op)
+	sv := p.sides[r.serving]
+	<-ready
+	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpTimeout)
+	res, err := sv.b.Exec(octx, &r.op)
+	cancel()
+	p.finish(r, r.serving, res, err)
+
+	result := metrics.ResultOK
+	switch {
+	case errors.Is(err, ErrRefused):
+		result = metrics.ResultRefused
+	case err != nil:
+		result = metrics.ResultFailed
+	case res.Errno != "":
+		result = metrics.ResultErrno
+	}
+	p.metrics.Ops.WithLabelValues(string(op.Kind), sv.name, result).Inc()
+	if err == nil {
+		p.metrics.Duration.WithLabelValues(string(op.Kind), sv.name).Observe(time.Since(start).Seconds())
+	}
+	return res, err
+}
+
+// clientKey carries a client's name (its address) for the record log.
+type clientKey struct{}
+
+// WithClient names the client of the ops run with ctx.
+func WithClient(ctx context.Context, client string) context.Context {
+	return context.WithValue(ctx, clientKey{}, client)
+}
+
+// admit gives op its place on both bridges and returns the record and a
+// channel closed when the op may start on its serving bridge.
+func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
+	r := &rec{op: *op, admitted: time.Now(), size: int64(len(op.Data) + len(op.Value))}
+	r.client, _ = ctx.Value(clientKey{}).(string)
+	ready := make(chan struct{})
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.seqNo++
+	r.seq = p.seqNo
+	var h *handleInfo
+	if op.HandleBased() {
+		if h = p.handles[op.Handle]; h != nil {
+			r.hpath = h.path
+		}
+	}
+	r.paths = targets(op, r.hpath)
+	r.serving = Primary
+	if p.cfg.Route != nil {
+		r.serving = p.cfg.Route(op, r.hpath)
+	}
+	if p.sides[r.serving].stale && !p.sides[r.serving.other()].stale {
+		r.serving = r.serving.other() // a stale bridge is behind: it cannot serve
+	}
+	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
+	if op.Kind == fsop.Open {
+		h = &handleInfo{path: op.Path, barriers: [2]uint64{p.sides[0].barriers, p.sides[1].barriers}}
+		p.handles[op.Handle] = h
+	}
+	r.mirrored, r.epoch = p.mirrorable(mr, r, h), mr.epoch
+	paths, mode := lockPlan(op, r.hpath)
+	keys := buildKeys(op, p.aliases.expand(paths), mode)
+	if !p.aliases.update(op) {
+		p.log.Warn("alias table full: ops on new hard links and renamed names are ordered by name only", "max", maxAliasNames)
+	}
+	if p.unordered {
+		keys = nil
+	}
+	if r.mirrored {
+		r.remaining.Store(2)
+		r.elem = mr.pending.PushBack(r)
+		mr.bytes += r.size
+		p.metrics.QueueDepth.WithLabelValues(mr.name).Set(float64(mr.pending.Len()))
+		p.metrics.QueueBytes.WithLabelValues(mr.name).Set(float64(mr.bytes))
+	} else {
+		r.remaining.Store(1)
+	}
+	r.tickets[sv.idx] = newTicket(func() { close(ready) })
+	sv.seq.enqueue(r.tickets[sv.idx], keys)
+	if r.mirrored {
+		r.tickets[mr.idx] = newTicket(func() { mr.work.push(func() { p.runMirror(r, mr) }) })
+		mr.seq.enqueue(r.tickets[mr.idx], keys)
+		if op.Kind.Mutates() && r.op.Kind != fsop.Close && p.cfg.ReadbackRate > 0 && rand.Float64() < p.cfg.ReadbackRate {
+			p.admitReadback(r)
+		}
+	}
+	switch op.Kind {
+	case fsop.Close:
+		delete(p.handles, op.Handle)
+	case fsop.Rename:
+		// A handle keeps its file across a rename: follow it to the new name.
+		for _, hi := range p.handles {
+			if within(hi.path, op.Path) && !within(op.To, op.Path) {
+				hi.path = op.To + hi.path[len(op.Path):]
+			}
+		}
+	}
+	p.history.add(r)
+	return r, ready
+}
+
+// mirrorable decides whether r is mirrored to mr, marking mr stale when it
+// has fallen too far behind. p.mu is held.
+func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
+	if mr.stale {
+		p.skipped(mr, "stale")
+		return false
+	}
+	if h != nil && h.barriers[mr.idx] != mr.barriers && r.op.Kind != fsop.Open {
+		// Opened before the bridge's last resync: the handle is gone there.
+		p.skipped(mr, "handle")
+		return false
+	}
+	if r.op.HandleBased() && h == nil {
+		// A handle the proxy never saw opened: the bridges answer EBADF,
+		// which is fine to compare.
+		return true
+	}
+	switch {
+	case mr.pending.Len() >= p.cfg.MirrorMaxOps:
+		p.markStale(mr, fmt.Sprintf("mirror queue at %d ops", mr.pending.Len()))
+	case mr.bytes+r.size > p.cfg.MirrorMaxBytes:
+		p.markStale(mr, fmt.Sprintf("mirror queue at %d bytes", mr.bytes))
+	case mr.pending.Len() > 0 && time.Since(mr.pending.Front().Value.(*rec).admitted) > p.cfg.MirrorMaxLag:
+		p.markStale(mr, "mirror lag past "+p.cfg.MirrorMaxLag.String())
+	default:
+		return true
+	}
+	p.skipped(mr, "stale")
+	return false
+}
+
+// skipped counts an op not compared with bridge s, and why.
+func (p *Proxy) skipped(s *side, reason string) {
+	p.metrics.Skipped.WithLabelValues(s.name, reason).Inc()
+	p.stats.add(func(st *Stats) { st.Skipped[reason]++ })
+}
+
+// markStale stops mirroring to s until a resync. p.mu is held.
+func (p *Proxy) markStale(s *side, reason string) {
+	if s.stale {
+		return
+	}
+	s.stale, s.staleSince, s.reason = true, time.Now(), reason
+	p.metrics.Stale.WithLabelValues(s.name).Set(1)
+	p.log.Warn("bridge out of step: mirroring paused until a resync", "bridge", s.name, "role", s.role, "reason", reason)
+	select {
+	case p.resyncKick <- struct{}{}:
+	default:
+	}
+}
+
+// runMirror runs r on the mirror bridge (a worker goroutine).
+func (p *Proxy) runMirror(r *rec, mr *side) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.OpTimeout)
+	res, err := mr.b.Exec(ctx, &r.op)
+	cancel()
+	p.finish(r, mr.idx, res, err)
+}
+
+// finish records one side's result; the second one triggers the comparison.
+func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
+	r.res[s], r.err[s] = res, err
+	if r.tickets[s] != nil {
+		p.sides[s].seq.done(r.tickets[s])
+	}
+	if s != r.serving {
+		p.mu.Lock()
+		mr := p.sides[s]
+		mr.pending.Remove(r.elem)
+		mr.bytes -= r.size
+		p.metrics.QueueDepth.WithLabelValues(mr.name).Set(float64(mr.pending.Len()))
+		p.metrics.QueueBytes.WithLabelValues(mr.name).Set(float64(mr.bytes))
+		p.mu.Unlock()
+	}
+	if r.remaining.Add(-1) == 0 {
+		p.compare(r)
+	}
+}

@@ -1,0 +1,162 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"testing"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+)
+
+func TestKeysOf(t *testing.T) {
+	tests := []struct {
+		name string
+		op   fsop.Op
+		want map[string]lockMode
+	}{
+		{"stat", fsop.Op{Kind: fsop.Stat, Path: "a/b"}, map[string]lockMode{".": modeIS, "a": modeIS, "a/b": modeS}},
+		{"write", fsop.Op{Kind: fsop.WriteFile, Path: "a/b"}, map[string]lockMode{".": modeIX, "a": modeIX, "a/b": modeX}},
+		{"rename", fsop.Op{Kind: fsop.Rename, Path: "a/b", To: "c"}, map[string]lockMode{".": modeIX, "a": modeIX, "a/b": modeX, "c": modeX}},
+		{"rename into own parent", fsop.Op{Kind: fsop.Rename, Path: "a/b", To: "a"}, map[string]lockMode{".": modeIX, "a": modeX, "a/b": modeX}},
+		{"root readdir", fsop.Op{Kind: fsop.Readdir, Path: "."}, map[string]lockMode{".": modeS}},
+		{"statfs", fsop.Op{Kind: fsop.Statfs, Path: "x"}, map[string]lockMode{".": modeS}},
+		{"open read-only", fsop.Op{Kind: fsop.Open, Path: "f", Handle: 7}, map[string]lockMode{".": modeIS, "f": modeS, handleKey(7): modeX}},
+		{"pwrite", fsop.Op{Kind: fsop.Pwrite, Handle: 7}, map[string]lockMode{".": modeIX, "f": modeX, handleKey(7): modeS}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := map[string]lockMode{}
+			for _, k := range keysOf(&tt.op, "f") {
+				got[k.name] = k.mode
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("keys %v, want %v", got, tt.want)
+			}
+			for n, m := range tt.want {
+				if got[n] != m {
+					t.Fatalf("key %q mode %d, want %d (all: %v)", n, got[n], m, got)
+				}
+			}
+		})
+	}
+}
+
+// conflicts is the ordering rule stated plainly, independent of lock modes:
+// two ops conflict when a path of one is, or contains, a path of the other,
+// and at least one of them writes.
+func conflicts(a, b *fsop.Op) bool {
+	if !a.Kind.Mutates() && !b.Kind.Mutates() {
+		return false
+	}
+	for _, p := range targets(a, "") {
+		for _, q := range targets(b, "") {
+			if within(p, q) || within(q, p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestSequencerOrder runs random ops through a sequencer with completion
+// in random order and checks: no two conflicting ops ever run together, a
+// conflicting pair always runs in sequence order, and every op runs.
+func TestSequencerOrder(t *testing.T) {
+	paths := []string{".", "a", "a/b", "a/b/c", "a/d", "e", "e/f"}
+	kinds := []fsop.Kind{fsop.Stat, fsop.Readdir, fsop.WriteFile, fsop.Mkdir, fsop.Unlink, fsop.Rename, fsop.ReadFile}
+	for seed := uint64(0); seed < 200; seed++ {
+		r := rand.New(rand.NewPCG(seed, 1))
+		n := 50 + r.IntN(150)
+		ops := make([]fsop.Op, n)
+		for i := range ops {
+			ops[i] = fsop.Op{Kind: kinds[r.IntN(len(kinds))], Path: paths[r.IntN(len(paths))], To: paths[r.IntN(len(paths))]}
+			if ops[i].Kind == fsop.Mkdir && ops[i].Path == "." {
+				ops[i].Path = "a"
+			}
+		}
+		s := newSequencer()
+		var runnable []int
+		running := map[int]bool{}
+		finished := make([]bool, n)
+		tickets := make([]*ticket, n)
+		start := make([]int, n) // step at which op i started
+		enqueued, step := 0, 0
+		for done := 0; done < n; step++ {
+			// Enqueue a few more, in order, then start or finish one op at random.
+			for k := r.IntN(4); k > 0 && enqueued < n; k-- {
+				i := enqueued
+				tickets[i] = s.enqueue(newTicket(func() { runnable = append(runnable, i) }), keysOf(&ops[i], ""))
+				enqueued++
+			}
+			if len(runnable) > 0 && (len(running) == 0 || r.IntN(2) == 0) {
+				j := r.IntN(len(runnable))
+				i := runnable[j]
+				runnable = slices.Delete(runnable, j, j+1)
+				for o := range running {
+					if conflicts(&ops[i], &ops[o]) {
+						t.Fatalf("seed %d: op %d %v runs together with conflicting op %d %v", seed, i, ops[i], o, ops[o])
+					}
+				}
+				for o := 0; o < i; o++ {
+					if !finished[o] && conflicts(&ops[i], &ops[o]) {
+						t.Fatalf("seed %d: op %d %v started before earlier conflicting op %d %v finished", seed, i, ops[i], o, ops[o])
+					}
+				}
+				running[i] = true
+				start[i] = step
+			} else if len(running) > 0 {
+				keys := make([]int, 0, len(running))
+				for o := range running {
+					keys = append(keys, o)
+				}
+				sort.Ints(keys)
+				i := keys[r.IntN(len(keys))]
+				delete(running, i)
+				finished[i] = true
+				done++
+				s.done(tickets[i])
+			} else if enqueued == n {
+				t.Fatalf("seed %d: stuck with %d of %d ops done and nothing runnable", seed, done, n)
+			}
+		}
+		if s.size() != 0 {
+			t.Fatalf("seed %d: %d lock names left after every op finished", seed, s.size())
+		}
+	}
+}
+
+// TestSequencerConcurrency: non-conflicting ops are not serialised.
+func TestSequencerConcurrency(t *testing.T) {
+	s := newSequencer()
+	started := 0
+	for i := 0; i < 100; i++ {
+		op := fsop.Op{Kind: fsop.WriteFile, Path: "dir/f" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
+		s.enqueue(newTicket(func() { started++ }), keysOf(&op, ""))
+	}
+	if started != 100 {
+		t.Fatalf("%d of 100 writes to distinct files started at once", started)
+	}
+	rd := fsop.Op{Kind: fsop.Readdir, Path: "dir"}
+	blocked := true
+	s.enqueue(newTicket(func() { blocked = false }), keysOf(&rd, ""))
+	if !blocked {
+		t.Fatal("readdir of dir started while writes into it were running")
+	}
+}
+
+func BenchmarkSequencer(b *testing.B) {
+	s := newSequencer()
+	ops := []fsop.Op{
+		{Kind: fsop.Stat, Path: "src/pkg/a.go"},
+		{Kind: fsop.WriteFile, Path: "src/pkg/b.go"},
+		{Kind: fsop.Readdir, Path: "src"},
+		{Kind: fsop.Rename, Path: "src/x", To: "src/y"},
+	}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		op := &ops[i%len(ops)]
+		t := s.enqueue(newTicket(func() {}), keysOf(op, ""))
+		s.done(t)
+	}
+}
