@@ -29,7 +29,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(mountCmd(), compatCmd(), bridgeCmd(), validateCmd())
+	root.AddCommand(mountCmd(), compatCmd(), bridgeCmd(), validateCmd(), proxyCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lighthouse:", err)
 		os.Exit(1)
