@@ -9,6 +9,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/rollout"
 )
 
 // Outcome is one bridge's answer to an op.
@@ -147,18 +148,41 @@ func (p *Proxy) compare(r *rec) {
 		p.metrics.Compared.WithLabelValues(string(r.op.Kind)).Inc()
 		p.stats.add(func(s *Stats) { s.Compared++ })
 		if class != "" {
-			p.diverge(r, class, nil, &a, &b)
+			class = p.diverge(r, class, nil, &a, &b)
 		}
 	}
 	p.logs.record(p, r, class, skip)
+	if p.cfg.Observe != nil {
+		p.cfg.Observe(p.observation(r, class, skip))
+	}
 	if rb := r.readback; rb != nil {
 		rb.clean.Store(r.mirrored && skip == "" && class == "")
 		rb.arrive(p)
 	}
 }
 
+// observation describes r from the candidate's (the shadow's) side.
+func (p *Proxy) observation(r *rec, class, skip string) rollout.Observation {
+	o := rollout.Observation{}
+	ran := r.serving == Shadow || r.mirrored
+	if !ran {
+		return o
+	}
+	o.CandidateRan, o.CandidateTime = true, r.dur[Shadow]
+	o.CandidateFailed = failed(r.err[Shadow])
+	if r.mirrored && skip == "" && !o.CandidateFailed && !failed(r.err[Primary]) {
+		o.Compared = true
+		o.Divergent = class != "" && class != compare.ClassShadowError && class != compare.ClassAllowed
+		// An errno only the candidate returned is an error, not just a divergence.
+		if o.Divergent && r.res[Shadow].Errno != "" && r.res[Primary].Errno == "" {
+			o.CandidateFailed = true
+		}
+	}
+	return o
+}
+
 // diverge counts, logs and quarantines one divergence.
-func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Result) {
+func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Result) string {
 	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
 	op := &r.op
 	if readbackOp != nil {
@@ -203,6 +227,7 @@ func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Re
 	if p.cfg.OnDivergence != nil {
 		p.cfg.OnDivergence(d)
 	}
+	return d.Class
 }
 
 func outcome(s *side, res *fsop.Result, err error) Outcome {
@@ -309,7 +334,10 @@ func (rb *readback) arrive(p *Proxy) {
 				if pair[0] == &rb.data[sv][i] {
 					op = fsop.Op{Kind: fsop.ReadFile, Path: op.Path}
 				}
-				p.diverge(r, compare.ClassState, &op, pair[0], pair[1])
+				if p.diverge(r, compare.ClassState, &op, pair[0], pair[1]) != compare.ClassAllowed && p.cfg.Observe != nil {
+					// The op compared equal; the state it left did not.
+					p.cfg.Observe(rollout.Observation{Compared: true, Divergent: true})
+				}
 				return
 			}
 		}

@@ -46,6 +46,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/metrics"
+	"github.com/lighthouse-fs/lighthouse/rollout"
 )
 
 // Bridge is what the proxy needs of a bridge. bridgeclient.Client is one;
@@ -62,6 +63,21 @@ var (
 	ErrRefused     = bridgeclient.ErrRefused
 	ErrUnavailable = bridgeclient.ErrUnavailable
 )
+
+// CandidateRoute routes an op to the shadow bridge (the candidate) when
+// serves says so for its path, or the path its handle was opened on.
+func CandidateRoute(serves func(key string) bool) func(op *fsop.Op, handlePath string) Side {
+	return func(op *fsop.Op, handlePath string) Side {
+		key := op.Path
+		if op.HandleBased() {
+			key = handlePath
+		}
+		if serves(key) {
+			return Shadow
+		}
+		return Primary
+	}
+}
 
 // Side names the two bridges.
 type Side int
@@ -108,6 +124,9 @@ type Config struct {
 	// OnDivergence, if set, sees every divergence after it is counted and
 	// logged.
 	OnDivergence func(Divergence)
+	// Observe, if set, sees every op's outcome from the candidate's (the
+	// shadow bridge's) point of view: the rollout controller's input.
+	Observe func(rollout.Observation)
 	// DivergenceLog receives one JSON line per divergence; Record one JSON
 	// line per op. Either may be nil.
 	DivergenceLog, Record io.Writer
@@ -260,6 +279,7 @@ type rec struct {
 	size     int64
 
 	tickets   [2]*ticket
+	dur       [2]time.Duration
 	res       [2]fsop.Result
 	err       [2]error
 	remaining atomic.Int32
@@ -276,7 +296,9 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	sv := p.sides[r.serving]
 	<-ready
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpTimeout)
+	t0 := time.Now()
 	res, err := sv.b.Exec(octx, &r.op)
+	r.dur[r.serving] = time.Since(t0)
 	cancel()
 	p.finish(r, r.serving, res, err)
 
@@ -430,7 +452,9 @@ func (p *Proxy) markStale(s *side, reason string) {
 // runMirror runs r on the mirror bridge (a worker goroutine).
 func (p *Proxy) runMirror(r *rec, mr *side) {
 	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.OpTimeout)
+	t0 := time.Now()
 	res, err := mr.b.Exec(ctx, &r.op)
+	r.dur[mr.idx] = time.Since(t0)
 	cancel()
 	p.finish(r, mr.idx, res, err)
 }

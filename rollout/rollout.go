@@ -1,0 +1,449 @@
+// Package rollout moves serving traffic from the primary FUSE library to
+// the candidate in phases, and back at once when the candidate misbehaves.
+//
+// # Phases
+//
+// shadow (weight 0: the primary serves every op, the candidate is only
+// mirrored), canary (10% of ops served by the candidate), progressive (50%,
+// 75%, 90%), full (100%: the primary is now the mirror, so a rollback is
+// one weight change away). Which ops the candidate serves is decided by a
+// hash of the op's path, so one file's ops are served by one bridge.
+//
+// # Triggers
+//
+// Three signals, each a Bernoulli stream observed on every op the
+// candidate runs (served or mirrored): divergence (a compared op whose
+// results differ, allowlisted classes excluded), candidate error (a
+// transport failure or timeout, or an errno the other bridge did not
+// return), and candidate slowness (an op slower than 1 s, the P99 > 1 s
+// trigger: P99 > 1 s exactly when more than 1% of ops are slower than 1 s).
+// Each feeds a one-sided CUSUM tuned by simulation (rollout_test.go,
+// docs/rollout.md): divergence p0 = 0.05%, p1 = 0.3%, h = 11; error and
+// slowness p0 = 0.5%, p1 = 2%, h = 14. A trigger may fire only after
+// MinSample observations; "no data" is neither healthy nor a rollback.
+//
+// # Decisions
+//
+// A rollback sets the weight to 0 at once (in-flight ops finish), logs the
+// numbers, counts lighthouse_fuse_rollbacks_total{trigger}, and persists the
+// state, so a restart keeps it. Nothing re-advances automatically after a
+// rollback: an operator promotes again.
+package rollout
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Phase names.
+const (
+	PhaseShadow      = "shadow"
+	PhaseCanary      = "canary"
+	PhaseProgressive = "progressive"
+	PhaseFull        = "full"
+)
+
+// Trigger names (the trigger label of lighthouse_fuse_rollbacks_total).
+const (
+	TriggerDivergence = "divergence"
+	TriggerErrors     = "error_rate"
+	TriggerLatency    = "p99_latency"
+	TriggerManual     = "manual"
+)
+
+// PhaseWeight is the default candidate weight of each phase.
+var PhaseWeight = map[string]float64{PhaseShadow: 0, PhaseCanary: 0.10, PhaseProgressive: 0.50, PhaseFull: 1}
+
+// Steps is the automatic advance path.
+var Steps = []float64{0, 0.10, 0.50, 0.75, 0.90, 1}
+
+// PhaseOf names the phase of a weight.
+func PhaseOf(w float64) string {
+	switch {
+	case w <= 0:
+		return PhaseShadow
+	case w < 0.5:
+		return PhaseCanary
+	case w < 1:
+		return PhaseProgressive
+	}
+	return PhaseFull
+}
+
+// Thresholds are the rollback triggers and their tuning.
+type Thresholds struct {
+	Divergence float64       `json:"divergence" yaml:"divergence"`     // 0.001
+	ErrorRate  float64       `json:"error_rate" yaml:"error_rate"`     // 0.01
+	P99        time.Duration `json:"p99" yaml:"p99"`                   // 1s
+	MinSample  int           `json:"min_sample" yaml:"min_sample"`     // 500
+	Window     int           `json:"window" yaml:"window"`             // 5000: the rates shown and exported
+	HDivergent float64       `json:"h_divergence" yaml:"h_divergence"` // 12
+	HErrors    float64       `json:"h_errors" yaml:"h_errors"`         // 14
+}
+
+// DefaultThresholds are the seed's triggers with the simulated tuning.
+func DefaultThresholds() Thresholds {
+	return Thresholds{Divergence: 0.001, ErrorRate: 0.01, P99: time.Second, MinSample: 500, Window: 5000, HDivergent: 11, HErrors: 14}
+}
+
+// State is what the controller persists.
+type State struct {
+	Weight     float64   `json:"weight"`
+	Phase      string    `json:"phase"`
+	RolledBack bool      `json:"rolled_back"`
+	Decision   *Decision `json:"last_decision,omitempty"`
+	Updated    time.Time `json:"updated"`
+}
+
+// Decision records why the weight last changed.
+type Decision struct {
+	Time       time.Time  `json:"time"`
+	Action     string     `json:"action"` // rollback, promote, advance
+	Trigger    string     `json:"trigger,omitempty"`
+	From       float64    `json:"from_weight"`
+	To         float64    `json:"to_weight"`
+	Reason     string     `json:"reason"`
+	Rates      Rates      `json:"rates"`
+	Statistics [3]float64 `json:"cusum"` // divergence, errors, latency
+}
+
+// Rates are the window rates and sample sizes at a decision.
+type Rates struct {
+	Divergence  float64 `json:"divergence"`
+	Compared    int     `json:"compared"`
+	ErrorRate   float64 `json:"error_rate"`
+	SlowRate    float64 `json:"slow_rate"`
+	CandidateOp int     `json:"candidate_ops"`
+}
+
+// Observation is one op, as the proxy saw it.
+type Observation struct {
+	Compared        bool          // both results were compared
+	Divergent       bool          // ... and differed (allowlisted classes excluded)
+	CandidateRan    bool          // the candidate executed it (served or mirrored)
+	CandidateFailed bool          // transport failure, timeout, or an errno the other did not return
+	CandidateTime   time.Duration // how long the candidate took
+}
+
+// Config configures a Controller.
+type Config struct {
+	Thresholds Thresholds
+	// StateFile persists decisions across restarts ("" keeps them in memory).
+	StateFile string
+	// Initial is the weight to start with when there is no state file.
+	Initial float64
+	// AdvanceAfter, if > 0, advances one step (Steps) after that many
+	// candidate ops with every trigger quiet since the last change.
+	AdvanceAfter int
+	Registerer   prometheus.Registerer
+	Logger       *slog.Logger
+}
+
+// Controller decides the candidate's weight. Safe for concurrent use;
+// Weight is lock-free for the proxy's hot path.
+type Controller struct {
+	cfg    Config
+	log    *slog.Logger
+	weight atomic.Uint64 // math.Float64bits
+
+	mu        sync.Mutex
+	th        Thresholds
+	state     State
+	div, errs cusum
+	slow      cusum
+	wDiv      window
+	wErr      window
+	wSlow     window
+	sinceMove int // candidate ops since the last weight change
+
+	mRollbacks *prometheus.CounterVec
+	mWeight    prometheus.Gauge
+	mPhase     *prometheus.GaugeVec
+	mObs       *prometheus.CounterVec
+	mStat      *prometheus.GaugeVec
+	mRate      *prometheus.GaugeVec
+	// children of the vectors above, resolved once: Observe is on the hot path
+	obs   map[string][2]prometheus.Counter // signal -> good, bad
+	stats [3]prometheus.Gauge
+	rates [3]prometheus.Gauge
+}
+
+var signals = [3]string{"divergence", "error", "slow"}
+
+// New starts a controller, restoring its state file if there is one.
+func New(cfg Config) (*Controller, error) {
+	if cfg.Thresholds == (Thresholds{}) {
+		cfg.Thresholds = DefaultThresholds()
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	f := promauto.With(cfg.Registerer)
+	c := &Controller{cfg: cfg, log: cfg.Logger,
+		mRollbacks: f.NewCounterVec(prometheus.CounterOpts{Name: "lighthouse_fuse_rollbacks_total",
+			Help: "Rollbacks of the candidate's serving weight to 0, by trigger (divergence, error_rate, p99_latency, manual)."}, []string{"trigger"}),
+		mWeight: f.NewGauge(prometheus.GaugeOpts{Name: "lighthouse_rollout_candidate_weight",
+			Help: "Fraction of ops served by the candidate bridge (0 shadow, 0.1 canary, 0.5-0.9 progressive, 1 full)."}),
+		mPhase: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lighthouse_rollout_phase",
+			Help: "1 for the current rollout phase."}, []string{"phase"}),
+		mObs: f.NewCounterVec(prometheus.CounterOpts{Name: "lighthouse_rollout_observations_total",
+			Help: "Observations of the candidate per signal (divergence, error, slow) and outcome (bad, good): the alert rules' rates."}, []string{"signal", "outcome"}),
+		mStat: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lighthouse_rollout_cusum",
+			Help: "Each trigger's CUSUM statistic; the trigger fires at its threshold h."}, []string{"signal"}),
+		mRate: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lighthouse_rollout_window_rate",
+			Help: "Each signal's bad fraction over the last window of observations."}, []string{"signal"}),
+	}
+	c.obs = map[string][2]prometheus.Counter{}
+	for i, sig := range signals {
+		c.obs[sig] = [2]prometheus.Counter{c.mObs.WithLabelValues(sig, "good"), c.mObs.WithLabelValues(sig, "bad")}
+		c.stats[i], c.rates[i] = c.mStat.WithLabelValues(sig), c.mRate.WithLabelValues(sig)
+	}
+	if err := c.setThresholds(cfg.Thresholds); err != nil {
+		return nil, err
+	}
+	c.state = State{Weight: cfg.Initial, Phase: PhaseOf(cfg.Initial), Updated: time.Now()}
+	if cfg.StateFile != "" {
+		b, err := os.ReadFile(cfg.StateFile)
+		switch {
+		case err == nil:
+			var st State
+			if err := json.Unmarshal(b, &st); err != nil {
+				return nil, fmt.Errorf("rollout state %s: %w (fix or delete it)", cfg.StateFile, err)
+			}
+			c.state = st
+			c.log.Info("rollout state restored", "weight", st.Weight, "phase", st.Phase, "rolled_back", st.RolledBack)
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, fmt.Errorf("rollout state: %w", err)
+		}
+	}
+	c.publish()
+	return c, nil
+}
+
+// setThresholds validates and installs th, resetting the statistics.
+func (c *Controller) setThresholds(th Thresholds) error {
+	if th.Divergence <= 0 || th.Divergence >= 0.5 || th.ErrorRate <= 0 || th.ErrorRate >= 0.5 || th.P99 <= 0 ||
+		th.MinSample < 0 || th.Window <= 0 || th.HDivergent <= 0 || th.HErrors <= 0 {
+		return fmt.Errorf("invalid thresholds %+v: rates in (0, 0.5), positive p99, window and h", th)
+	}
+	c.th = th
+	// p0 = half the threshold, p1 = three (divergence) or two (errors)
+	// times it: the CUSUM's neutral rate sits near the threshold.
+	c.div = newCUSUM(th.Divergence/2, th.Divergence*3, th.HDivergent)
+	c.errs = newCUSUM(th.ErrorRate/2, th.ErrorRate*2, th.HErrors)
+	c.slow = newCUSUM(th.ErrorRate/2, th.ErrorRate*2, th.HErrors)
+	c.wDiv, c.wErr, c.wSlow = newWindow(th.Window), newWindow(th.Window), newWindow(th.Window)
+	return nil
+}
+
+// Weight is the candidate's serving share now.
+func (c *Controller) Weight() float64 { return math.Float64frombits(c.weight.Load()) }
+
+// ServesCandidate reports whether the op on key (a path) is served by the
+// candidate at the current weight: a stable hash, so a path stays put.
+func (c *Controller) ServesCandidate(key string) bool {
+	w := c.Weight()
+	switch {
+	case w <= 0:
+		return false
+	case w >= 1:
+		return true
+	}
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	return float64(h.Sum64()%10000) < w*10000
+}
+
+// Observe feeds one op to the triggers.
+func (c *Controller) Observe(o Observation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var fired, reason string
+	if o.Compared {
+		c.wDiv.add(o.Divergent)
+		c.count("divergence", o.Divergent)
+		if c.div.add(o.Divergent) && c.wDiv.size() >= c.th.MinSample {
+			fired, reason = TriggerDivergence, fmt.Sprintf("divergence rate %.3f%% over %d compared ops (threshold %.3f%%)", 100*c.wDiv.rate(), c.wDiv.size(), 100*c.th.Divergence)
+		}
+	}
+	if o.CandidateRan {
+		slow := o.CandidateTime > c.th.P99
+		c.wErr.add(o.CandidateFailed)
+		c.wSlow.add(slow)
+		c.count("error", o.CandidateFailed)
+		c.count("slow", slow)
+		if c.errs.add(o.CandidateFailed) && c.wErr.size() >= c.th.MinSample && fired == "" {
+			fired, reason = TriggerErrors, fmt.Sprintf("candidate error rate %.2f%% over %d ops (threshold %.2f%%)", 100*c.wErr.rate(), c.wErr.size(), 100*c.th.ErrorRate)
+		}
+		if c.slow.add(slow) && c.wSlow.size() >= c.th.MinSample && fired == "" {
+			fired, reason = TriggerLatency, fmt.Sprintf("%.2f%% of candidate ops slower than %v over %d ops: P99 above it", 100*c.wSlow.rate(), c.th.P99, c.wSlow.size())
+		}
+		c.sinceMove++
+	}
+	c.gauges()
+	switch {
+	case fired != "" && c.state.Weight > 0:
+		c.decide("rollback", fired, 0, reason)
+	case fired != "":
+		// Shadow phase: nothing to roll back; start counting afresh so the
+		// verdict reflects the current behaviour.
+		c.log.Warn("candidate unhealthy in the shadow phase: do not promote", "trigger", fired, "reason", reason)
+		c.resetStats()
+	case c.cfg.AdvanceAfter > 0 && !c.state.RolledBack && c.sinceMove >= c.cfg.AdvanceAfter && c.state.Weight > 0 && c.state.Weight < 1 &&
+		c.wDiv.size() >= c.th.MinSample && c.wErr.size() >= c.th.MinSample:
+		next := 1.0
+		for _, s := range Steps {
+			if s > c.state.Weight+1e-9 {
+				next = s
+				break
+			}
+		}
+		c.decide("advance", "", next, fmt.Sprintf("%d candidate ops with every trigger quiet", c.sinceMove))
+	}
+}
+
+func (c *Controller) count(signal string, bad bool) {
+	i := 0
+	if bad {
+		i = 1
+	}
+	c.obs[signal][i].Inc()
+}
+
+// gauges export the statistics and window rates. c.mu is held.
+func (c *Controller) gauges() {
+	for i, v := range [3]float64{c.div.s, c.errs.s, c.slow.s} {
+		c.stats[i].Set(v)
+	}
+	for i, v := range [3]float64{c.wDiv.rate(), c.wErr.rate(), c.wSlow.rate()} {
+		c.rates[i].Set(v)
+	}
+}
+
+func (c *Controller) resetStats() {
+	c.div.reset()
+	c.errs.reset()
+	c.slow.reset()
+	c.wDiv.reset()
+	c.wErr.reset()
+	c.wSlow.reset()
+	c.sinceMove = 0
+}
+
+// decide changes the weight, records why, and persists. c.mu is held.
+func (c *Controller) decide(action, trigger string, to float64, reason string) {
+	d := &Decision{Time: time.Now(), Action: action, Trigger: trigger, From: c.state.Weight, To: to, Reason: reason,
+		Rates:      Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
+		Statistics: [3]float64{c.div.s, c.errs.s, c.slow.s}}
+	c.state.Weight, c.state.Phase, c.state.Decision, c.state.Updated = to, PhaseOf(to), d, d.Time
+	if action == "rollback" {
+		c.state.RolledBack = true
+		c.mRollbacks.WithLabelValues(trigger).Inc()
+		c.log.Error("ROLLBACK: candidate weight set to 0", "trigger", trigger, "reason", reason, "from_weight", d.From,
+			"divergence_rate", d.Rates.Divergence, "compared", d.Rates.Compared, "error_rate", d.Rates.ErrorRate,
+			"slow_rate", d.Rates.SlowRate, "candidate_ops", d.Rates.CandidateOp)
+	} else {
+		if action == "promote" {
+			c.state.RolledBack = false
+		}
+		c.log.Info("rollout weight changed", "action", action, "from", d.From, "to", to, "phase", c.state.Phase, "reason", reason)
+	}
+	c.resetStats()
+	c.publish()
+	if err := c.persist(); err != nil {
+		c.log.Error("cannot persist the rollout state: a restart would forget this decision", "file", c.cfg.StateFile, "err", err)
+	}
+}
+
+// publish makes the state visible: the atomic weight and the gauges.
+func (c *Controller) publish() {
+	c.weight.Store(math.Float64bits(c.state.Weight))
+	c.mWeight.Set(c.state.Weight)
+	for _, p := range []string{PhaseShadow, PhaseCanary, PhaseProgressive, PhaseFull} {
+		v := 0.0
+		if p == c.state.Phase {
+			v = 1
+		}
+		c.mPhase.WithLabelValues(p).Set(v)
+	}
+	c.gauges()
+}
+
+// persist writes the state file through a temporary file and a rename.
+func (c *Controller) persist() error {
+	if c.cfg.StateFile == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(c.state, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.cfg.StateFile), 0o755); err != nil {
+		return err
+	}
+	tmp := c.cfg.StateFile + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, c.cfg.StateFile)
+}
+
+// Promote sets the weight (an operator's decision; clears a rollback).
+func (c *Controller) Promote(weight float64, reason string) error {
+	if weight < 0 || weight > 1 || math.IsNaN(weight) {
+		return fmt.Errorf("weight %v outside [0, 1]", weight)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.decide("promote", "", weight, reason)
+	return nil
+}
+
+// Rollback sets the weight to 0 now (an operator's decision).
+func (c *Controller) Rollback(reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.decide("rollback", TriggerManual, 0, reason)
+}
+
+// Reconfigure installs new thresholds (SIGHUP); on error nothing changes.
+func (c *Controller) Reconfigure(th Thresholds) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if th == c.th {
+		return nil // keep the statistics
+	}
+	return c.setThresholds(th) // validates before changing anything
+}
+
+// Status is the controller's state and current rates.
+type Status struct {
+	State      State      `json:"state"`
+	Thresholds Thresholds `json:"thresholds"`
+	Rates      Rates      `json:"rates"`
+	CUSUM      [3]float64 `json:"cusum"`
+}
+
+// Status reports the state.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return Status{State: c.state, Thresholds: c.th,
+		Rates: Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
+		CUSUM: [3]float64{c.div.s, c.errs.s, c.slow.s}}
+}
