@@ -25,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"sync"
@@ -67,6 +68,9 @@ type Config struct {
 	// OpTimeout is how long one op may take before the executor is
 	// declared hung and replaced (default 30 s).
 	OpTimeout time.Duration
+	// InjectDivergence corrupts this fraction of read results (a flipped
+	// byte): for the rollback demo and tests only, never in production.
+	InjectDivergence float64
 	// Registerer receives the bridge's metrics; nil means a private registry.
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
@@ -148,6 +152,9 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	}
 	os.Setenv(EnvActiveBackend, b.active)
 	b.metrics.Active.WithLabelValues(b.active, cfg.Role).Set(1)
+	if cfg.InjectDivergence > 0 {
+		b.log.Warn("INJECTING DIVERGENCE: a fraction of read results will be corrupted (demo/test only)", "rate", cfg.InjectDivergence)
+	}
 	b.log.Info("bridge ready", "active_backend", b.active, "role", cfg.Role, "mount", cfg.MountDir, EnvActiveBackend, b.active)
 	return b, nil
 }
@@ -197,6 +204,9 @@ func (b *Bridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	b.rlockExec()
 	res, err := b.execLocked(ctx, op, false)
 	b.opsMu.RUnlock()
+	if b.cfg.InjectDivergence > 0 && err == nil && len(res.Data) > 0 && rand.Float64() < b.cfg.InjectDivergence {
+		res.Data = append([]byte{res.Data[0] ^ 0x20}, res.Data[1:]...)
+	}
 	result := metrics.ResultOK
 	switch {
 	case errors.Is(err, errRefused):

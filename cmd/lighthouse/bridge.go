@@ -31,6 +31,7 @@ type bridgeFlags struct {
 	role     string
 	timeout  time.Duration
 	maxBody  int64
+	inject   float64
 }
 
 func (f *bridgeFlags) register(cmd *cobra.Command) {
@@ -42,6 +43,8 @@ func (f *bridgeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.role, "role", "primary", "role label in metrics: primary or shadow")
 	fl.DurationVar(&f.timeout, "op-timeout", 30*time.Second, "an op running longer marks the executor hung: it is replaced")
 	fl.Int64Var(&f.maxBody, "max-body", 80<<20, "largest request body accepted, bytes")
+	fl.Float64Var(&f.inject, "inject-divergence", 0, "corrupt this fraction of read results (the rollback demo and tests; never in production)")
+	fl.MarkHidden("inject-divergence")
 }
 
 func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
@@ -67,7 +70,7 @@ func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
 	return bridge.Config{
 		Backends: backends, Backend: f.backend, Fallback: f.fallback, Role: f.role,
 		MountDir: mnt, DataDir: f.data, Sync: policy, Mount: f.opts,
-		MaxBody: f.maxBody, OpTimeout: f.timeout, Registerer: reg,
+		MaxBody: f.maxBody, OpTimeout: f.timeout, Registerer: reg, InjectDivergence: f.inject,
 	}, nil
 }
 

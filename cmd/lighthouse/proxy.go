@@ -9,19 +9,24 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/lighthouse-fs/lighthouse/bridge"
 	"github.com/lighthouse-fs/lighthouse/bridgeclient"
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/front"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/rollout"
 )
 
 // proxyFlags configure a front proxy.
@@ -34,6 +39,11 @@ type proxyFlags struct {
 	readback              float64
 	mirrorMaxOps          int
 	mirrorMaxLag          time.Duration
+	phase                 string
+	weight                float64
+	rolloutConfig         string
+	stateFile             string
+	advanceAfter          int
 }
 
 func (f *proxyFlags) register(cmd *cobra.Command) {
@@ -49,15 +59,41 @@ func (f *proxyFlags) register(cmd *cobra.Command) {
 	fl.Float64Var(&f.readback, "readback-rate", 1, "fraction of mutations whose state is read back on both bridges (0 disables)")
 	fl.IntVar(&f.mirrorMaxOps, "mirror-max-ops", 10000, "mirrored ops the shadow may lag behind before it is marked stale and resynced")
 	fl.DurationVar(&f.mirrorMaxLag, "mirror-max-lag", 10*time.Second, "age of the oldest unmirrored op before the shadow is marked stale")
+	fl.StringVar(&f.phase, "phase", "", "rollout phase at start when no state file says otherwise: shadow, canary, progressive, full")
+	fl.Float64Var(&f.weight, "weight", -1, "candidate (shadow bridge) serving weight at start, 0..1 (overrides --phase)")
+	fl.StringVar(&f.rolloutConfig, "rollout-config", "", "rollout config file (phase, weight, thresholds, window); SIGHUP reloads it")
+	fl.StringVar(&f.stateFile, "state-file", "", "where rollout decisions are persisted, so a restart keeps a rollback")
+	fl.IntVar(&f.advanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: only by an operator)")
+}
+
+// initialWeight is the weight the flags ask for, -1 if they do not.
+func (f *proxyFlags) initialWeight() (float64, error) {
+	switch {
+	case f.weight >= 0:
+		if f.weight > 1 {
+			return 0, fmt.Errorf("--weight %v outside [0, 1]", f.weight)
+		}
+		return f.weight, nil
+	case f.phase != "":
+		w, ok := rollout.PhaseWeight[f.phase]
+		if !ok {
+			return 0, fmt.Errorf("unknown --phase %q: shadow, canary, progressive or full", f.phase)
+		}
+		return w, nil
+	}
+	return -1, nil
 }
 
 // runningProxy is a proxy with its servers, for `proxy` and `up`.
 type runningProxy struct {
-	p       *proxy.Proxy
-	clients []*bridgeclient.Client
-	files   []*os.File
-	unmount func() error
-	done    <-chan error
+	p          *proxy.Proxy
+	rollout    *rollout.Controller
+	cfgFile    *rollout.File // the rollout config last loaded
+	configPath string
+	clients    []*bridgeclient.Client
+	files      []*os.File
+	unmount    func() error
+	done       <-chan error
 }
 
 // startProxy connects to both bridges (waiting up to 30 s for them) and
@@ -81,8 +117,28 @@ func startProxy(ctx context.Context, f *proxyFlags, reg prometheus.Registerer) (
 		slog.Warn("both bridges run the same backend: this is an A/A pair, measuring the noise floor", "backend", names[0])
 		names[1] += "-shadow"
 	}
-	cfg := proxy.Config{Primary: rp.clients[0], Shadow: rp.clients[1], PrimaryName: names[0], ShadowName: names[1],
-		ReadbackRate: f.readback, MirrorMaxOps: f.mirrorMaxOps, MirrorMaxLag: f.mirrorMaxLag, Registerer: reg}
+	primary, shadow := rp.clients[0], rp.clients[1]
+	if want := os.Getenv(bridge.EnvBackend); want != "" && want == names[1] {
+		// A full manual rollback by restart: the named library becomes primary.
+		slog.Warn("LIGHTHOUSE_FUSE_BACKEND makes the shadow bridge's library primary", "primary", names[1])
+		primary, shadow, names[0], names[1] = shadow, primary, names[1], names[0]
+	}
+	ctrl, err := newController(f, reg)
+	if err != nil {
+		return nil, err
+	}
+	rp.rollout, rp.configPath = ctrl, f.rolloutConfig
+	if f.rolloutConfig != "" {
+		if rp.cfgFile, err = rollout.LoadFile(f.rolloutConfig); err != nil {
+			return nil, err
+		}
+		if err := rp.applyConfig(rp.cfgFile, true); err != nil {
+			return nil, err
+		}
+	}
+	cfg := proxy.Config{Primary: primary, Shadow: shadow, PrimaryName: names[0], ShadowName: names[1],
+		ReadbackRate: f.readback, MirrorMaxOps: f.mirrorMaxOps, MirrorMaxLag: f.mirrorMaxLag, Registerer: reg,
+		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Observe: ctrl.Observe}
 	if f.readback <= 0 {
 		cfg.ReadbackRate = -1
 	}
@@ -107,7 +163,6 @@ func startProxy(ctx context.Context, f *proxyFlags, reg prometheus.Registerer) (
 		rp.files = append(rp.files, fh)
 		return fh, nil
 	}
-	var err error
 	if cfg.Record, err = openLog(f.record); err != nil {
 		return nil, err
 	}
@@ -136,6 +191,67 @@ func startProxy(ctx context.Context, f *proxyFlags, reg prometheus.Registerer) (
 		slog.Info("front mount ready: programs run here generate the shadow traffic", "mount", mnt)
 	}
 	return rp, nil
+}
+
+// newController starts the rollout controller: the state file wins over
+// the flags, so a restart never undoes a rollback.
+func newController(f *proxyFlags, reg prometheus.Registerer) (*rollout.Controller, error) {
+	w, err := f.initialWeight()
+	if err != nil {
+		return nil, err
+	}
+	ctrl, err := rollout.New(rollout.Config{Initial: max(w, 0), StateFile: f.stateFile, AdvanceAfter: f.advanceAfter, Registerer: reg})
+	if err != nil {
+		return nil, err
+	}
+	if st := ctrl.Status().State; w >= 0 && st.Weight != w && f.stateFile != "" && st.Decision != nil {
+		slog.Warn("the rollout state file overrides --phase/--weight; promote through the admin API or `lighthouse promote`",
+			"state_file", f.stateFile, "weight", st.Weight, "rolled_back", st.RolledBack)
+	}
+	slog.Info("rollout", "phase", ctrl.Status().State.Phase, "candidate_weight", ctrl.Weight())
+	return ctrl, nil
+}
+
+// applyConfig installs a rollout config file. A phase or weight is applied
+// only when it differs from the previous file's (a reload for a threshold
+// never undoes a rollback).
+func (rp *runningProxy) applyConfig(f *rollout.File, first bool) error {
+	th, err := f.Apply(rollout.DefaultThresholds())
+	if err != nil {
+		return err
+	}
+	if err := rp.rollout.Reconfigure(th); err != nil {
+		return err
+	}
+	w, ok := f.TargetWeight()
+	prev, had := 0.0, false
+	if !first && rp.cfgFile != nil {
+		prev, had = rp.cfgFile.TargetWeight()
+	}
+	if ok && (!had || prev != w) && (first && rp.rollout.Status().State.Decision == nil || !first) {
+		return rp.rollout.Promote(w, "rollout config file")
+	}
+	return nil
+}
+
+// reload is SIGHUP: a bad file is rejected with a clear log line and the
+// old config stays.
+func (rp *runningProxy) reload(path string) {
+	if path == "" {
+		slog.Warn("SIGHUP ignored: no --rollout-config to reload")
+		return
+	}
+	f, err := rollout.LoadFile(path)
+	if err == nil {
+		err = rp.applyConfig(f, false)
+	}
+	if err != nil {
+		slog.Error("rollout config rejected, keeping the old one", "file", path, "err", err)
+		return
+	}
+	rp.cfgFile = f
+	st := rp.rollout.Status()
+	slog.Info("rollout config reloaded", "file", path, "phase", st.State.Phase, "weight", st.State.Weight)
 }
 
 func waitBridge(ctx context.Context, c *bridgeclient.Client, limit time.Duration) (bridgeclient.Info, error) {
@@ -188,7 +304,10 @@ func serveProxy(ctx context.Context, rp *runningProxy, reg *prometheus.Registry,
 		return fmt.Errorf("listen on %s: %w", admin, err)
 	}
 	srv := &http.Server{Handler: rp.p.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	asrv := &http.Server{Handler: rp.p.AdminHandler(reg), ReadHeaderTimeout: 10 * time.Second}
+	amux := http.NewServeMux()
+	amux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	rp.rollout.Register(amux, os.Getenv(rollout.EnvAdminToken), func() any { return rp.p.Status() })
+	asrv := &http.Server{Handler: amux, ReadHeaderTimeout: 10 * time.Second}
 	slog.Info("proxy listening", "api", api.Addr().String(), "admin", adm.Addr().String())
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range []struct {
@@ -202,6 +321,19 @@ func serveProxy(ctx context.Context, rp *runningProxy, reg *prometheus.Registry,
 			return nil
 		})
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	g.Go(func() error {
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-hup:
+				rp.reload(rp.configPath)
+			}
+		}
+	})
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
