@@ -1,0 +1,25 @@
+// Package deploy holds the deployment files (start scripts, seccomp
+// profile, Prometheus rules). Its only Go is this test, which runs
+// Prometheus's own rule checker and rule unit tests on them.
+package deploy
+
+import (
+	"os/exec"
+	"testing"
+)
+
+// TestPrometheusRules checks deploy/prometheus/rules.yml and runs its unit
+// tests (rules_test.yml: series that must and must not fire each alert).
+func TestPrometheusRules(t *testing.T) {
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		t.Skip("promtool not installed (Debian package prometheus; deploy/install-deps.sh installs it)")
+	}
+	for _, args := range [][]string{{"check", "rules", "rules.yml"}, {"test", "rules", "rules_test.yml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = "prometheus"
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %v: %v\n%s", args, err, out)
+		}
+	}
+}
