@@ -1,7 +1,7 @@
 # Lighthouse: the dual-FUSE shadow harness.
 #
-#   make run    mount the store through bazil and go-fuse side by side, run the
-#               conformance cases on both, print the comparison table
+#   make run    the whole harness on this machine (both bridges, the proxy, the
+#               front mount) driven by the built-in workload; prints the report
 #   make test   every test, with both FUSE libraries really mounted
 #
 # Both install what they need (fuse3) when run as root on Debian, and say
@@ -20,7 +20,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 #  before this; it is the last resort.
 TESTFLAGS   ?= -count=1 -p 1 -race -timeout 25m
 
-.PHONY: all build deps run test lint bench compat clean
+.PHONY: all build deps run compat-run test lint bench compat clean
 
 all: build
 
@@ -30,7 +30,15 @@ deps:
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lighthouse
 
+# The whole harness on one machine: a bazil and a go-fuse bridge behind the
+# proxy, the built-in workload through the proxy's API, then the report.
+# Exits 1 on a divergence beyond the allowlist. `bin/lighthouse up` without
+# --workload is the interactive mode.
 run: deps build
+	./$(BIN) up --dir .lighthouse --workload
+
+# The conformance cases on both libraries side by side, with the table.
+compat-run: deps build
 	./$(BIN) compat --dir .lighthouse/compat
 
 # Tests put their mount points in a temporary directory of their own, so

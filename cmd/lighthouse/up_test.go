@@ -1,0 +1,232 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+)
+
+// buildLighthouse builds this command into a temporary directory: `up`
+// starts its bridges from its own executable, so it cannot run inside the
+// test binary.
+func buildLighthouse(t *testing.T) string {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		if goBin, err = exec.LookPath("/usr/local/go/bin/go"); err != nil {
+			t.Skip("no go command to build lighthouse with")
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "lighthouse")
+	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the bridges mount FUSE file systems")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("needs /dev/fuse")
+	}
+}
+
+// freePorts returns n loopback addresses nothing listens on (they are
+// free when returned; the test then uses them at once).
+func freePorts(t *testing.T, n int) []string {
+	t.Helper()
+	var lns []net.Listener
+	var addrs []string
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	for _, ln := range lns {
+		ln.Close()
+	}
+	return addrs
+}
+
+func portFlags(addrs []string) []string {
+	return []string{"--proxy-listen", addrs[0], "--admin", addrs[1], "--primary-listen", addrs[2], "--shadow-listen", addrs[3]}
+}
+
+// fuseMountsUnder lists every FUSE mount at or below dir, from /proc.
+func fuseMountsUnder(t *testing.T, dir string) []string {
+	t.Helper()
+	ms, err := fusemount.Mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range ms {
+		if m.Dir == dir || strings.HasPrefix(m.Dir, dir+"/") {
+			out = append(out, m.Dir)
+		}
+	}
+	return out
+}
+
+// TestUp builds the binary once for its subtests.
+func TestUp(t *testing.T) {
+	needFUSE(t)
+	if testing.Short() {
+		t.Skip("builds the binary and mounts three file systems")
+	}
+	bin := buildLighthouse(t)
+	t.Run("workload", func(t *testing.T) { testUpWorkload(t, bin) })
+	t.Run("port-in-use", func(t *testing.T) { testUpPortInUse(t, bin) })
+	t.Run("divergence", func(t *testing.T) { testUpDivergence(t, bin) })
+}
+
+// testUpWorkload runs the whole harness as `make run` does, smaller and on
+// free ports: both bridges really mounted, the proxy, the front mount, the
+// workload, the report, a clean stop.
+func testUpWorkload(t *testing.T, bin string) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	args := append([]string{"up", "--dir", dir, "--workload", "--ops", "3000", "--clients", "4"}, portFlags(freePorts(t, 4))...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.WaitDelay = 10 * time.Second
+	err := cmd.Run()
+	report := stdout.String()
+	t.Logf("report:\n%s", report)
+	if err != nil {
+		t.Fatalf("lighthouse up: %v\nstderr:\n%s\nprimary log:\n%s\nshadow log:\n%s", err, stderr.String(),
+			logTail(filepath.Join(dir, "primary.log"), 30), logTail(filepath.Join(dir, "shadow.log"), 30))
+	}
+	for _, want := range []string{`(?m)^VERDICT: PASS`, `(?m)^  ops sent +3000$`, `(?m)^  compared +\d+ of \d+`,
+		`no FUSE mount left`, `serving path, served by bazil`,
+		`bazil bridge, every op on its mount`, `gofuse bridge, every op on its mount`} {
+		if !regexp.MustCompile(want).MatchString(report) {
+			t.Errorf("report does not match %q", want)
+		}
+	}
+	if left := fuseMountsUnder(t, dir); len(left) > 0 {
+		for _, m := range left {
+			fusemount.Abort(m)
+			fusemount.Unmount(m)
+		}
+		t.Fatalf("mounts left under %s: %v", dir, left)
+	}
+	for _, f := range []string{"record.jsonl", "primary.log", "shadow.log", "proxy.log", "primary/data", "shadow/data"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("after the run: %v", err)
+		}
+	}
+}
+
+// testUpPortInUse: a port already taken is named, with the likely cause,
+// before anything is started or removed.
+func testUpPortInUse(t *testing.T, bin string) {
+	dir := t.TempDir()
+	addrs := freePorts(t, 4)
+	ln, err := net.Listen("tcp", addrs[2]) // the primary bridge's
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	keep := filepath.Join(dir, "primary", "data", "keep")
+	if err := os.MkdirAll(keep, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, append([]string{"up", "--dir", dir, "--workload"}, portFlags(addrs)...)...).CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("err %v, want exit status 1; output:\n%s", err, out)
+	}
+	for _, want := range []string{"primary bridge port " + addrs[2] + " is in use", "another `lighthouse up`"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := os.Stat(keep); err != nil {
+		t.Errorf("the data of a possibly running instance was touched: %v", err)
+	}
+	if left := fuseMountsUnder(t, dir); len(left) > 0 {
+		t.Errorf("mounts left: %v", left)
+	}
+}
+
+// testUpDivergence: a shadow bridge that corrupts some reads makes the
+// verdict FAIL, with exit status 1, examples in the report and the
+// divergence log written.
+func testUpDivergence(t *testing.T, bin string) {
+	dir := t.TempDir()
+	args := append([]string{"up", "--dir", dir, "--workload", "--ops", "2000", "--clients", "2", "--front=false",
+		"--inject-divergence", "0.05"}, portFlags(freePorts(t, 4))...)
+	cmd := exec.Command(bin, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	report := stdout.String()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("err %v, want exit status 1\nreport:\n%s\nstderr:\n%s", err, report, stderr.String())
+	}
+	for _, want := range []string{`(?m)^VERDICT: FAIL: \d+ divergences \(see .*divergences\.jsonl\)$`,
+		`(?m)^    first +\S+ \S+`, `(?m)^    gofuse vs bazil|bazil vs gofuse`, `no FUSE mount left`} {
+		if !regexp.MustCompile(want).MatchString(report) {
+			t.Errorf("report does not match %q:\n%s", want, report)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(dir, "divergences.jsonl")); err != nil || st.Size() == 0 {
+		t.Errorf("divergence log: %v", err)
+	}
+	if left := fuseMountsUnder(t, dir); len(left) > 0 {
+		t.Errorf("mounts left: %v", left)
+	}
+}
+
+func TestHistogramQuantiles(t *testing.T) {
+	text := `# HELP x_seconds a histogram
+# TYPE x_seconds histogram
+x_seconds_bucket{op="stat",served_by="bazil",le="0.001"} 50
+x_seconds_bucket{op="stat",served_by="bazil",le="0.01"} 90
+x_seconds_bucket{op="stat",served_by="bazil",le="+Inf"} 100
+x_seconds_sum{op="stat",served_by="bazil"} 1
+x_seconds_count{op="stat",served_by="bazil"} 100
+x_seconds_bucket{op="read",served_by="bazil",le="0.001"} 50
+x_seconds_bucket{op="read",served_by="bazil",le="0.01"} 100
+x_seconds_bucket{op="read",served_by="bazil",le="+Inf"} 100
+x_seconds_bucket{op="read",served_by="go\"fuse",le="0.001"} 0
+x_seconds_bucket{op="read",served_by="go\"fuse",le="0.01"} 10
+x_seconds_bucket{op="read",served_by="go\"fuse",le="+Inf"} 10
+other_bucket{served_by="bazil",le="+Inf"} 7
+`
+	got := histogramQuantiles(text, "x_seconds", "served_by")
+	b := got["bazil"]
+	// 200 samples: 100 up to 1 ms, 90 more up to 10 ms, 10 beyond.
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if b.n != 200 || !near(b.p50, 0.001) || !near(b.p95, 0.001+0.009*(190-100)/90.0) || !near(b.p99, 0.01) {
+		t.Errorf("bazil: %+v", b)
+	}
+	if g := got[`go"fuse`]; g.n != 10 || !near(g.p50, 0.001+0.009*0.5) {
+		t.Errorf("go\"fuse: %+v (all: %v)", g, got)
+	}
+	if len(got) != 2 {
+		t.Errorf("groups: %v", got)
+	}
+}
