@@ -20,12 +20,15 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 #  before this; it is the last resort.
 TESTFLAGS   ?= -count=1 -p 1 -race -timeout 25m
 
-.PHONY: all build deps run compat-run test lint bench compat clean
+.PHONY: all build deps test-deps run compat-run test lint bench compat clean
 
 all: build
 
 deps:
-	@./deploy/install-deps.sh
+	@./deploy/install-deps.sh run
+
+test-deps:
+	@./deploy/install-deps.sh test
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/lighthouse
@@ -44,7 +47,7 @@ compat-run: deps build
 # Tests put their mount points in a temporary directory of their own, so
 # that a leaked mount is found (and fails the run) without touching mounts
 # of anything else running on the machine.
-test: deps
+test: test-deps
 	$(GO) vet ./...
 	@tmp=$$(mktemp -d /tmp/lighthouse-test.XXXXXX); \
 	TMPDIR=$$tmp $(GO) test $(TESTFLAGS) ./...; rc=$$?; \

@@ -1,16 +1,30 @@
 #!/usr/bin/env bash
-# Installs what Lighthouse's mounts need, or says exactly what is missing.
+# Usage: install-deps.sh [run|test]
+# Installs what Lighthouse needs, or says exactly what is missing:
+#   run   fuse3 (fusermount3, for bazil's mounts)
+#   test  that, plus Prometheus (the end-to-end tests scrape with a real one)
+#         and Chromium (the HTML report's test loads the page headless)
 set -euo pipefail
+what=${1:-test}
 
 need=()
 command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
+if [ "$what" = test ]; then
+# Debian's Prometheus server: the end-to-end tests (e2e/) run their own
+# /usr/bin/prometheus on a free port to scrape the bridges and the proxy
+# (the package's own service on :9090, if the init system starts it, is
+# not used).
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
+# Debian's Chromium: the HTML report's test loads the page headless.
+[ -x /usr/bin/chromium ] || need+=(chromium)
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 		echo "installing: ${need[*]}"
 		apt-get update -qq
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 	else
-		echo "missing: ${need[*]}. Install it (Debian: sudo apt-get install -y ${need[*]}) and run again." >&2
+		echo "missing: ${need[*]}. Install it (Debian: sudo apt-get install -y --no-install-recommends ${need[*]}) and run again." >&2
 		exit 1
 	fi
 fi

@@ -234,6 +234,14 @@ func New(cfg Config) (*Proxy, error) {
 		closed: make(chan struct{})}
 	p.sides[Primary] = &side{idx: Primary, name: cfg.PrimaryName, role: "primary", b: cfg.Primary, seq: newSequencer(), work: newWorkQueue()}
 	p.sides[Shadow] = &side{idx: Shadow, name: cfg.ShadowName, role: "shadow", b: cfg.Shadow, seq: newSequencer(), work: newWorkQueue()}
+	// Counters exist at 0 from the start, so the first divergence of an op
+	// and class is an increase that rates and alerts can see.
+	for _, k := range fsop.Kinds() {
+		p.metrics.Compared.WithLabelValues(string(k))
+		for _, class := range compare.Classes {
+			p.metrics.Divergence.WithLabelValues(string(k), class)
+		}
+	}
 	for _, s := range p.sides {
 		p.metrics.Active.WithLabelValues(s.name, s.role).Set(1)
 		p.metrics.Stale.WithLabelValues(s.name).Set(0)

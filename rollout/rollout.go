@@ -208,6 +208,11 @@ func New(cfg Config) (*Controller, error) {
 		mRate: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lighthouse_rollout_window_rate",
 			Help: "Each signal's bad fraction over the last window of observations."}, []string{"signal"}),
 	}
+	// Every trigger's series exists from the start at 0, so the first
+	// rollback is an increase a rate or an alert can see.
+	for _, tr := range []string{TriggerDivergence, TriggerErrors, TriggerLatency, TriggerManual} {
+		c.mRollbacks.WithLabelValues(tr)
+	}
 	c.obs = map[string][2]prometheus.Counter{}
 	for i, sig := range signals {
 		c.obs[sig] = [2]prometheus.Counter{c.mObs.WithLabelValues(sig, "good"), c.mObs.WithLabelValues(sig, "bad")}
