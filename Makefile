@@ -20,7 +20,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 #  before this; it is the last resort.
 TESTFLAGS   ?= -count=1 -p 1 -race -timeout 25m
 
-.PHONY: all build deps test-deps run compat-run test lint bench compat clean
+.PHONY: all build deps test-deps run run-rollback compat-run test lint bench compat clean
 
 all: build
 
@@ -39,6 +39,13 @@ build:
 # --workload is the interactive mode.
 run: deps build
 	./$(BIN) up --dir .lighthouse --workload
+
+# The rollback demo: start in canary, advance every 1500 quiet candidate
+# ops, and let the go-fuse bridge start corrupting 2% of its reads 12 s in:
+# watch the rollout advance, the divergence rise, and the automatic
+# rollback, with its reason, in the report (whose verdict is then FAIL).
+run-rollback: deps build
+	-./$(BIN) up --dir .lighthouse --workload --phase canary --advance-after 1500 --inject-divergence 0.02 --inject-after 12s
 
 # The conformance cases on both libraries side by side, with the table.
 compat-run: deps build

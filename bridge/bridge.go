@@ -71,6 +71,8 @@ type Config struct {
 	// InjectDivergence corrupts this fraction of read results (a flipped
 	// byte): for the rollback demo and tests only, never in production.
 	InjectDivergence float64
+	// InjectAfter delays the injection (the demo shows a healthy start).
+	InjectAfter time.Duration
 	// Registerer receives the bridge's metrics; nil means a private registry.
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
@@ -204,7 +206,8 @@ func (b *Bridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	b.rlockExec()
 	res, err := b.execLocked(ctx, op, false)
 	b.opsMu.RUnlock()
-	if b.cfg.InjectDivergence > 0 && err == nil && len(res.Data) > 0 && rand.Float64() < b.cfg.InjectDivergence {
+	if b.cfg.InjectDivergence > 0 && err == nil && len(res.Data) > 0 && time.Since(b.started) > b.cfg.InjectAfter &&
+		rand.Float64() < b.cfg.InjectDivergence {
 		res.Data = append([]byte{res.Data[0] ^ 0x20}, res.Data[1:]...)
 	}
 	result := metrics.ResultOK

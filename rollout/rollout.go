@@ -100,12 +100,16 @@ func DefaultThresholds() Thresholds {
 
 // State is what the controller persists.
 type State struct {
-	Weight     float64   `json:"weight"`
-	Phase      string    `json:"phase"`
-	RolledBack bool      `json:"rolled_back"`
-	Decision   *Decision `json:"last_decision,omitempty"`
-	Updated    time.Time `json:"updated"`
+	Weight     float64    `json:"weight"`
+	Phase      string     `json:"phase"`
+	RolledBack bool       `json:"rolled_back"`
+	Decision   *Decision  `json:"last_decision,omitempty"`
+	History    []Decision `json:"history,omitempty"` // the last decisions, oldest first
+	Updated    time.Time  `json:"updated"`
 }
+
+// historyLen bounds State.History.
+const historyLen = 20
 
 // Decision records why the weight last changed.
 type Decision struct {
@@ -356,6 +360,10 @@ func (c *Controller) decide(action, trigger string, to float64, reason string) {
 		Rates:      Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
 		Statistics: [3]float64{c.div.s, c.errs.s, c.slow.s}}
 	c.state.Weight, c.state.Phase, c.state.Decision, c.state.Updated = to, PhaseOf(to), d, d.Time
+	c.state.History = append(c.state.History, *d)
+	if len(c.state.History) > historyLen {
+		c.state.History = c.state.History[len(c.state.History)-historyLen:]
+	}
 	if action == "rollback" {
 		c.state.RolledBack = true
 		c.mRollbacks.WithLabelValues(trigger).Inc()

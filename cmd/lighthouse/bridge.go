@@ -32,6 +32,7 @@ type bridgeFlags struct {
 	timeout  time.Duration
 	maxBody  int64
 	inject   float64
+	injectAt time.Duration
 }
 
 func (f *bridgeFlags) register(cmd *cobra.Command) {
@@ -44,7 +45,9 @@ func (f *bridgeFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.timeout, "op-timeout", 30*time.Second, "an op running longer marks the executor hung: it is replaced")
 	fl.Int64Var(&f.maxBody, "max-body", 80<<20, "largest request body accepted, bytes")
 	fl.Float64Var(&f.inject, "inject-divergence", 0, "corrupt this fraction of read results (the rollback demo and tests; never in production)")
+	fl.DurationVar(&f.injectAt, "inject-after", 0, "start injecting this long after start")
 	fl.MarkHidden("inject-divergence")
+	fl.MarkHidden("inject-after")
 }
 
 func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
@@ -70,7 +73,7 @@ func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
 	return bridge.Config{
 		Backends: backends, Backend: f.backend, Fallback: f.fallback, Role: f.role,
 		MountDir: mnt, DataDir: f.data, Sync: policy, Mount: f.opts,
-		MaxBody: f.maxBody, OpTimeout: f.timeout, Registerer: reg, InjectDivergence: f.inject,
+		MaxBody: f.maxBody, OpTimeout: f.timeout, Registerer: reg, InjectDivergence: f.inject, InjectAfter: f.injectAt,
 	}, nil
 }
 

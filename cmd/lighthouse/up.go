@@ -31,6 +31,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/metrics"
 	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/rollout"
 	"github.com/lighthouse-fs/lighthouse/workload"
 )
 
@@ -44,7 +45,10 @@ type upFlags struct {
 	front, keep                 bool
 	proxyListen, admin          string
 	primaryListen, shadowListen string
-	inject                      float64 // the shadow bridge's --inject-divergence (tests)
+	inject                      float64 // the shadow bridge's --inject-divergence (tests, the rollback demo)
+	injectAfter                 time.Duration
+	phase                       string
+	advanceAfter                int
 }
 
 func upCmd() *cobra.Command {
@@ -85,7 +89,10 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl.StringVar(&f.primaryListen, "primary-listen", "127.0.0.1:8765", "primary bridge address")
 	fl.StringVar(&f.shadowListen, "shadow-listen", "127.0.0.1:8766", "shadow bridge address")
 	fl.Float64Var(&f.inject, "inject-divergence", 0, "make the shadow bridge corrupt this fraction of read results (tests of the FAIL verdict)")
-	for _, name := range []string{"proxy-listen", "admin", "primary-listen", "shadow-listen", "inject-divergence"} {
+	fl.DurationVar(&f.injectAfter, "inject-after", 0, "start the injection this long after the shadow bridge starts")
+	fl.StringVar(&f.phase, "phase", "shadow", "rollout phase to start in: shadow, canary, progressive, full")
+	fl.IntVar(&f.advanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: never)")
+	for _, name := range []string{"proxy-listen", "admin", "primary-listen", "shadow-listen", "inject-divergence", "inject-after"} {
 		_ = fl.MarkHidden(name)
 	}
 	return cmd
@@ -122,7 +129,7 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 		}
 	}
 	primary := &bridgeProc{role: "primary", backend: "bazil", listen: f.primaryListen, dir: dir}
-	shadow := &bridgeProc{role: "shadow", backend: "gofuse", listen: f.shadowListen, dir: dir, inject: f.inject}
+	shadow := &bridgeProc{role: "shadow", backend: "gofuse", listen: f.shadowListen, dir: dir, inject: f.inject, injectAfter: f.injectAfter}
 	bridges := []*bridgeProc{primary, shadow}
 	mountPoints := []string{lay.front, primary.mnt(), shadow.mnt()}
 	// Nothing of ours is running (the ports are free): a mount left on our
@@ -197,6 +204,11 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 	pf.listen, pf.admin = f.proxyListen, f.admin
 	pf.primaryURL, pf.shadowURL = primary.url(), shadow.url()
 	pf.record, pf.divergenceLog = lay.record, lay.divergences
+	pf.phase, pf.advanceAfter = f.phase, f.advanceAfter
+	pf.stateFile = filepath.Join(lay.dir, "rollout-state.json")
+	if !f.keep {
+		os.Remove(pf.stateFile)
+	}
 	if f.front {
 		pf.mount = lay.front // front.Mount cleans a stale mount there too
 	}
@@ -249,7 +261,8 @@ func runWorkload(ctx context.Context, f *upFlags, lay upLayout, rp *runningProxy
 	fmt.Fprintln(os.Stderr, "waiting for the mirror to catch up...")
 	drained := waitDrained(ctx, rp.p, 2*time.Minute)
 
-	rep := &upReport{flags: f, lay: lay, res: res, werr: werr, drained: drained, stats: rp.p.Stats(), status: rp.p.Status()}
+	rep := &upReport{flags: f, lay: lay, res: res, werr: werr, drained: drained, stats: rp.p.Stats(), status: rp.p.Status(),
+		rollout: rp.rollout.Status()}
 	rep.bridges = bridges
 	if text, err := httpGet(ctx, "http://"+f.admin+"/metrics"); err == nil {
 		rep.serving = histogramQuantiles(text, "lighthouse_proxy_request_duration_seconds", "served_by")
@@ -277,6 +290,7 @@ func runWorkload(ctx context.Context, f *upFlags, lay upLayout, rp *runningProxy
 type bridgeProc struct {
 	role, backend, listen, dir string
 	inject                     float64
+	injectAfter                time.Duration
 	active                     string // what /readyz reported
 
 	cmd    *exec.Cmd
@@ -300,7 +314,7 @@ func (b *bridgeProc) start() error {
 	defer logFile.Close()
 	args := []string{"bridge", "--backend", b.backend, "--role", b.role, "--listen", b.listen, "--mount", b.mnt(), "--data", b.data()}
 	if b.inject > 0 {
-		args = append(args, "--inject-divergence", strconv.FormatFloat(b.inject, 'g', -1, 64))
+		args = append(args, "--inject-divergence", strconv.FormatFloat(b.inject, 'g', -1, 64), "--inject-after", b.injectAfter.String())
 	}
 	b.cmd = exec.Command(exe, args...)
 	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
@@ -725,6 +739,7 @@ type upReport struct {
 	bridges   []*bridgeProc
 	serving   map[string]quantiles // proxy histogram, by served_by
 	bridgeLat map[string]quantiles // bridge histograms, by backend
+	rollout   rollout.Status
 }
 
 // verdict is the report's last line: PASS only with no divergence beyond
@@ -793,6 +808,15 @@ func (r *upReport) write(out io.Writer) {
 	}
 	w.Flush()
 
+	section("ROLLOUT")
+	ro := r.rollout.State
+	fmt.Fprintf(w, "  phase at the end\t%s, go-fuse serves %.0f%% of paths\t(rolled back: %v)\n", ro.Phase, 100*ro.Weight, ro.RolledBack)
+	if len(ro.History) == 0 {
+		fmt.Fprintf(w, "  decisions\tnone\n")
+	}
+	for _, d := range ro.History {
+		fmt.Fprintf(w, "  %s\t%s %.0f%% -> %.0f%%\t%s\n", d.Time.Format("15:04:05.000"), d.Action, 100*d.From, 100*d.To, d.Reason)
+	}
 	section("DIVERGENCES (class: count, first example)")
 	classes := make([]string, 0, len(v.ByClass))
 	for c := range v.ByClass {
