@@ -1,0 +1,361 @@
+package bridge_test
+
+// Latency of an op through a bridge's HTTP API (client -> HTTP/JSON ->
+// bridge -> executor process -> syscall on the FUSE mount -> library ->
+// store, and back) against the same syscalls made by this process directly
+// on the bridge's mount (syscall -> kernel -> library -> store).
+//
+//	go test -run '^$' -bench BridgeVsDirect -benchtime 1000x ./bridge
+//	LIGHTHOUSE_BENCH=1 go test -count=1 -run TestBridgeLatencyTable -v ./bridge
+//
+// The second prints the table of docs/performance.md (p50 and p99 over
+// 1000 iterations after 100 warm-up ones, API and direct iterations
+// alternating); LIGHTHOUSE_BENCH_OUT=FILE also writes it, as Markdown, to
+// FILE.
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+)
+
+// benchOp is one measured operation, through the API and directly.
+type benchOp struct {
+	name string
+	// api returns the ops of iteration i, each sent as its own request.
+	api func(i int) []fsop.Op
+	// direct makes the same syscalls on the mount.
+	direct func(mount string, i int) error
+}
+
+var benchData = bytes.Repeat([]byte("0123456789abcdef"), 256) // 4 KiB
+
+func benchOps() []benchOp {
+	return []benchOp{
+		{
+			name: "stat",
+			api:  func(int) []fsop.Op { return []fsop.Op{{Kind: fsop.Stat, Path: "bench/f"}} },
+			direct: func(m string, _ int) error {
+				var st unix.Stat_t
+				return unix.Stat(filepath.Join(m, "bench/f"), &st)
+			},
+		},
+		{
+			name: "write 4 KiB",
+			api: func(int) []fsop.Op {
+				return []fsop.Op{{Kind: fsop.Write, Path: "bench/f", Offset: 0, Data: benchData}}
+			},
+			direct: func(m string, _ int) error {
+				fd, err := unix.Open(filepath.Join(m, "bench/f"), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				_, err = unix.Pwrite(fd, benchData, 0)
+				return firstErr(err, unix.Close(fd))
+			},
+		},
+		{
+			name: "read 4 KiB",
+			api:  func(int) []fsop.Op { return []fsop.Op{{Kind: fsop.Read, Path: "bench/f", Offset: 0, Length: 4096}} },
+			direct: func(m string, _ int) error {
+				fd, err := unix.Open(filepath.Join(m, "bench/f"), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				buf := make([]byte, 4096)
+				n, err := unix.Pread(fd, buf, 0)
+				if err == nil && n != 4096 {
+					err = fmt.Errorf("read %d bytes", n)
+				}
+				return firstErr(err, unix.Close(fd))
+			},
+		},
+		{
+			name: "create+unlink",
+			api: func(int) []fsop.Op {
+				return []fsop.Op{{Kind: fsop.Create, Path: "bench/c", Mode: 0o644}, {Kind: fsop.Unlink, Path: "bench/c"}}
+			},
+			direct: func(m string, _ int) error {
+				p := filepath.Join(m, "bench/c")
+				fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+				if err != nil {
+					return err
+				}
+				return firstErr(unix.Close(fd), unix.Unlink(p))
+			},
+		},
+		{
+			name: "mkdir+rmdir",
+			api: func(int) []fsop.Op {
+				return []fsop.Op{{Kind: fsop.Mkdir, Path: "bench/d", Mode: 0o755}, {Kind: fsop.Rmdir, Path: "bench/d"}}
+			},
+			direct: func(m string, _ int) error {
+				p := filepath.Join(m, "bench/d")
+				return firstErr(unix.Mkdir(p, 0o755), unix.Rmdir(p))
+			},
+		},
+		{
+			name: "readdir 100",
+			api:  func(int) []fsop.Op { return []fsop.Op{{Kind: fsop.Readdir, Path: "bench/dir100"}} },
+			direct: func(m string, _ int) error {
+				fd, err := unix.Open(filepath.Join(m, "bench/dir100"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					return err
+				}
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := unix.Getdents(fd, buf)
+					if err != nil || n == 0 {
+						return firstErr(err, unix.Close(fd))
+					}
+				}
+			},
+		},
+		{
+			name: "rename",
+			api: func(i int) []fsop.Op {
+				return []fsop.Op{{Kind: fsop.Rename, Path: fmt.Sprintf("bench/r%d", i%2), To: fmt.Sprintf("bench/r%d", (i+1)%2)}}
+			},
+			direct: func(m string, i int) error { // its own pair of names: the two paths may interleave
+				return unix.Rename(filepath.Join(m, fmt.Sprintf("bench/q%d", i%2)), filepath.Join(m, fmt.Sprintf("bench/q%d", (i+1)%2)))
+			},
+		},
+		{
+			name: "chmod",
+			api: func(i int) []fsop.Op {
+				return []fsop.Op{{Kind: fsop.Chmod, Path: "bench/f", Mode: []uint32{0o600, 0o644}[i%2]}}
+			},
+			direct: func(m string, i int) error {
+				return unix.Chmod(filepath.Join(m, "bench/f"), []uint32{0o600, 0o644}[i%2])
+			},
+		},
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepareBench makes the tree the bench ops work on. rename alternates
+// r0 -> r1 and back (q0 and q1 directly): after an even number of
+// iterations r0 and q0 exist again.
+func prepareBench(t testing.TB, b *bridgeProc) {
+	t.Helper()
+	ops := []fsop.Op{
+		{Kind: fsop.Mkdir, Path: "bench", Mode: 0o755},
+		{Kind: fsop.Mkdir, Path: "bench/dir100", Mode: 0o755},
+		{Kind: fsop.WriteFile, Path: "bench/f", Data: benchData},
+		{Kind: fsop.WriteFile, Path: "bench/r0", Data: []byte("r")},
+		{Kind: fsop.WriteFile, Path: "bench/q0", Data: []byte("q")},
+	}
+	for i := 0; i < 100; i++ {
+		ops = append(ops, fsop.Op{Kind: fsop.Create, Path: fmt.Sprintf("bench/dir100/entry-%03d", i), Mode: 0o644})
+	}
+	for i, res := range b.batch(t, ops...) {
+		if res.Errno != "" {
+			t.Fatalf("prepare %s %s: %s", ops[i].Kind, ops[i].Path, res.Errno)
+		}
+	}
+}
+
+// apiIteration sends the ops of iteration i, one request each, over the
+// shared keep-alive client, and checks each answers success.
+func apiIteration(b *bridgeProc, op benchOp, i int) error {
+	for _, o := range op.api(i) {
+		status, res, body, err := b.tryOp(o)
+		if err != nil {
+			return err
+		}
+		if status != http.StatusOK || res.Errno != "" {
+			return fmt.Errorf("%s %s: %d %s", o.Kind, o.Path, status, body)
+		}
+	}
+	return nil
+}
+
+// latencies runs fn warm times unmeasured, then n times measured.
+func latencies(warm, n int, fn func(i int) error) ([]time.Duration, error) {
+	for i := 0; i < warm; i++ {
+		if err := fn(i); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]time.Duration, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if err := fn(warm + i); err != nil {
+			return nil, err
+		}
+		out[i] = time.Since(start)
+	}
+	return out, nil
+}
+
+// percentile of sorted durations (q in 0..1).
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q * float64(len(sorted)))
+	if i >= len(sorted) {
+		i = len(sorted) - 1
+	}
+	return sorted[i]
+}
+
+type latencyRow struct {
+	backend, op                          string
+	apiP50, apiP99, directP50, directP99 time.Duration
+}
+
+// BenchmarkBridgeVsDirect reports, per backend, op and path (api: through
+// the HTTP API; direct: the same syscalls on the mount from this process),
+// the time per iteration and its p50 and p99 in microseconds.
+func BenchmarkBridgeVsDirect(b *testing.B) {
+	for _, backend := range []string{"bazil", "gofuse"} {
+		b.Run(backend, func(b *testing.B) {
+			br := startBridge(b, bridgeOpts{Backend: backend})
+			prepareBench(b, br)
+			for _, op := range benchOps() {
+				for _, path := range []string{"api", "direct"} {
+					b.Run(strings.ReplaceAll(op.name, " ", "_")+"/"+path, func(b *testing.B) {
+						fn := func(i int) error { return apiIteration(br, op, i) }
+						if path == "direct" {
+							fn = func(i int) error { return op.direct(br.Mount, i) }
+						}
+						if _, err := latencies(100, 0, fn); err != nil { // warm up
+							b.Fatal(err)
+						}
+						n := b.N + b.N%2 // rename must end where it started
+						b.ResetTimer()
+						d, err := latencies(0, n, func(i int) error { return fn(100 + i) })
+						b.StopTimer()
+						if err != nil {
+							b.Fatal(err)
+						}
+						slices.Sort(d)
+						b.ReportMetric(float64(percentile(d, 0.50).Nanoseconds())/1e3, "p50-us")
+						b.ReportMetric(float64(percentile(d, 0.99).Nanoseconds())/1e3, "p99-us")
+					})
+				}
+			}
+		})
+	}
+}
+
+// TestBridgeLatencyTable prints the API-vs-direct latency table of
+// docs/performance.md. It runs only with LIGHTHOUSE_BENCH=1.
+func TestBridgeLatencyTable(t *testing.T) {
+	if os.Getenv("LIGHTHOUSE_BENCH") != "1" {
+		t.Skip("a benchmark: run with LIGHTHOUSE_BENCH=1")
+	}
+	const warm, n = 100, 1000
+	load := loadAverage()
+	var rows []latencyRow
+	for _, backend := range []string{"bazil", "gofuse"} {
+		br := startBridge(t, bridgeOpts{Backend: backend})
+		prepareBench(t, br)
+		// The HTTP hop alone: GET /healthz touches no filesystem.
+		hz, err := latencies(warm, n, func(int) error {
+			status, _, err := br.get("/healthz")
+			if err == nil && status != http.StatusOK {
+				err = fmt.Errorf("healthz %d", status)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(hz)
+		rows = append(rows, latencyRow{backend: backend, op: "GET /healthz (HTTP only)", apiP50: percentile(hz, 0.5), apiP99: percentile(hz, 0.99)})
+		for _, op := range benchOps() {
+			// API and direct iterations alternate, so that both see the
+			// same machine (other load, frequency, caches).
+			var api, direct []time.Duration
+			for i := 0; i < warm+n; i++ {
+				t0 := time.Now()
+				if err := apiIteration(br, op, i); err != nil {
+					t.Fatalf("%s %s api: %v", backend, op.name, err)
+				}
+				t1 := time.Now()
+				if err := op.direct(br.Mount, i); err != nil {
+					t.Fatalf("%s %s direct: %v", backend, op.name, err)
+				}
+				if i >= warm {
+					api = append(api, t1.Sub(t0))
+					direct = append(direct, time.Since(t1))
+				}
+			}
+			slices.Sort(api)
+			slices.Sort(direct)
+			rows = append(rows, latencyRow{backend: backend, op: op.name,
+				apiP50: percentile(api, 0.5), apiP99: percentile(api, 0.99),
+				directP50: percentile(direct, 0.5), directP99: percentile(direct, 0.99)})
+		}
+	}
+	md := latencyMarkdown(rows, warm, n, load)
+	fmt.Print(md)
+	if out := os.Getenv("LIGHTHOUSE_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// loadAverage is the 1, 5 and 15 minute load average.
+func loadAverage() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
+
+func latencyMarkdown(rows []latencyRow, warm, n int, load string) string {
+	var b strings.Builder
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	fmt.Fprintf(&b, "Machine: %d CPUs (nproc), %s, Linux %s, %s, load average %s before the run. %d iterations per row after %d warm-up ones.\n\n",
+		runtime.NumCPU(), cpuModel(), unix.ByteSliceToString(uts.Release[:]), runtime.Version(),
+		load, n, warm)
+	b.WriteString("| backend | op | API p50 | API p99 | direct p50 | direct p99 | API/direct p50 | API/direct p99 |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|\n")
+	us := func(d time.Duration) string { return fmt.Sprintf("%.0f us", float64(d.Nanoseconds())/1e3) }
+	for _, r := range rows {
+		if r.directP50 == 0 {
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | - | - | - | - |\n", r.backend, r.op, us(r.apiP50), us(r.apiP99))
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1fx | %.1fx |\n", r.backend, r.op,
+			us(r.apiP50), us(r.apiP99), us(r.directP50), us(r.directP99),
+			float64(r.apiP50)/float64(r.directP50), float64(r.apiP99)/float64(r.directP99))
+	}
+	return b.String()
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
