@@ -127,7 +127,7 @@ func (p *Proxy) compare(r *rec) {
 			p.markStale(ms, "mirror failed: "+r.err[mr].Error())
 		case r.epoch != ms.epoch:
 			skip = "resync"
-		case quarantined(ms.quarantine, r.paths):
+		case quarantined(ms.quarantine, r.paths) || ranQuarantined(ms, r):
 			skip = "quarantined"
 		}
 		p.mu.Unlock()
@@ -204,7 +204,13 @@ func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Re
 	d.Recent = p.history.before(r.seq, r.paths)
 	// A read that answered differently leaves the states as they were; a
 	// mutation that did, or a state that differs, needs a resync.
-	if d.Class != compare.ClassAllowed && d.Class != compare.ClassShadowError && (r.op.Kind.Mutates() || class == compare.ClassState) {
+	// A mutation that answered differently leaves different states, even
+	// when the difference is allowed (bazil refusing a renameat2 that
+	// go-fuse performs); a state that differs does too, unless the
+	// difference is allowed (a mode bit bazil does not report: the stores
+	// agree).
+	ownMutation := r.op.Kind.Mutates() && readbackOp == nil
+	if d.Class != compare.ClassShadowError && (ownMutation || (class == compare.ClassState && d.Class != compare.ClassAllowed)) {
 		mr.quarantine = append(mr.quarantine, r.paths...)
 		select {
 		case p.resyncKick <- struct{}{}:
@@ -232,7 +238,7 @@ func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Re
 
 func outcome(s *side, res *fsop.Result, err error) Outcome {
 	o := Outcome{Backend: s.name, Role: s.role}
-	if failed(err) {
+	if err != nil { // failed, or refused as a bad request
 		o.Error = err.Error()
 		return o
 	}
@@ -241,6 +247,19 @@ func outcome(s *side, res *fsop.Result, err error) Outcome {
 		o.Result = &c
 	}
 	return o
+}
+
+// ranQuarantined reports whether r was admitted before the bridge's last
+// resync barrier and touched what was quarantined then: it ran on the state
+// the resync replaced. ms's Proxy.mu is held.
+func ranQuarantined(ms *side, r *rec) bool {
+	switch {
+	case r.mbar == ms.barriers:
+		return false
+	case ms.barriers-r.mbar > 1:
+		return true // more than one resync since: do not guess
+	}
+	return quarantined(ms.prevQuar, r.paths)
 }
 
 // quarantined reports whether any of paths is, contains or lies below a
@@ -265,6 +284,7 @@ type readback struct {
 	data   [2][]fsop.Result // read_file of small regular files, index-aligned with ops
 	t      [2]*ticket
 	clean  atomic.Bool  // the op itself compared equal: worth comparing state
+	failed atomic.Bool  // a read-back op failed on a bridge: nothing to compare
 	parts  atomic.Int32 // two sides and the op's own comparison
 	maxLen int64
 }
@@ -298,12 +318,22 @@ func (p *Proxy) runReadback(rb *readback, s *side) {
 	defer cancel()
 	res := make([]fsop.Result, len(rb.ops))
 	data := make([]fsop.Result, len(rb.ops))
+	var err error
 	for i := range rb.ops {
-		res[i], _ = s.b.Exec(ctx, &rb.ops[i])
+		if res[i], err = s.b.Exec(ctx, &rb.ops[i]); err != nil {
+			break
+		}
 		if st := res[i].Stat; res[i].Errno == "" && st != nil && fsop.DirentType(st.Mode) == "file" && st.Size <= rb.maxLen {
 			rd := fsop.Op{Kind: fsop.ReadFile, Path: rb.ops[i].Path}
-			data[i], _ = s.b.Exec(ctx, &rd)
+			if data[i], err = s.b.Exec(ctx, &rd); err != nil {
+				break
+			}
 		}
+	}
+	if err != nil {
+		// A read-back that could not run says nothing about the state:
+		// the op's own comparison or the stale mark covers the failure.
+		rb.failed.Store(true)
 	}
 	rb.res[s.idx], rb.data[s.idx] = res, data
 	s.seq.done(rb.t[s.idx])
@@ -316,13 +346,14 @@ func (rb *readback) arrive(p *Proxy) {
 		return
 	}
 	p.stats.readbacks.Add(1)
-	if !rb.clean.Load() {
+	if !rb.clean.Load() || rb.failed.Load() {
 		return
 	}
 	r := rb.r
 	sv, mr := r.serving, r.serving.other()
 	p.mu.Lock()
-	skip := r.epoch != p.sides[mr].epoch || quarantined(p.sides[mr].quarantine, r.paths)
+	ms := p.sides[mr]
+	skip := r.epoch != ms.epoch || quarantined(ms.quarantine, r.paths) || ranQuarantined(ms, r)
 	p.mu.Unlock()
 	if skip {
 		return

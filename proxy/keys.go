@@ -175,6 +175,11 @@ func (a *aliases) add(g *aliasGroup, n string) {
 	a.groups[n] = g
 }
 
+// link joins p and q in one group (as a hard link does).
+func (a *aliases) link(p, q string) {
+	a.update(&fsop.Op{Kind: fsop.Link, Path: p, To: q})
+}
+
 // update records what op does to the names; false when the table is full.
 func (a *aliases) update(op *fsop.Op) bool {
 	switch op.Kind {

@@ -99,9 +99,8 @@ type Config struct {
 	// Route picks the bridge that serves op. nil: the primary serves
 	// everything (the shadow phase).
 	Route func(op *fsop.Op, handlePath string) Side
-	// Rules are the comparison rules; the zero value compares statfs and
-	// directory sizes exactly (both bridges serve the same kind of store)
-	// unless Loose is set.
+	// Rules are the comparison rules (compare.Rules); the zero value
+	// ignores statfs counts, directory sizes and unset mtimes.
 	Rules compare.Rules
 	// Allowlist holds the known differences; nil means compare.DefaultAllowlist().
 	Allowlist compare.Allowlist
@@ -193,6 +192,7 @@ type side struct {
 	pending    list.List // mirrored recs not finished here, in admission order
 	bytes      int64     // payload bytes of pending
 	quarantine []string  // paths whose divergence waits for a resync
+	prevQuar   []string  // the quarantine the last barrier cleared: ops admitted before it ran on that state
 	lastResync time.Time
 }
 
@@ -220,7 +220,8 @@ type Proxy struct {
 
 type handleInfo struct {
 	path     string
-	barriers [2]uint64 // each bridge's barrier count when the handle was opened
+	flags    int       // the open flags, to reopen it on a resynced bridge
+	barriers [2]uint64 // each bridge's barrier count when the handle was (re)opened there
 }
 
 // New starts a proxy over two bridges.
@@ -283,6 +284,7 @@ type rec struct {
 	serving  Side
 	mirrored bool
 	epoch    uint64 // the mirror bridge's epoch at admission
+	mbar     uint64 // the mirror bridge's barrier count at admission
 	admitted time.Time
 	size     int64
 
@@ -361,10 +363,10 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	}
 	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
 	if op.Kind == fsop.Open {
-		h = &handleInfo{path: op.Path, barriers: [2]uint64{p.sides[0].barriers, p.sides[1].barriers}}
+		h = &handleInfo{path: op.Path, flags: op.Flags, barriers: [2]uint64{p.sides[0].barriers, p.sides[1].barriers}}
 		p.handles[op.Handle] = h
 	}
-	r.mirrored, r.epoch = p.mirrorable(mr, r, h), mr.epoch
+	r.mirrored, r.epoch, r.mbar = p.mirrorable(mr, r, h), mr.epoch, mr.barriers
 	paths, mode := lockPlan(op, r.hpath)
 	keys := buildKeys(op, p.aliases.expand(paths), mode)
 	if !p.aliases.update(op) {
@@ -395,10 +397,17 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	case fsop.Close:
 		delete(p.handles, op.Handle)
 	case fsop.Rename:
-		// A handle keeps its file across a rename: follow it to the new name.
+		// A handle keeps its file across a rename, which may yet fail: its
+		// name and the file's possible new name become aliases (an exchange
+		// moves files both ways).
 		for _, hi := range p.handles {
-			if within(hi.path, op.Path) && !within(op.To, op.Path) {
-				hi.path = op.To + hi.path[len(op.Path):]
+			for _, mv := range [][2]string{{op.Path, op.To}, {op.To, op.Path}} {
+				if mv[0] == op.To && op.Flags&fsop.RenameExchange == 0 {
+					continue
+				}
+				if within(hi.path, mv[0]) && !within(mv[1], mv[0]) {
+					p.aliases.link(hi.path, mv[1]+hi.path[len(mv[0]):])
+				}
 			}
 		}
 	}
@@ -415,6 +424,12 @@ func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
 	}
 	if h != nil && h.barriers[mr.idx] != mr.barriers && r.op.Kind != fsop.Open {
 		// Opened before the bridge's last resync: the handle is gone there.
+		// A change through it reaches only the serving bridge: that file
+		// is out of step until the next resync.
+		if r.op.Kind.Mutates() {
+			mr.quarantine = append(mr.quarantine, h.path)
+			p.kickResync()
+		}
 		p.skipped(mr, "handle")
 		return false
 	}
@@ -451,6 +466,11 @@ func (p *Proxy) markStale(s *side, reason string) {
 	s.stale, s.staleSince, s.reason = true, time.Now(), reason
 	p.metrics.Stale.WithLabelValues(s.name).Set(1)
 	p.log.Warn("bridge out of step: mirroring paused until a resync", "bridge", s.name, "role", s.role, "reason", reason)
+	p.kickResync()
+}
+
+// kickResync wakes the resync loop.
+func (p *Proxy) kickResync() {
 	select {
 	case p.resyncKick <- struct{}{}:
 	default:

@@ -5,8 +5,37 @@ import (
 	"fmt"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
+
+// reopenHandle is a handle to open again on a resynced bridge.
+type reopenHandle struct {
+	id    uint64
+	path  string
+	flags int
+}
+
+// reopenHandles opens the handles that were open at a resync barrier on
+// the restored bridge, without creating or truncating. A handle that cannot
+// be reopened (its file was unlinked while open) stays unmirrored, and its
+// path is quarantined until the next resync.
+func (p *Proxy) reopenHandles(ctx context.Context, tgt *side, hs []reopenHandle) {
+	for _, h := range hs {
+		op := fsop.Op{Kind: fsop.Open, Path: h.path, Handle: h.id, Flags: h.flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
+		res, err := tgt.b.Exec(ctx, &op)
+		if err == nil && res.Errno == "" {
+			continue
+		}
+		p.mu.Lock()
+		if hi := p.handles[h.id]; hi != nil {
+			hi.barriers[tgt.idx] = tgt.barriers - 1 // stale there: not mirrored
+			tgt.quarantine = append(tgt.quarantine, hi.path)
+		}
+		p.mu.Unlock()
+	}
+}
 
 func contextTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
@@ -114,6 +143,7 @@ func (p *Proxy) resync(tgt *side) error {
 			snapCh <- snap
 		})
 	})
+	var reopen []reopenHandle // the handles open at the barrier
 	tgtT = newTicket(func() {
 		tgt.work.push(func() {
 			snap := <-snapCh
@@ -122,6 +152,7 @@ func (p *Proxy) resync(tgt *side) error {
 				if err := tgt.b.Restore(ctx, snap); err != nil {
 					result <- fmt.Errorf("restore %s: %w", tgt.name, err)
 				} else {
+					p.reopenHandles(ctx, tgt, reopen)
 					result <- nil
 				}
 				cancel()
@@ -132,8 +163,15 @@ func (p *Proxy) resync(tgt *side) error {
 
 	p.mu.Lock()
 	wasStale, reason := tgt.stale, tgt.reason
+	tgt.prevQuar = tgt.quarantine
 	tgt.stale, tgt.quarantine, tgt.lastResync = false, nil, time.Now()
 	tgt.barriers++
+	// Handles open now are gone on the target after the restore; they are
+	// reopened there before any later op runs (the barrier holds them).
+	for id, h := range p.handles {
+		reopen = append(reopen, reopenHandle{id: id, path: h.path, flags: h.flags})
+		h.barriers[tgt.idx] = tgt.barriers
+	}
 	p.metrics.Stale.WithLabelValues(tgt.name).Set(0)
 	src.seq.enqueue(srcT, barrier)
 	tgt.seq.enqueue(tgtT, barrier)
