@@ -20,7 +20,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 #  before this; it is the last resort.
 TESTFLAGS   ?= -count=1 -p 1 -race -timeout 25m
 
-.PHONY: all build deps test-deps run run-rollback compat-run test lint bench compat clean
+.PHONY: all build deps test-deps run run-rollback compat-run test lint bench bench-check compat clean
 
 all: build
 
@@ -66,9 +66,29 @@ lint:
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-# Go micro-benchmarks of the hot paths (ns/op and allocations).
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store ./sysexec ./compare
+# Go micro-benchmarks of the hot paths (ns/op and allocations), then a
+# brief `lighthouse bench` of every target (docs/performance.md, "Benchmark
+# suite"; the full run is `bin/lighthouse bench`).
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./store ./sysexec ./compare ./bench
+	./$(BIN) bench --iterations 200 --warmup 20 --concurrency 1,4 --seq-size 16777216
+
+# The benchmark regression check (CI): a short `lighthouse bench` (300
+# iterations after 30 warm-up, one client, the ten small ops, the targets
+# the ratios need; under 2 minutes) whose ratios of medians (go-fuse/bazil,
+# proxy/direct and mount/tmpdir, per op) must not worsen by more than
+# BENCH_THRESHOLD (relative) against bench/baseline.json. --cpus 0 runs the
+# bench and its children on one CPU: no cross-CPU wake-ups, the largest
+# source of run-to-run spread on shared machines. The threshold is above
+# the spread measured on the 2-core CI machines (docs/performance.md). A
+# baseline is machine-specific; refresh it there with
+#   ./bin/lighthouse bench $(BENCH_CHECK) --json bench/baseline.json
+BENCH_CHECK     := --cpus 0 --iterations 300 --warmup 30 --concurrency 1 \
+	--ops create,write,read,stat,readdir,rename,unlink,mkdir,rmdir,setattr \
+	--targets tmpdir,bazil-mount,gofuse-mount,bazil-bridge,gofuse-bridge,proxy-mirror,proxy-nomirror
+BENCH_THRESHOLD ?= 1.5
+bench-check: deps build
+	./$(BIN) bench $(BENCH_CHECK) --progress=false --compare bench/baseline.json --threshold $(BENCH_THRESHOLD)
 
 # Regenerate docs/compatibility.md from a real run of the conformance suite.
 compat: deps

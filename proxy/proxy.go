@@ -58,6 +58,11 @@ type Bridge interface {
 	Restore(ctx context.Context, snap []byte) error
 }
 
+// DefaultReadbackRate samples one mutation in ten for the read-back: a
+// mutation that leaves a different state is caught within a few of its
+// occurrences, at a tenth of the cost of reading back every one.
+const DefaultReadbackRate = 0.1
+
 // Errors of Exec.
 var (
 	ErrRefused     = bridgeclient.ErrRefused
@@ -105,7 +110,10 @@ type Config struct {
 	// Allowlist holds the known differences; nil means compare.DefaultAllowlist().
 	Allowlist compare.Allowlist
 	// ReadbackRate is the fraction of mutations whose touched paths are
-	// read back on both bridges (0 means 1: every one; negative: none).
+	// read back on both bridges (0 means DefaultReadbackRate; negative:
+	// none). A read-back is an lstat and, for a file up to 1 MiB, a read of
+	// it on the serving bridge too: at 1, mirrored writes cost several times
+	// a direct write (docs/performance.md).
 	ReadbackRate float64
 	// Mirror bounds: past any of them the mirror bridge is marked stale.
 	// Defaults 10000 ops, 256 MiB, 10 s.
@@ -140,7 +148,7 @@ func (c *Config) defaults() {
 		c.Allowlist = compare.DefaultAllowlist()
 	}
 	if c.ReadbackRate == 0 {
-		c.ReadbackRate = 1
+		c.ReadbackRate = DefaultReadbackRate
 	}
 	if c.MirrorMaxOps == 0 {
 		c.MirrorMaxOps = 10000

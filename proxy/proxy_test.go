@@ -149,6 +149,9 @@ func newTestProxy(t *testing.T, cfg Config) (*Proxy, *prometheus.Registry) {
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 	cfg.PrimaryName, cfg.ShadowName = "bazil", "gofuse"
+	if cfg.ReadbackRate == 0 {
+		cfg.ReadbackRate = 1 // every state checked: the tests count exactly
+	}
 	if cfg.ResyncInterval == 0 {
 		cfg.ResyncInterval = 10 * time.Millisecond
 	}

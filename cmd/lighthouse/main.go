@@ -29,7 +29,10 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(mountCmd(), compatCmd(), bridgeCmd(), validateCmd(), proxyCmd())
+	root.AddCommand(mountCmd(), compatCmd(), bridgeCmd(), validateCmd(), proxyCmd(), replayCmd(), upCmd())
+	root.AddCommand(statusCmd(), promoteCmd(), rollbackCmd())
+	root.AddCommand(reportCmd())
+	root.AddCommand(benchCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lighthouse:", err)
 		os.Exit(1)

@@ -56,7 +56,7 @@ func (f *proxyFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.record, "record", "", "write every op and both results to this file (JSON lines) for `lighthouse replay`")
 	fl.StringVar(&f.divergenceLog, "divergence-log", "", "write each divergence (JSON lines) to this file (default: the log)")
 	fl.StringVar(&f.allowlist, "allowlist", "", "known differences (YAML); default: the built-in compare/allowlist.yaml")
-	fl.Float64Var(&f.readback, "readback-rate", 1, "fraction of mutations whose state is read back on both bridges (0 disables)")
+	fl.Float64Var(&f.readback, "readback-rate", proxy.DefaultReadbackRate, "fraction of mutations whose state (lstat, and content up to 1 MiB) is read back on both bridges (0 disables; 1 checks every mutation at several times the cost of a write)")
 	fl.IntVar(&f.mirrorMaxOps, "mirror-max-ops", 10000, "mirrored ops the shadow may lag behind before it is marked stale and resynced")
 	fl.DurationVar(&f.mirrorMaxLag, "mirror-max-lag", 10*time.Second, "age of the oldest unmirrored op before the shadow is marked stale")
 	fl.StringVar(&f.phase, "phase", "", "rollout phase at start when no state file says otherwise: shadow, canary, progressive, full")

@@ -1,0 +1,279 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+)
+
+func TestQuantile(t *testing.T) {
+	us := func(xs ...int) []time.Duration {
+		out := make([]time.Duration, len(xs))
+		for i, x := range xs {
+			out[i] = time.Duration(x) * time.Microsecond
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		q      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 0.5, 0},
+		{"one", us(7), 0.99, 7 * time.Microsecond},
+		{"median of four is the second (nearest rank)", us(1, 2, 3, 4), 0.5, 2 * time.Microsecond},
+		{"p99 of 100 is the 99th", us(seq(100)...), 0.99, 99 * time.Microsecond},
+		{"p100 is the max", us(1, 2, 3), 1, 3 * time.Microsecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := quantile(tt.sorted, tt.q); got != tt.want {
+				t.Fatalf("quantile(%v) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+}
+
+func seq(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+func TestRatios(t *testing.T) {
+	res := []Result{
+		{Target: TargetBazilMount, Op: OpStat, Concurrency: 1, P50: 200},
+		{Target: TargetGofuseMount, Op: OpStat, Concurrency: 1, P50: 50},
+		{Target: TargetTmpdir, Op: OpStat, Concurrency: 1, P50: 2},
+		{Target: TargetGofuseMount, Op: OpStat, Concurrency: 4, P50: 80}, // no bazil at c=4
+		{Target: TargetProxyMirror, Op: OpWrite, Concurrency: 1, P50: 900},
+		{Target: TargetBazilBridge, Op: OpWrite, Concurrency: 1, P50: 300},
+	}
+	got := map[string]float64{}
+	for _, r := range Ratios(res) {
+		got[r.Key()] = r.Value
+	}
+	want := map[string]float64{
+		"gofuse/bazil mount stat c1":   0.25,
+		"mount/tmpdir bazil stat c1":   100,
+		"mount/tmpdir gofuse stat c1":  25,
+		"proxy/direct mirror write c1": 3,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("ratios %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func report(p50 map[string]float64) *Report {
+	rep := &Report{Version: reportVersion}
+	for k, v := range p50 {
+		target, op, _ := strings.Cut(k, " ")
+		rep.Results = append(rep.Results, Result{Target: target, Op: op, Concurrency: 1, P50: v})
+	}
+	return rep
+}
+
+func TestCompare(t *testing.T) {
+	base := report(map[string]float64{
+		"bazil-mount stat": 200, "gofuse-mount stat": 100,
+		"bazil-bridge write": 300, "proxy-mirror write": 600,
+	})
+	tests := []struct {
+		name      string
+		now       map[string]float64
+		threshold float64
+		wantErr   error
+		wantText  string
+	}{
+		{"same ratios, slower machine", map[string]float64{
+			"bazil-mount stat": 400, "gofuse-mount stat": 200,
+			"bazil-bridge write": 600, "proxy-mirror write": 1200,
+		}, 0.5, nil, "all 2 ratios within 50%"},
+		{"go-fuse stat 70% worse", map[string]float64{
+			"bazil-mount stat": 200, "gofuse-mount stat": 170,
+			"bazil-bridge write": 300, "proxy-mirror write": 600,
+		}, 0.5, ErrRegression, "WORSE"},
+		{"proxy better", map[string]float64{
+			"bazil-mount stat": 200, "gofuse-mount stat": 100,
+			"bazil-bridge write": 300, "proxy-mirror write": 250,
+		}, 0.5, nil, "better"},
+		{"within a generous threshold", map[string]float64{
+			"bazil-mount stat": 200, "gofuse-mount stat": 170,
+			"bazil-bridge write": 300, "proxy-mirror write": 600,
+		}, 1, nil, "+70%"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := Compare(&out, base, report(tt.now), tt.threshold)
+			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Fatalf("err %v, want %v\n%s", err, tt.wantErr, out.String())
+			}
+			if !strings.Contains(out.String(), tt.wantText) {
+				t.Fatalf("output lacks %q:\n%s", tt.wantText, out.String())
+			}
+		})
+	}
+	t.Run("nothing in common", func(t *testing.T) {
+		_, err := Compare(&bytes.Buffer{}, base, report(map[string]float64{"tmpdir stat": 2}), 0.5)
+		if err == nil || errors.Is(err, ErrRegression) {
+			t.Fatalf("err %v, want a nothing-compared error", err)
+		}
+	})
+}
+
+func TestReportRoundTrip(t *testing.T) {
+	rep := report(map[string]float64{"bazil-mount stat": 200, "gofuse-mount stat": 100})
+	rep.Ratios = Ratios(rep.Results)
+	path := filepath.Join(t.TempDir(), "r.json")
+	if err := rep.WriteJSON(path); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadReport(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Ratios) != 1 || got.Ratios[0].Value != 0.5 {
+		t.Fatalf("ratios after a round trip: %+v", got.Ratios)
+	}
+}
+
+func TestConfigRefusesUnknownNames(t *testing.T) {
+	for _, cfg := range []Config{
+		{Targets: []string{"nfs"}},
+		{Ops: []string{"fsync"}},
+		{Concurrency: []int{0}},
+		{SeqSize: 1 << 20, SeqBlock: 2 << 20},
+	} {
+		if err := cfg.defaults(); err == nil {
+			t.Errorf("%+v: accepted", cfg)
+		}
+	}
+}
+
+// TestRunInProcess runs every op on the two targets that need no child
+// process, at two concurrencies, and checks the tables are complete.
+func TestRunInProcess(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, Targets: []string{TargetTmpdir, TargetStore}, Iterations: 40, Warmup: 4,
+		Concurrency: []int{1, 3}, SeqSize: 4 << 20, SeqBlock: 1 << 20}
+	rep, err := Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 2 * len(AllOps) * 2; len(rep.Results) != want {
+		t.Fatalf("%d results, want %d", len(rep.Results), want)
+	}
+	for _, r := range rep.Results {
+		wantN := 40
+		if specByName(r.Op).seq {
+			wantN = 4
+		}
+		if r.N != wantN || r.P50 <= 0 || r.P50 > r.P99 || r.OpsPerSec <= 0 {
+			t.Errorf("%+v: want n %d and sane numbers", r, wantN)
+		}
+		if (r.MiBPerSec > 0) != (r.Op == OpWrite || r.Op == OpRead || specByName(r.Op).seq) {
+			t.Errorf("%s %s: MiB/s %v", r.Target, r.Op, r.MiBPerSec)
+		}
+	}
+	var out bytes.Buffer
+	rep.WriteText(&out)
+	for _, want := range []string{"== 3 concurrent client(s)", "seqwrite", "store"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("text report lacks %q", want)
+		}
+	}
+	if rep.Settings.Tmpdir != "" {
+		if _, err := os.Stat(rep.Settings.Tmpdir); !os.IsNotExist(err) {
+			t.Errorf("tmpdir %s not removed: %v", rep.Settings.Tmpdir, err)
+		}
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(50*time.Millisecond, cancel)
+	_, err := Run(ctx, Config{Dir: t.TempDir(), Targets: []string{TargetTmpdir, TargetStore}, Iterations: 1 << 20,
+		Concurrency: []int{2}, Ops: []string{OpStat}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+}
+
+// TestRunEveryTarget builds the lighthouse binary and runs a tiny bench of
+// every target, the lagging-shadow scenario included: the children start,
+// the proxies see no divergence, and no mount is left behind.
+func TestRunEveryTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and mounts: not in -short")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse: ", err)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to build lighthouse with: ", err)
+	}
+	exe := filepath.Join(t.TempDir(), "lighthouse")
+	build := exec.Command(goBin, "build", "-o", exe, "github.com/lighthouse-fs/lighthouse/cmd/lighthouse")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build lighthouse: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	var log bytes.Buffer
+	cfg := Config{Exe: exe, Dir: dir, Iterations: 20, Warmup: 2, Concurrency: []int{1, 2},
+		SeqSize: 2 << 20, SeqBlock: 1 << 20, Lag: time.Second, LagClients: 2, Log: &log}
+	rep, err := Run(context.Background(), cfg)
+	t.Log(log.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := len(AllTargets) * len(AllOps) * 2; len(rep.Results) != want {
+		t.Errorf("%d results, want %d", len(rep.Results), want)
+	}
+	for _, p := range rep.Proxies {
+		if p.Divergent > 0 {
+			t.Errorf("%s: %d divergences", p.Target, p.Divergent)
+		}
+	}
+	if rep.Lag == nil || rep.Lag.Ops == 0 {
+		t.Errorf("lagging-shadow scenario: %+v", rep.Lag)
+	}
+	names := map[string]bool{}
+	for _, r := range Ratios(rep.Results) {
+		names[r.Name] = true
+	}
+	for _, d := range ratioDefs {
+		if !names[d.name] {
+			t.Errorf("no %s ratio", d.name)
+		}
+	}
+	ms, err := fusemount.Mounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if strings.HasPrefix(m.Dir, dir) {
+			t.Errorf("mount left: %s", m.Dir)
+		}
+	}
+}
