@@ -128,10 +128,15 @@ func startChild(t *testing.T, root, name, ready, bin string, args ...string) (*c
 	return nil, nil
 }
 
+// childExtraEnv is added to the next children's environment (a test that
+// needs, say, an admin token sets it and clears it in t.Cleanup).
+var childExtraEnv []string
+
 // childEnv is the test's environment without the variables that would
-// change what a lighthouse process runs (backend overrides, admin token).
+// change what a lighthouse process runs (backend overrides, admin token),
+// plus childExtraEnv.
 func childEnv() []string {
-	var env []string
+	env := append([]string{}, childExtraEnv...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "LIGHTHOUSE_") {
 			env = append(env, kv)
