@@ -20,6 +20,10 @@ var version = "dev"
 
 func main() {
 	bridge.RunExecutorIfChild() // a bridge's executor process never returns from here
+	// A closed stdout or stderr (a log pipe whose reader went away) must not
+	// kill a process that serves a mount before it unmounts: writes fail
+	// with EPIPE instead of raising SIGPIPE.
+	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{
