@@ -6,10 +6,8 @@ import (
 	"log"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -27,8 +25,6 @@ type Exec func(ctx context.Context, op *fsop.Op) (fsop.Result, error)
 const (
 	// maxWrite is the largest READ and WRITE request, 1 MiB, as in shadow.
 	maxWrite = 1 << 20
-	// unmountTimeout bounds a polite unmount before a lazy detach.
-	unmountTimeout = 3 * time.Second
 	// rootIno is the root's inode number; go-fuse numbers the rest from 2.
 	rootIno = 1
 	// blockSize is st_blksize.
@@ -81,68 +77,7 @@ func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error,
 	}
 	fsys := &filesystem{exec: exec, opts: opts}
 	root := &node{fsys: fsys}
-	server, err := fuse.NewServer(fs.NewNodeFS(root, fsOpts), abs, &fsOpts.MountOptions)
-	if err != nil {
-		// NewServer can fail after mount(2) (during INIT).
-		_ = fusemount.Unmount(abs)
-		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
-	}
-	m := &mount{dir: abs, server: server, ended: make(chan struct{})}
-	result := make(chan error, 1)
-	go m.serve(result)
-	if err := server.WaitMount(); err != nil {
-		_ = m.unmount()
-		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
-	}
-	return m.unmount, result, nil
-}
-
-// mount is one served mount point.
-type mount struct {
-	dir    string
-	server *fuse.Server
-	ended  chan struct{} // closed when the serve loop has returned
-
-	once sync.Once
-	err  error
-}
-
-// serve runs the serve loop and reports how it ended: an aborted
-// connection leaves the mount in the namespace, a clean unmount does not.
-func (m *mount) serve(result chan<- error) {
-	m.server.Serve()
-	close(m.ended)
-	var err error
-	if _, mounted := fusemount.Find(m.dir); mounted {
-		err = fmt.Errorf("serve %s: FUSE connection ended while still mounted", m.dir)
-	}
-	result <- err
-	close(result)
-}
-
-func (m *mount) unmount() error {
-	m.once.Do(func() { m.err = m.detach() })
-	return m.err
-}
-
-// detach unmounts politely and falls back to a lazy detach when that fails
-// (files still open), times out (exec hangs), or the connection is gone.
-func (m *mount) detach() error {
-	select {
-	case <-m.ended:
-	default:
-		res := make(chan error, 1)
-		go func() { res <- m.server.Unmount() }()
-		select {
-		case err := <-res:
-			if err == nil {
-				return nil
-			}
-		case <-m.ended:
-		case <-time.After(unmountTimeout):
-		}
-	}
-	return fusemount.Unmount(m.dir)
+	return fusemount.ServeGoFuse(abs, root, fsOpts)
 }
 
 // filesystem is what every node of one mount shares.

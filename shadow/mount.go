@@ -3,9 +3,7 @@ package shadow
 import (
 	"fmt"
 	"path/filepath"
-	"sync"
 	"syscall"
-	"time"
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -18,10 +16,6 @@ import (
 // kernel (4.20 and later, max_pages 256) sends; go-fuse caps it there too.
 // Larger requests mean fewer round trips for big files.
 const maxWrite = 1 << 20
-
-// unmountTimeout bounds a polite unmount before falling back to a lazy
-// detach, so a hung connection cannot hang the caller.
-const unmountTimeout = 3 * time.Second
 
 var _ fusemount.MountFunc = Mount
 
@@ -63,71 +57,5 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 		NullPermissions: true,
 	}
 	root := &node{fsys: &filesystem{st: st, opts: opts}}
-	server, err := fuse.NewServer(fs.NewNodeFS(root, fsOpts), abs, &fsOpts.MountOptions)
-	if err != nil {
-		// NewServer can fail after mount(2) (during INIT) and leaves the
-		// mount behind then.
-		_ = fusemount.Unmount(abs)
-		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
-	}
-	m := &mount{dir: abs, server: server, ended: make(chan struct{})}
-	result := make(chan error, 1)
-	go m.serve(result)
-	if err := server.WaitMount(); err != nil {
-		_ = m.unmount()
-		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
-	}
-	return m.unmount, result, nil
-}
-
-// mount is one served mount point.
-type mount struct {
-	dir    string
-	server *fuse.Server
-	ended  chan struct{} // closed when the serve loop has returned
-
-	once sync.Once
-	err  error
-}
-
-// serve runs the serve loop and reports how it ended. go-fuse's Serve
-// returns nothing: a clean unmount and an aborted connection both end it.
-// After an abort the mount is still in the namespace (answering ENOTCONN),
-// which tells the two apart.
-func (m *mount) serve(result chan<- error) {
-	m.server.Serve()
-	close(m.ended)
-	var err error
-	if _, mounted := fusemount.Find(m.dir); mounted {
-		err = fmt.Errorf("serve %s: FUSE connection ended while still mounted", m.dir)
-	}
-	result <- err
-	close(result)
-}
-
-func (m *mount) unmount() error {
-	m.once.Do(func() { m.err = m.detach() })
-	return m.err
-}
-
-// detach unmounts politely (go-fuse's Unmount: umount(2), then
-// fusermount3 -u, with retries) and falls back to a lazy detach when that
-// fails (files still open), times out, or the connection is gone already.
-// After a lazy detach the serve loop ends when the last user is gone.
-func (m *mount) detach() error {
-	select {
-	case <-m.ended:
-	default:
-		res := make(chan error, 1)
-		go func() { res <- m.server.Unmount() }()
-		select {
-		case err := <-res:
-			if err == nil {
-				return nil
-			}
-		case <-m.ended:
-		case <-time.After(unmountTimeout):
-		}
-	}
-	return fusemount.Unmount(m.dir)
+	return fusemount.ServeGoFuse(abs, root, fsOpts)
 }
