@@ -114,13 +114,14 @@ type Status struct {
 	ByClass   map[string]int64 `json:"divergences_by_class"`
 	Skipped   map[string]int64 `json:"skipped"`
 	Resyncs   int64            `json:"resyncs"`
+	Readbacks int64            `json:"readbacks"`
 	Bridges   []BridgeStatus   `json:"bridges"`
 }
 
 // Status reports the proxy's counters and both bridges' mirror state.
 func (p *Proxy) Status() Status {
 	v := p.Stats()
-	st := Status{Ops: v.Ops, Compared: v.Compared, Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs}
+	st := Status{Ops: v.Ops, Compared: v.Compared, Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs, Readbacks: v.Readbacks}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sides {

@@ -55,6 +55,12 @@ func (a adminClient) do(ctx context.Context, method, path string, body any, out 
 	return json.Unmarshal(b, out)
 }
 
+// adminStatus is /admin/status as a client reads it.
+type adminStatus struct {
+	Rollout rollout.Status `json:"rollout"`
+	Proxy   *proxy.Status  `json:"proxy"`
+}
+
 func adminFlag(cmd *cobra.Command, url *string) {
 	cmd.Flags().StringVar(url, "admin", "http://127.0.0.1:9765", "the proxy's admin address")
 }
@@ -92,10 +98,7 @@ func statusCmd() *cobra.Command {
 		Short: "Show the rollout phase, weight, trigger rates and mirror state of a running proxy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st struct {
-				Rollout rollout.Status `json:"rollout"`
-				Proxy   *proxy.Status  `json:"proxy"`
-			}
+			var st adminStatus
 			if err := (adminClient{url}).do(cmd.Context(), http.MethodGet, "/admin/status", nil, &st); err != nil {
 				return err
 			}

@@ -36,7 +36,7 @@ func main() {
 	root.AddCommand(mountCmd(), compatCmd(), bridgeCmd(), validateCmd(), proxyCmd(), replayCmd(), upCmd())
 	root.AddCommand(statusCmd(), promoteCmd(), rollbackCmd())
 	root.AddCommand(reportCmd())
-	root.AddCommand(benchCmd())
+	root.AddCommand(benchCmd(), workloadCmd())
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "lighthouse:", err)
 		os.Exit(1)

@@ -247,19 +247,11 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 // until the mirror has caught up and prints the report; the caller then
 // stops everything.
 func runWorkload(ctx context.Context, f *upFlags, lay upLayout, rp *runningProxy, bridges []*bridgeProc) error {
-	cfg := workload.Config{Clients: f.clients, Ops: f.ops, Seed: f.seed}
-	fmt.Fprintf(os.Stderr, "workload: %d ops from %d clients (seed %d) through http://%s\n", f.ops, f.clients, f.seed, f.proxyListen)
-	bar := newProgress(f.ops)
-	res, werr := workload.Run(ctx, workload.HTTPExec("http://"+f.proxyListen), cfg, bar.set)
-	bar.finish()
-	if ctx.Err() != nil {
-		return errors.New("interrupted")
-	}
-	if werr != nil && res.Ops == 0 {
+	res, werr := sendWorkload(ctx, "http://"+f.proxyListen, workload.Config{Clients: f.clients, Ops: f.ops, Seed: f.seed})
+	if res.Ops == 0 {
 		return werr
 	}
-	fmt.Fprintln(os.Stderr, "waiting for the mirror to catch up...")
-	drained := waitDrained(ctx, rp.p, 2*time.Minute)
+	drained := waitDrained(ctx, func(context.Context) (proxy.Status, error) { return rp.p.Status(), nil }, 2*time.Minute)
 
 	rep := &upReport{flags: f, lay: lay, res: res, werr: werr, drained: drained, stats: rp.p.Stats(), status: rp.p.Status(),
 		rollout: rp.rollout.Status()}
@@ -280,6 +272,24 @@ func runWorkload(ctx context.Context, f *upFlags, lay upLayout, rp *runningProxy
 		return errors.New(strings.TrimPrefix(line, "FAIL: "))
 	}
 	return nil
+}
+
+// sendWorkload runs the built-in workload through the client API at
+// target with a progress bar. An error with no op sent, or an
+// interruption, comes back with a zero Result.
+func sendWorkload(ctx context.Context, target string, cfg workload.Config) (workload.Result, error) {
+	fmt.Fprintf(os.Stderr, "workload: %d ops from %d clients (seed %d) through %s\n", cfg.Ops, cfg.Clients, cfg.Seed, target)
+	bar := newProgress(cfg.Ops)
+	res, err := workload.Run(ctx, workload.HTTPExec(target), cfg, bar.set)
+	bar.finish()
+	if ctx.Err() != nil {
+		return workload.Result{}, errors.New("interrupted")
+	}
+	if err != nil && res.Ops == 0 {
+		return workload.Result{}, err
+	}
+	fmt.Fprintln(os.Stderr, "waiting for the mirror to catch up...")
+	return res, err
 }
 
 // ---- Bridges: child processes ----
@@ -598,17 +608,18 @@ func (p *progress) finish() {
 // waitDrained waits until every mirrored op has run and been compared,
 // read-backs included, and no bridge waits for a resync: the counters stop
 // moving with empty queues. False if that did not happen within limit.
-func waitDrained(ctx context.Context, p *proxy.Proxy, limit time.Duration) bool {
+// status is the proxy's, in this process or fetched from its admin port.
+func waitDrained(ctx context.Context, status func(context.Context) (proxy.Status, error), limit time.Duration) bool {
 	deadline := time.Now().Add(limit)
-	var prev proxy.StatsView
+	var prev proxy.Status
 	stable := 0
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		busy := false
-		for _, b := range p.Status().Bridges {
+		st, err := status(ctx)
+		busy := err != nil
+		for _, b := range st.Bridges {
 			busy = busy || b.QueueDepth > 0 || b.Stale || b.Quarantined > 0
 		}
-		v := p.Stats()
-		if !busy && v.Ops == prev.Ops && v.Compared == prev.Compared && v.Readbacks == prev.Readbacks && v.Resyncs == prev.Resyncs {
+		if !busy && st.Ops == prev.Ops && st.Compared == prev.Compared && st.Readbacks == prev.Readbacks && st.Resyncs == prev.Resyncs {
 			stable++
 		} else {
 			stable = 0
@@ -616,7 +627,7 @@ func waitDrained(ctx context.Context, p *proxy.Proxy, limit time.Duration) bool 
 		if stable >= 3 {
 			return true
 		}
-		prev = v
+		prev = st
 		time.Sleep(100 * time.Millisecond)
 	}
 	return false

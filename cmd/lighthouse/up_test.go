@@ -96,6 +96,7 @@ func TestUp(t *testing.T) {
 	t.Run("workload", func(t *testing.T) { testUpWorkload(t, bin) })
 	t.Run("port-in-use", func(t *testing.T) { testUpPortInUse(t, bin) })
 	t.Run("divergence", func(t *testing.T) { testUpDivergence(t, bin) })
+	t.Run("remote-workload", func(t *testing.T) { testRemoteWorkload(t, bin) })
 }
 
 // testUpWorkload runs the whole harness as `make run` does, smaller and on
@@ -228,5 +229,78 @@ other_bucket{served_by="bazil",le="+Inf"} 7
 	}
 	if len(got) != 2 {
 		t.Errorf("groups: %v", got)
+	}
+}
+
+// startUp runs `lighthouse up` without a workload on free ports until the
+// test ends, and returns its addresses (proxy, admin, primary, shadow).
+func startUp(t *testing.T, bin string, extra ...string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	addrs := freePorts(t, 4)
+	args := append(append([]string{"up", "--dir", dir, "--front=false"}, portFlags(addrs)...), extra...)
+	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Errorf("lighthouse up did not stop on SIGINT within 30s")
+		}
+		if left := fuseMountsUnder(t, dir); len(left) > 0 {
+			t.Errorf("mounts left: %v", left)
+		}
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if c, err := net.Dial("tcp", addrs[1]); err == nil {
+			c.Close()
+			return addrs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("lighthouse up: no admin port after a minute:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// testRemoteWorkload: `lighthouse workload` against a running harness
+// passes on agreeing bridges, fails when the target is not the proxy
+// behind --admin, and fails on a shadow that corrupts reads.
+func testRemoteWorkload(t *testing.T, bin string) {
+	run := func(addrs []string, target string) (string, int) {
+		cmd := exec.Command(bin, "workload", "--target", "http://"+target, "--admin", "http://"+addrs[1],
+			"--ops", "1500", "--clients", "4")
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return string(out), 0
+		case errors.As(err, &ee):
+			return string(out), ee.ExitCode()
+		}
+		t.Fatalf("lighthouse workload: %v", err)
+		return "", -1
+	}
+	agree := startUp(t, bin)
+	if out, code := run(agree, agree[0]); code != 0 || !strings.Contains(out, "PASS") ||
+		!regexp.MustCompile(`(?m)^proxy ops / compared / read back +1500 / 1500 / \d+$`).MatchString(out) {
+		t.Errorf("agreeing bridges: exit %d, want 0 and 1500 compared:\n%s", code, out)
+	}
+	if out, code := run(agree, agree[2]); code != 1 || !strings.Contains(out, "is --target that proxy?") {
+		t.Errorf("target is the primary bridge, not the proxy: exit %d, want 1:\n%s", code, out)
+	}
+	corrupt := startUp(t, bin, "--inject-divergence", "0.05")
+	if out, code := run(corrupt, corrupt[0]); code != 1 || !regexp.MustCompile(`(?m)^FAIL: \d+ divergences`).MatchString(out) {
+		t.Errorf("corrupting shadow: exit %d, want 1 and divergences:\n%s", code, out)
 	}
 }
