@@ -103,8 +103,8 @@ type Config struct {
 	// every read and write reaches the library, as in MEASURED.md's
 	// "uncached" column; entry and attribute timeouts are 0 either way.
 	Cached bool
-	// ReadbackRate is proxy-mirror's read-back rate (0 means 1, the
-	// `lighthouse proxy` default; negative: none).
+	// ReadbackRate is proxy-mirror's read-back rate (0 means
+	// proxy.DefaultReadbackRate, as for `lighthouse proxy`; negative: none).
 	ReadbackRate float64
 	// Lag, if positive, also runs the lagging-shadow scenario for that
 	// long: proxy memory while the shadow falls behind (see LagResult).

@@ -157,8 +157,8 @@ func (e *env) startMount(ctx context.Context, backend string) (*child, error) {
 // bazil, shadow for go-fuse) on a memory store and a free loopback port,
 // and waits for /readyz: a probe file written, read back and removed
 // through its mount.
-func (e *env) startBridge(ctx context.Context, backend, role string) (*child, error) {
-	c := &child{name: backend + "-bridge", backend: backend, mnt: filepath.Join(e.dir, "mnt", backend+"-bridge")}
+func (e *env) startBridge(ctx context.Context, name, backend, role string) (*child, error) {
+	c := &child{name: name, backend: backend, mnt: filepath.Join(e.dir, "mnt", name)}
 	if err := e.cleanStale(c.mnt); err != nil {
 		return nil, err
 	}

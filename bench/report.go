@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/lighthouse-fs/lighthouse/proxy"
 )
 
 // reportVersion is the JSON report's format version.
@@ -46,7 +48,7 @@ type Settings struct {
 func settingsOf(c Config) Settings {
 	rate := c.ReadbackRate
 	if rate == 0 {
-		rate = 1
+		rate = proxy.DefaultReadbackRate
 	}
 	return Settings{Targets: c.Targets, Ops: c.Ops, Iterations: c.Iterations, Warmup: c.Warmup,
 		Concurrency: c.Concurrency, Rounds: c.Rounds, SeqSize: c.SeqSize, SeqBlock: c.SeqBlock,

@@ -40,22 +40,16 @@ type target struct {
 	// mirror's backlog does not run during the next target's slice.
 	proxy    *proxy.Proxy
 	mirrored bool
-	// submitted and mutations count the ops sent through the proxy and
-	// those that get a read-back.
-	submitted, mutations atomic.Int64
-	readbackAll          bool // every mirrored mutation is read back
-	readbackNone         bool // none is
-	divergences          atomic.Int64
-	levels               map[int]*level
+	// submitted counts the ops sent through the proxy.
+	submitted   atomic.Int64
+	divergences atomic.Int64
+	levels      map[int]*level
 }
 
 // run runs op on t, counting it for the proxy's drain.
 func (t *target) run(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	if t.proxy != nil {
 		t.submitted.Add(1)
-		if op.Kind.Mutates() {
-			t.mutations.Add(1)
-		}
 	}
 	return t.exec(ctx, op)
 }
@@ -81,10 +75,10 @@ func (t *target) drain(ctx context.Context) (time.Duration, error) {
 		} else {
 			lastRB, still = v.Readbacks, 0
 		}
-		// With every mutation read back, the count says when they are all
-		// done; otherwise (a lower rate, or ops the proxy did not mirror)
-		// a count that has not moved for 50 ms does.
-		if !busy && (t.readbackNone || (t.readbackAll && v.Readbacks >= t.mutations.Load()) || still >= 50) {
+		// Every read-back admitted is done; or, should one never finish
+		// (its mirror op was dropped by a resync), the count has not moved
+		// for 50 ms.
+		if !busy && (v.Readbacks >= v.ReadbacksAdmitted || still >= 50) {
 			return time.Since(start), nil
 		}
 		if time.Now().After(deadline) {
@@ -117,15 +111,21 @@ func (r *runner) start(ctx context.Context) error {
 	if lag || cfg.needs(TargetBazilBridge, TargetBazilBridgeHTTP, TargetProxyMirror, TargetProxyNoMirror) {
 		wants = append(wants, &want{name: "bazil-bridge", backend: "bazil", role: "primary"})
 	}
-	if lag || cfg.needs(TargetGofuseBridge, TargetProxyMirror) {
+	if lag || cfg.needs(TargetGofuseBridge) {
 		wants = append(wants, &want{name: "gofuse-bridge", backend: "gofuse", role: "shadow"})
+	}
+	if cfg.needs(TargetProxyMirror) {
+		// A shadow of its own: the proxy lowers the CPU priority of a
+		// bridge that only mirrors, which must not touch gofuse-bridge's
+		// own numbers.
+		wants = append(wants, &want{name: "gofuse-shadow", backend: "gofuse", role: "shadow"})
 	}
 	errs := make([]error, len(wants))
 	var wg sync.WaitGroup
 	for i, w := range wants {
 		wg.Go(func() {
 			if w.role != "" {
-				w.c, errs[i] = e.startBridge(ctx, w.backend, w.role)
+				w.c, errs[i] = e.startBridge(ctx, w.name, w.backend, w.role)
 			} else {
 				w.c, errs[i] = e.startMount(ctx, w.backend)
 			}
@@ -186,7 +186,7 @@ func (r *runner) makeTarget(ctx context.Context, t *target) error {
 		t.exec = httpExec(r.children["bazil-bridge"].url)
 		return nil
 	case TargetProxyMirror:
-		shadow, err := r.client(r.children["gofuse-bridge"])
+		shadow, err := r.client(r.children["gofuse-shadow"])
 		if err != nil {
 			return err
 		}
@@ -276,8 +276,6 @@ func (r *runner) newProxy(t *target, shadow proxy.Bridge, tweaks ...func(*proxy.
 	for _, tw := range tweaks {
 		tw(&cfg)
 	}
-	t.readbackAll = cfg.ReadbackRate == 0 || cfg.ReadbackRate >= 1
-	t.readbackNone = cfg.ReadbackRate < 0
 	logFile, err := os.Create(filepath.Join(r.env.dir, t.name+".log"))
 	if err != nil {
 		return nil, err
@@ -300,6 +298,9 @@ type detached struct{}
 var errDetached = fmt.Errorf("%w: mirroring is off (detached shadow)", bridgeclient.ErrUnavailable)
 
 func (detached) Exec(context.Context, *fsop.Op) (fsop.Result, error) {
+	return fsop.Result{}, errDetached
+}
+func (detached) State(context.Context, string) (fsop.Result, error) {
 	return fsop.Result{}, errDetached
 }
 func (detached) Snapshot(context.Context) ([]byte, error) { return nil, errDetached }

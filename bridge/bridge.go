@@ -73,6 +73,10 @@ type Config struct {
 	InjectDivergence float64
 	// InjectAfter delays the injection (the demo shows a healthy start).
 	InjectAfter time.Duration
+	// MirrorNice is the nice value the bridge takes when a proxy says it
+	// only mirrors (fsop.ControlPriority): 0 means DefaultMirrorNice,
+	// negative keeps full priority.
+	MirrorNice int
 	// Registerer receives the bridge's metrics; nil means a private registry.
 	Registerer prometheus.Registerer
 	// Logger; nil means slog.Default().
@@ -82,6 +86,9 @@ type Config struct {
 func (c *Config) defaults() {
 	if c.MaxBody == 0 {
 		c.MaxBody = 80 << 20
+	}
+	if c.MirrorNice == 0 {
+		c.MirrorNice = DefaultMirrorNice
 	}
 	if c.MaxSnapshot == 0 {
 		c.MaxSnapshot = 2 << 30
@@ -115,9 +122,13 @@ type Bridge struct {
 	done    <-chan error
 	exec    *executorProc   // nil when degraded
 	direct  *store.Executor // degraded mode
+	audit   *store.Executor // State: reads the store, never through the mount
 	handles map[uint64]bool // open handle ids, for the gauge and close-all
 	hmu     sync.Mutex
 	started time.Time
+	prioMu  sync.Mutex
+	nice    int        // what SetPriority last set
+	prioErr string     // its last failure, logged once
 	frames  frameConns // upgraded GET /v1/frames connections (frames.go)
 }
 
@@ -141,6 +152,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.metrics.Executors.Inc()
+	b.audit = store.NewExecutor(b.st)
 	b.active = b.mountFirstWorking()
 	if b.active == Degraded {
 		b.exec.stop(ctx)
@@ -198,6 +210,23 @@ func (b *Bridge) Active() string { return b.active }
 
 // Store is the bridge's store (for tests and the snapshot endpoints).
 func (b *Bridge) Store() *store.Store { return b.st }
+
+// State is the abstract state of path (store.Executor.State), read from
+// the store, not through the mount: the proxy's read-back check after a
+// mutation. A path that is not valid is errRefused.
+func (b *Bridge) State(path string) (fsop.Result, error) {
+	op := fsop.Op{Kind: fsop.Lstat, Path: path}
+	if err := op.Validate(); err != nil {
+		return fsop.Result{}, fmt.Errorf("%w: %w", errRefused, err)
+	}
+	b.opsMu.RLock()
+	defer b.opsMu.RUnlock()
+	res, err := b.audit.State(op.Path)
+	if err != nil {
+		return res, fmt.Errorf("%w: %w", errRefused, err)
+	}
+	return res, nil
+}
 
 // Exec runs one validated op and returns its result. errRefused means a
 // bad request, errFailed that the bridge could not run it.

@@ -229,6 +229,15 @@ func (fc *frameConn) serve(r *bufio.Reader) {
 				fc.reply(frameErr(f.ID, errRefused, err))
 			case c.Kind == FramesPing:
 				fc.reply(fsop.Frame{ID: f.ID, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlOK})})
+			case c.Kind == fsop.ControlPriority:
+				if err := fc.b.SetPriority(c.Arg); err != nil {
+					fc.replyResult(f.ID, fsop.Result{}, err)
+				} else {
+					fc.reply(fsop.Frame{ID: f.ID, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlOK})})
+				}
+			case c.Kind == fsop.ControlState:
+				res, err := fc.b.State(c.Arg)
+				fc.replyResult(f.ID, res, err)
 			default:
 				fc.reply(frameErr(f.ID, errRefused, fmt.Errorf("unknown control %q", c.Kind)))
 			}
@@ -243,21 +252,26 @@ func (fc *frameConn) serve(r *bufio.Reader) {
 func (fc *frameConn) run(id uint64, op fsop.Op) {
 	defer fc.ops.Done()
 	res, err := fc.b.Exec(context.Background(), &op)
+	fc.replyResult(id, res, err)
+	<-fc.sem
+}
+
+// replyResult answers request id with res, or with err as an error frame.
+func (fc *frameConn) replyResult(id uint64, res fsop.Result, err error) {
 	if err != nil {
 		kind := errFailed
 		if errors.Is(err, errRefused) {
 			kind = errRefused
 		}
 		fc.reply(frameErr(id, kind, err))
-	} else {
-		bp := replyBufs.Get().(*[]byte)
-		*bp = fsop.AppendResult((*bp)[:0], &res)
-		fc.reply(fsop.Frame{ID: id, Type: fsop.FrameResult, Payload: *bp})
-		if cap(*bp) <= framesPoolMax {
-			replyBufs.Put(bp)
-		}
+		return
 	}
-	<-fc.sem
+	bp := replyBufs.Get().(*[]byte)
+	*bp = fsop.AppendResult((*bp)[:0], &res)
+	fc.reply(fsop.Frame{ID: id, Type: fsop.FrameResult, Payload: *bp})
+	if cap(*bp) <= framesPoolMax {
+		replyBufs.Put(bp)
+	}
 }
 
 // reply writes f, and flushes unless another reply is about to be written

@@ -7,6 +7,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -14,9 +16,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/bridge"
 	"github.com/lighthouse-fs/lighthouse/fsop"
@@ -396,5 +402,100 @@ func TestFramesPeerGone(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Close took %v", d)
+	}
+}
+
+// TestFramesState: a state control frame is answered with the state the
+// store holds (store.Executor.State), the same as GET /v1/state; a path
+// leaving the root is refused on both.
+func TestFramesState(t *testing.T) {
+	_, srv := framesBridge(t, bridge.Config{}, true)
+	c := framesDial(t, srv)
+	c.send(opFrame(1, fsop.Op{Kind: fsop.WriteFile, Path: "f", Data: []byte("abc")}))
+	if res := mustResult(t, c.mustRecv()); res.Errno != "" {
+		t.Fatalf("write_file: %+v", res)
+	}
+	state := func(id uint64, path string) fsop.Frame {
+		c.send(fsop.Frame{ID: id, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlState, Arg: path})})
+		return c.mustRecv()
+	}
+	want := sha256.Sum256([]byte("abc"))
+	res := mustResult(t, state(2, "f"))
+	if res.Errno != "" || res.Stat == nil || res.Stat.Size != 3 || !bytes.Equal(res.Value, want[:]) {
+		t.Errorf("state of f over frames: %+v", res)
+	}
+	if res := mustResult(t, state(3, "nothing")); res.Errno != "ENOENT" {
+		t.Errorf("state of a missing name: %+v", res)
+	}
+	if f := state(4, "../x"); f.Type != fsop.FrameError || !strings.HasPrefix(string(f.Payload), "refused: ") {
+		t.Errorf("state of ../x: type %d %q, want a refusal", f.Type, f.Payload)
+	}
+
+	for _, tc := range []struct {
+		query  string
+		status int
+		want   string
+	}{
+		{"?path=f", http.StatusOK, `"value":"` + base64.StdEncoding.EncodeToString(want[:]) + `"`},
+		{"?path=../x", http.StatusBadRequest, "escapes"},
+		{"", http.StatusBadRequest, "missing query parameter path"},
+	} {
+		resp, err := http.Get(srv.URL + "/v1/state" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
+			t.Errorf("GET /v1/state%s: %d %s, want %d and %q", tc.query, resp.StatusCode, body, tc.status, tc.want)
+		}
+	}
+}
+
+// TestFramesPriority: a priority control frame renices every thread of the
+// bridge (here the test process: a degraded bridge has no executor) to
+// MirrorNice, and back to 0; an unknown priority is refused.
+func TestFramesPriority(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: going back to nice 0 needs CAP_SYS_NICE")
+	}
+	b, srv := framesBridge(t, bridge.Config{MirrorNice: 7}, true)
+	t.Cleanup(func() { b.SetPriority(bridge.PriorityServing) })
+	c := framesDial(t, srv)
+	set := func(id uint64, prio string) fsop.Frame {
+		c.send(fsop.Frame{ID: id, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlPriority, Arg: prio})})
+		return c.mustRecv()
+	}
+	threadNices := func() map[int]int {
+		tasks, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[int]int{}
+		for _, task := range tasks {
+			tid, _ := strconv.Atoi(task.Name())
+			// getpriority's raw syscall answers 20-nice.
+			if prio, err := unix.Getpriority(unix.PRIO_PROCESS, tid); err == nil {
+				m[20-prio]++
+			}
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		prio string
+		nice int
+	}{{bridge.PriorityMirror, 7}, {bridge.PriorityServing, 0}} {
+		if f := set(1, tc.prio); f.Type != fsop.FrameControl {
+			t.Fatalf("priority %s: frame type %d %q", tc.prio, f.Type, f.Payload)
+		}
+		if got := threadNices(); len(got) != 1 || got[tc.nice] == 0 {
+			t.Errorf("after priority %s: threads by nice value %v, want all at %d", tc.prio, got, tc.nice)
+		}
+		if info := b.Info(); info.Nice != tc.nice {
+			t.Errorf("after priority %s: /v1/info nice %d, want %d", tc.prio, info.Nice, tc.nice)
+		}
+	}
+	if f := set(2, "urgent"); f.Type != fsop.FrameError || !strings.HasPrefix(string(f.Payload), "refused: ") {
+		t.Errorf("priority urgent: type %d %q, want a refusal", f.Type, f.Payload)
 	}
 }

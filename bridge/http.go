@@ -43,6 +43,7 @@ func (b *Bridge) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET /v1/info", b.handleInfo)
 	mux.HandleFunc("GET /v1/snapshot", b.handleGetSnapshot)
 	mux.HandleFunc("PUT /v1/snapshot", b.handlePutSnapshot)
+	mux.HandleFunc("GET /v1/state", b.handleState)
 	mux.HandleFunc("GET /v1/frames", b.handleFrames) // frames.go: the proxy's transport
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
@@ -111,12 +112,29 @@ type Info struct {
 	Generation    uint64 `json:"generation"`
 	UptimeSeconds int64  `json:"uptime_seconds"`
 	PID           int    `json:"pid"`
+	Nice          int    `json:"nice"` // 0 serving; DefaultMirrorNice while only mirroring
 }
 
 func (b *Bridge) Info() Info {
 	return Info{ActiveBackend: b.active, Backend: b.cfg.Backend, Fallback: b.cfg.Fallback, Role: b.cfg.Role,
 		Mount: b.cfg.MountDir, Degraded: b.active == Degraded, Inodes: b.st.Inodes(), Generation: b.st.Generation(),
-		UptimeSeconds: int64(time.Since(b.started).Seconds()), PID: os.Getpid()}
+		UptimeSeconds: int64(time.Since(b.started).Seconds()), PID: os.Getpid(), Nice: b.currentNice()}
+}
+
+// handleState answers GET /v1/state?path=P with State(P) as a result
+// object (docs/protocol.md).
+func (b *Bridge) handleState(w http.ResponseWriter, r *http.Request) {
+	if !r.URL.Query().Has("path") {
+		writeError(w, http.StatusBadRequest, errors.New("missing query parameter path (GET /v1/state?path=dir/file)"))
+		return
+	}
+	res, err := b.State(r.URL.Query().Get("path"))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	fsop.EncodeResults(w, []fsop.Result{res}, false)
 }
 
 func (b *Bridge) handleInfo(w http.ResponseWriter, _ *http.Request) {

@@ -575,19 +575,57 @@ func (c *Client) send(ctx context.Context, typ uint8, buf *[]byte) (reply, error
 
 // Ping checks that a frames connection answers (dialing one if needed).
 func (c *Client) Ping(ctx context.Context) error {
+	_, err := c.control(ctx, fsop.Control{Kind: "ping"})
+	return err
+}
+
+// State asks for the abstract state of path, read from the bridge's store
+// (fsop.ControlState): the proxy's read-back check.
+func (c *Client) State(ctx context.Context, path string) (fsop.Result, error) {
+	rep, err := c.control(ctx, fsop.Control{Kind: fsop.ControlState, Arg: path})
+	if err != nil {
+		return fsop.Result{}, err
+	}
+	if rep.typ != fsop.FrameResult {
+		return fsop.Result{}, unavailable("unexpected frame type %d from %s for a state request", rep.typ, c.addr)
+	}
+	res, err := fsop.DecodeResultNoCopy(rep.payload)
+	if err != nil {
+		return fsop.Result{}, unavailable("bad state result from %s: %v", c.addr, err)
+	}
+	return res, nil
+}
+
+// SetPriority tells the bridge whether it serves clients or only mirrors
+// (fsop.ControlPriority): a mirror-only bridge lowers its CPU priority.
+func (c *Client) SetPriority(ctx context.Context, mirrorOnly bool) error {
+	arg := "serving"
+	if mirrorOnly {
+		arg = "mirror"
+	}
+	_, err := c.control(ctx, fsop.Control{Kind: fsop.ControlPriority, Arg: arg})
+	return err
+}
+
+// control sends a control message and returns the reply: a FrameControl
+// or a FrameResult; an error frame is the error.
+func (c *Client) control(ctx context.Context, ctl fsop.Control) (reply, error) {
+	if ctx.Err() != nil {
+		return reply{}, ctxError(ctx)
+	}
 	buf := bufPool.Get().(*[]byte)
-	*buf = fsop.AppendControl((*buf)[:0], fsop.Control{Kind: "ping"})
+	*buf = fsop.AppendControl((*buf)[:0], ctl)
 	rep, err := c.send(ctx, fsop.FrameControl, buf)
 	if err != nil {
-		return err
+		return reply{}, err
 	}
 	switch rep.typ {
-	case fsop.FrameControl:
-		return nil
+	case fsop.FrameControl, fsop.FrameResult:
+		return rep, nil
 	case fsop.FrameError:
-		return frameError(rep.payload)
+		return reply{}, frameError(rep.payload)
 	}
-	return unavailable("unexpected frame type %d from %s", rep.typ, c.addr)
+	return reply{}, unavailable("unexpected frame type %d from %s", rep.typ, c.addr)
 }
 
 // frameError turns an error frame ("refused: msg" or "failed: msg") into

@@ -650,3 +650,24 @@ func TestPingAndNew(t *testing.T) {
 		}
 	}
 }
+
+// TestState: State returns the store's state of a path; a bad path is
+// ErrRefused, and a bridge that is gone ErrUnavailable.
+func TestState(t *testing.T) {
+	_, s, c := testBridge(t, bridge.Config{}, Options{})
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, &fsop.Op{Kind: fsop.WriteFile, Path: "f", Data: []byte("xyz")}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.State(ctx, "f")
+	if err != nil || res.Errno != "" || res.Stat == nil || res.Stat.Size != 3 || len(res.Value) != 32 || res.N != 3 {
+		t.Errorf("State(f): %+v, %v", res, err)
+	}
+	if _, err := c.State(ctx, "/etc"); !errors.Is(err, ErrRefused) {
+		t.Errorf("State(/etc): %v, want ErrRefused", err)
+	}
+	s.kill()
+	if _, err := c.State(ctx, "f"); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("State on a killed bridge: %v, want ErrUnavailable", err)
+	}
+}

@@ -24,6 +24,7 @@ type Info struct {
 	Generation    uint64 `json:"generation"`
 	UptimeSeconds int64  `json:"uptime_seconds"`
 	PID           int    `json:"pid"`
+	Nice          int    `json:"nice"` // 0 serving; higher while only mirroring
 }
 
 // Info asks the bridge what it runs.

@@ -24,19 +24,23 @@ import (
 // refusing a renameat2 go-fuse performs) that left the trees apart.
 
 // bugShadow forwards to a real bridge, optionally delaying pwrite or
-// failing lstat like a bridge that went away.
+// failing read-backs (State) like a bridge that went away.
 type bugShadow struct {
 	*bridgeclient.Client
 	delayPwrite atomic.Bool
-	failLstat   atomic.Bool
+	failState   atomic.Bool
+}
+
+func (s *bugShadow) State(ctx context.Context, path string) (fsop.Result, error) {
+	if s.failState.Load() {
+		return fsop.Result{}, fmt.Errorf("%w: connection lost (injected)", bridgeclient.ErrUnavailable)
+	}
+	return s.Client.State(ctx, path)
 }
 
 func (s *bugShadow) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	if op.Kind == fsop.Pwrite && s.delayPwrite.Load() {
 		time.Sleep(300 * time.Millisecond)
-	}
-	if op.Kind == fsop.Lstat && s.failLstat.Load() {
-		return fsop.Result{}, fmt.Errorf("%w: connection lost (injected)", bridgeclient.ErrUnavailable)
 	}
 	return s.Client.Exec(ctx, op)
 }
@@ -142,10 +146,10 @@ func TestProxyBugHandleFollowsFailedRename(t *testing.T) {
 // as a state divergence, instead of a shadow error.
 func TestProxyBugReadbackErrorCompared(t *testing.T) {
 	b := newBugProxy(t)
-	b.shadow.failLstat.Store(true)
+	b.shadow.failState.Store(true)
 	b.exec(fsop.Op{Kind: fsop.WriteFile, Path: "z", Data: []byte("hello")})
 	time.Sleep(300 * time.Millisecond)
-	b.shadow.failLstat.Store(false)
+	b.shadow.failState.Store(false)
 	if d := b.divergences(); len(d) != 0 {
 		t.Errorf("%d divergences from a read-back that failed on the shadow", len(d))
 	}

@@ -542,6 +542,14 @@ const (
 	// ControlOK is the reply to a control message that succeeded; a failed
 	// one is answered with a FrameError.
 	ControlOK = "ok"
+	// ControlState asks a bridge for the abstract state of the path in Arg
+	// (store.Executor.State: lstat, content and xattr digests), read from
+	// its store: the proxy's read-back check. Answered by a FrameResult.
+	ControlState = "state"
+	// ControlPriority tells a bridge whether it serves clients (Arg
+	// "serving") or only mirrors ("mirror"), so that it can yield the CPU
+	// to the serving bridge. Answered by ControlOK.
+	ControlPriority = "priority"
 )
 
 // AppendControl appends the binary encoding of c to b: u8 version, str kind,

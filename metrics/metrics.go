@@ -44,6 +44,7 @@ type Bridge struct {
 	Executors  prometheus.Counter       // executor processes started (restarts included)
 	Restores   prometheus.Counter       // snapshots installed through PUT /v1/snapshot
 	Handles    prometheus.Gauge         // open handles
+	Nice       prometheus.Gauge         // nice value: 0 serving, higher while only mirroring
 }
 
 // NewBridge registers the bridge metrics on reg.
@@ -74,6 +75,10 @@ func NewBridge(reg prometheus.Registerer) *Bridge {
 		Handles: f.NewGauge(prometheus.GaugeOpts{
 			Name: "lighthouse_bridge_open_handles",
 			Help: "Open handles (handle-based ops) held by the bridge.",
+		}),
+		Nice: f.NewGauge(prometheus.GaugeOpts{
+			Name: "lighthouse_bridge_nice",
+			Help: "The bridge's nice value: 0 while it serves clients, higher while a proxy has it only mirror (it yields the CPU).",
 		}),
 	}
 }

@@ -49,7 +49,8 @@ type Stats struct {
 	Resyncs    int64
 	Examples   map[string][]Divergence // the first few of each class
 	served     [2]int64
-	readbacks  atomic.Int64
+	readbacks  atomic.Int64 // compared (or given up)
+	rbAdmitted atomic.Int64 // admitted: readbacks catches up when the mirror drains
 	maxDepth   int
 	maxLagSecs float64
 }
@@ -62,7 +63,7 @@ func (p *Proxy) Stats() StatsView {
 	v := StatsView{Ops: s.Ops, Compared: s.Compared, Divergent: s.Divergent, OrderOnly: s.OrderOnly,
 		Resyncs: s.Resyncs, ByClass: map[string]int64{}, Skipped: map[string]int64{}, Examples: map[string][]Divergence{},
 		ServedBy:  map[string]int64{p.sides[0].name: s.served[0], p.sides[1].name: s.served[1]},
-		Readbacks: s.readbacks.Load(), MaxQueueDepth: s.maxDepth, MaxLagSeconds: s.maxLagSecs}
+		Readbacks: s.readbacks.Load(), ReadbacksAdmitted: s.rbAdmitted.Load(), MaxQueueDepth: s.maxDepth, MaxLagSeconds: s.maxLagSecs}
 	for k, n := range s.ByClass {
 		v.ByClass[k] = n
 	}
@@ -77,11 +78,14 @@ func (p *Proxy) Stats() StatsView {
 
 // StatsView is a copy of a proxy's counters.
 type StatsView struct {
-	Ops, Compared, Divergent, OrderOnly, Resyncs, Readbacks int64
-	ByClass, Skipped, ServedBy                              map[string]int64
-	Examples                                                map[string][]Divergence
-	MaxQueueDepth                                           int
-	MaxLagSeconds                                           float64
+	Ops, Compared, Divergent, OrderOnly, Resyncs int64
+	// Readbacks counts the read-backs done, ReadbacksAdmitted those
+	// admitted: equal when none is in flight.
+	Readbacks, ReadbacksAdmitted int64
+	ByClass, Skipped, ServedBy   map[string]int64
+	Examples                     map[string][]Divergence
+	MaxQueueDepth                int
+	MaxLagSeconds                float64
 }
 
 const examplesPerClass = 3
@@ -275,26 +279,25 @@ func quarantined(q []string, paths []string) bool {
 	return false
 }
 
-// readback reads the paths a mutation touched on both bridges, right after
-// it in each bridge's order, to compare the state it left.
+// readback reads the state of the paths a mutation touched on both
+// bridges, right after it in each bridge's order, to compare the state it
+// left. The state (Bridge.State) comes from each bridge's store, so a
+// read-back costs a round trip and no FUSE request: it does not hold the
+// serving bridge's next op on those paths for long.
 type readback struct {
 	r      *rec
-	ops    []fsop.Op // lstat per path
+	ops    []fsop.Op // lstat per path: the op a state divergence is reported as
 	res    [2][]fsop.Result
-	data   [2][]fsop.Result // read_file of small regular files, index-aligned with ops
 	t      [2]*ticket
 	clean  atomic.Bool  // the op itself compared equal: worth comparing state
-	failed atomic.Bool  // a read-back op failed on a bridge: nothing to compare
+	failed atomic.Bool  // a read-back failed on a bridge: nothing to compare
 	parts  atomic.Int32 // two sides and the op's own comparison
-	maxLen int64
 }
-
-const readbackMaxFile = 1 << 20
 
 // admitReadback enqueues r's read-back on both bridges, right after r.
 // p.mu is held.
 func (p *Proxy) admitReadback(r *rec) {
-	rb := &readback{r: r, maxLen: readbackMaxFile}
+	rb := &readback{r: r}
 	var keys []key
 	for _, path := range r.paths {
 		op := fsop.Op{Kind: fsop.Lstat, Path: path}
@@ -306,6 +309,7 @@ func (p *Proxy) admitReadback(r *rec) {
 	}
 	rb.parts.Store(3)
 	r.readback = rb
+	p.stats.rbAdmitted.Add(1)
 	for _, s := range p.sides {
 		s := s
 		rb.t[s.idx] = newTicket(func() { s.work.push(func() { p.runReadback(rb, s) }) })
@@ -317,25 +321,16 @@ func (p *Proxy) runReadback(rb *readback, s *side) {
 	ctx, cancel := contextTimeout(p.cfg.OpTimeout)
 	defer cancel()
 	res := make([]fsop.Result, len(rb.ops))
-	data := make([]fsop.Result, len(rb.ops))
-	var err error
 	for i := range rb.ops {
-		if res[i], err = s.b.Exec(ctx, &rb.ops[i]); err != nil {
+		var err error
+		if res[i], err = s.b.State(ctx, rb.ops[i].Path); err != nil {
+			// A read-back that could not run says nothing about the state:
+			// the op's own comparison or the stale mark covers the failure.
+			rb.failed.Store(true)
 			break
 		}
-		if st := res[i].Stat; res[i].Errno == "" && st != nil && fsop.DirentType(st.Mode) == "file" && st.Size <= rb.maxLen {
-			rd := fsop.Op{Kind: fsop.ReadFile, Path: rb.ops[i].Path}
-			if data[i], err = s.b.Exec(ctx, &rd); err != nil {
-				break
-			}
-		}
 	}
-	if err != nil {
-		// A read-back that could not run says nothing about the state:
-		// the op's own comparison or the stale mark covers the failure.
-		rb.failed.Store(true)
-	}
-	rb.res[s.idx], rb.data[s.idx] = res, data
+	rb.res[s.idx] = res
 	s.seq.done(rb.t[s.idx])
 	rb.arrive(p)
 }
@@ -359,18 +354,12 @@ func (rb *readback) arrive(p *Proxy) {
 		return
 	}
 	for i := range rb.ops {
-		for _, pair := range [][2]*fsop.Result{{&rb.res[sv][i], &rb.res[mr][i]}, {&rb.data[sv][i], &rb.data[mr][i]}} {
-			if compare.Classify(pair[0], pair[1], p.cfg.Rules) != "" {
-				op := rb.ops[i]
-				if pair[0] == &rb.data[sv][i] {
-					op = fsop.Op{Kind: fsop.ReadFile, Path: op.Path}
-				}
-				if p.diverge(r, compare.ClassState, &op, pair[0], pair[1]) != compare.ClassAllowed && p.cfg.Observe != nil {
-					// The op compared equal; the state it left did not.
-					p.cfg.Observe(rollout.Observation{Compared: true, Divergent: true})
-				}
-				return
+		if compare.Classify(&rb.res[sv][i], &rb.res[mr][i], p.cfg.Rules) != "" {
+			if p.diverge(r, compare.ClassState, &rb.ops[i], &rb.res[sv][i], &rb.res[mr][i]) != compare.ClassAllowed && p.cfg.Observe != nil {
+				// The op compared equal; the state it left did not.
+				p.cfg.Observe(rollout.Observation{Compared: true, Divergent: true})
 			}
+			return
 		}
 	}
 }

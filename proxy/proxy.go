@@ -54,6 +54,9 @@ import (
 // bridgeclient.ErrUnavailable (the op may or may not have run).
 type Bridge interface {
 	Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error)
+	// State is the abstract state of path for the read-back check
+	// (store.Executor.State, fsop.ControlState).
+	State(ctx context.Context, path string) (fsop.Result, error)
 	Snapshot(ctx context.Context) ([]byte, error)
 	Restore(ctx context.Context, snap []byte) error
 }
@@ -111,9 +114,8 @@ type Config struct {
 	Allowlist compare.Allowlist
 	// ReadbackRate is the fraction of mutations whose touched paths are
 	// read back on both bridges (0 means DefaultReadbackRate; negative:
-	// none). A read-back is an lstat and, for a file up to 1 MiB, a read of
-	// it on the serving bridge too: at 1, mirrored writes cost several times
-	// a direct write (docs/performance.md).
+	// none). A read-back is one Bridge.State per touched path on each
+	// bridge, answered from the bridge's store (docs/performance.md).
 	ReadbackRate float64
 	// Mirror bounds: past any of them the mirror bridge is marked stale.
 	// Defaults 10000 ops, 256 MiB, 10 s.
@@ -260,9 +262,10 @@ func New(cfg Config) (*Proxy, error) {
 		}
 	}
 	p.logs = newLogWriters(cfg.DivergenceLog, cfg.Record, p.metrics)
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.resyncLoop() }()
 	go func() { defer p.wg.Done(); p.lagLoop() }()
+	go func() { defer p.wg.Done(); p.priorityLoop() }()
 	return p, nil
 }
 

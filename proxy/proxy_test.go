@@ -89,6 +89,19 @@ func (b *storeBridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error
 	return res, nil
 }
 
+func (b *storeBridge) State(_ context.Context, path string) (fsop.Result, error) {
+	if b.down.Load() {
+		return fsop.Result{}, fmt.Errorf("%w: bridge down", ErrUnavailable)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	res, err := b.ex.State(path)
+	if err != nil {
+		return res, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	return res, nil
+}
+
 func (b *storeBridge) Snapshot(context.Context) ([]byte, error) {
 	if b.down.Load() {
 		return nil, ErrUnavailable

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lighthouse-fs/lighthouse/bench"
+	"github.com/lighthouse-fs/lighthouse/proxy"
 )
 
 func benchCmd() *cobra.Command {
@@ -98,7 +99,7 @@ The machines are noisy: compare ratios, never absolute times. With
 	fl.Int64Var(&cfg.SeqSize, "seq-size", 64<<20, "bytes of the large sequential write and read")
 	fl.Int64Var(&cfg.SeqBlock, "seq-block", 1<<20, "bytes per sequential write and read")
 	fl.BoolVar(&cfg.Cached, "cached", false, "mount with the page cache on (default: direct I/O, every read and write reaches the library)")
-	fl.Float64Var(&cfg.ReadbackRate, "readback-rate", 1, "proxy-mirror's read-back rate, as `lighthouse proxy --readback-rate` (0 disables)")
+	fl.Float64Var(&cfg.ReadbackRate, "readback-rate", proxy.DefaultReadbackRate, "proxy-mirror's read-back rate, as `lighthouse proxy --readback-rate` (0 disables)")
 	fl.DurationVar(&cfg.Lag, "lag", 0, "also run the lagging-shadow scenario this long (proxy memory while the shadow falls behind), e.g. 30s")
 	fl.DurationVar(&cfg.LagDelay, "lag-delay", 5*time.Millisecond, "what the lagging shadow sleeps per op, one op at a time")
 	fl.IntVar(&cfg.LagClients, "lag-clients", 16, "clients writing through the proxy during the lagging-shadow scenario")

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,7 @@ type bridgeFlags struct {
 	maxBody  int64
 	inject   float64
 	injectAt time.Duration
+	nice     int
 }
 
 func (f *bridgeFlags) register(cmd *cobra.Command) {
@@ -44,6 +46,7 @@ func (f *bridgeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.role, "role", "primary", "role label in metrics: primary or shadow")
 	fl.DurationVar(&f.timeout, "op-timeout", 30*time.Second, "an op running longer marks the executor hung: it is replaced")
 	fl.Int64Var(&f.maxBody, "max-body", 80<<20, "largest request body accepted, bytes")
+	fl.IntVar(&f.nice, "mirror-nice", bridge.DefaultMirrorNice, "nice value while a proxy has this bridge only mirror, so the serving bridge gets the CPU first (0: keep full priority)")
 	fl.Float64Var(&f.inject, "inject-divergence", 0, "corrupt this fraction of read results (the rollback demo and tests; never in production)")
 	fl.DurationVar(&f.injectAt, "inject-after", 0, "start injecting this long after start")
 	fl.MarkHidden("inject-divergence")
@@ -74,6 +77,7 @@ func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
 		Backends: backends, Backend: f.backend, Fallback: f.fallback, Role: f.role,
 		MountDir: mnt, DataDir: f.data, Sync: policy, Mount: f.opts,
 		MaxBody: f.maxBody, OpTimeout: f.timeout, Registerer: reg, InjectDivergence: f.inject, InjectAfter: f.injectAt,
+		MirrorNice: cmp.Or(f.nice, -1), // the flag's 0 keeps full priority; Config's 0 is the default
 	}, nil
 }
 
@@ -111,6 +115,11 @@ func serveBridge(ctx context.Context, cfg bridge.Config, reg *prometheus.Registr
 	}
 	b, err := bridge.Start(ctx, cfg)
 	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := ownRoot(b.Store()); err != nil {
+		b.Close(ctx)
 		ln.Close()
 		return err
 	}
@@ -161,6 +170,14 @@ and remove a probe file through the mount, unmount, and report.`,
 					return err
 				}
 				defer os.RemoveAll(dir)
+				// MkdirTemp makes it 0700. A non-root user mounts through
+				// the setuid fusermount3, which in a container (all
+				// capabilities dropped but SYS_ADMIN) is a root without
+				// CAP_DAC_OVERRIDE: it may only mount on a directory that
+				// others can search, as the bridge's own mount point is.
+				if err := os.Chmod(dir, 0o755); err != nil {
+					return err
+				}
 				f.mount = dir
 			}
 			f.data = ""
@@ -175,6 +192,10 @@ and remove a probe file through the mount, unmount, and report.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
+			if err := ownRoot(b.Store()); err != nil {
+				b.Close(ctx)
+				return err
+			}
 			probeErr := b.Probe(ctx)
 			closeErr := b.Close(ctx)
 			fmt.Printf("backend %s: active %s, probe: %s\n", cfg.Backend, b.Active(), okOr(probeErr))
