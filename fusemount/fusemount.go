@@ -190,6 +190,12 @@ func Unmount(dir string) error {
 	if errors.Is(err, unix.EINVAL) { // not a mount point
 		return nil
 	}
+	// Not root (EPERM, where root gets EINVAL): nothing to do if no FUSE
+	// mount is left there, as after an unmount that raced with this one
+	// (go-fuse's own, which ends the serve loop); fusermount3 would fail.
+	if _, mounted := Find(dir); !mounted {
+		return nil
+	}
 	// Not root: let the setuid helper do it.
 	if out, ferr := exec.Command("fusermount3", "-u", "-z", dir).CombinedOutput(); ferr != nil {
 		return fmt.Errorf("unmount %s: %v; fusermount3: %v: %s", dir, err, ferr, strings.TrimSpace(string(out)))
