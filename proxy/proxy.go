@@ -72,6 +72,9 @@ var (
 	ErrUnavailable = bridgeclient.ErrUnavailable
 )
 
+// errClosed ends a resync the proxy's Close interrupted.
+var errClosed = errors.New("proxy closed")
+
 // CandidateRoute routes an op to the shadow bridge (the candidate) when
 // serves says so for its path, or the path its handle was opened on.
 func CandidateRoute(serves func(key string) bool) func(op *fsop.Op, handlePath string) Side {

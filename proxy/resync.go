@@ -146,7 +146,11 @@ func (p *Proxy) resync(tgt *side) error {
 	var reopen []reopenHandle // the handles open at the barrier
 	tgtT = newTicket(func() {
 		tgt.work.push(func() {
-			snap := <-snapCh
+			var snap []byte
+			select {
+			case snap = <-snapCh:
+			case <-p.closed: // the source's half may never run now
+			}
 			if snap != nil {
 				ctx, cancel := contextTimeout(p.cfg.OpTimeout)
 				if err := tgt.b.Restore(ctx, snap); err != nil {
@@ -178,7 +182,13 @@ func (p *Proxy) resync(tgt *side) error {
 	p.history.reset()
 	p.mu.Unlock()
 
-	err = <-result
+	select {
+	case err = <-result:
+	case <-p.closed:
+		// The barrier may wait behind ops that will not finish before the
+		// workers stop: leave it, the proxy is going away.
+		return errClosed
+	}
 	if err != nil {
 		p.mu.Lock()
 		tgt.epoch++ // what ran on it after the barrier is not comparable
