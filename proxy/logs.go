@@ -121,7 +121,23 @@ const (
 	historyPerPath  = 16
 	historyPaths    = 8192
 	historyMaxBytes = 64 << 10 // larger writes are kept truncated
+	historyFollow   = 64       // names one divergence's history may visit
 )
+
+// earlierName is the name p had before op, when op is a rename or link
+// that gave p (through its ancestor or itself, a) the name it has now.
+func earlierName(op *fsop.Op, a, p string) (string, bool) {
+	if op.Kind != fsop.Rename && op.Kind != fsop.Link {
+		return "", false
+	}
+	switch {
+	case op.To == a:
+		return op.Path + p[len(a):], true
+	case op.Kind == fsop.Rename && op.Flags&fsop.RenameExchange != 0 && op.Path == a:
+		return op.To + p[len(a):], true
+	}
+	return "", false
+}
 
 func newHistory() *history { return &history{byPath: map[string][]histEntry{}} }
 
@@ -144,21 +160,36 @@ func (h *history) add(r *rec) {
 	}
 }
 
-// before returns the ops on paths (and their ancestors and descendants
-// that were recorded under the same names) admitted before seq, oldest
-// first.
+// before returns the ops on paths (and the mutations of their ancestors)
+// admitted before seq, oldest first. Names are followed back through
+// renames and links: the history of b/f after "rename a b" includes what
+// happened to a/f before it, since that is the same file.
 func (h *history) before(seq uint64, paths []string) []fsop.Op {
+	type name struct {
+		path string
+		seq  uint64 // ops on path count if admitted before this
+	}
 	seen := map[uint64]fsop.Op{}
+	visited := map[string]uint64{}
+	work := make([]name, 0, len(paths))
 	for _, p := range paths {
-		for _, e := range h.byPath[p] {
-			if e.seq < seq {
-				seen[e.seq] = e.op
-			}
+		work = append(work, name{p, seq})
+	}
+	for len(work) > 0 && len(visited) < historyFollow {
+		n := work[len(work)-1]
+		work = work[:len(work)-1]
+		if s, ok := visited[n.path]; ok && s >= n.seq {
+			continue
 		}
-		for _, a := range ancestors(p) {
+		visited[n.path] = n.seq
+		for _, a := range append(ancestors(n.path), n.path) {
 			for _, e := range h.byPath[a] {
-				if e.seq < seq && e.op.Kind.Mutates() {
-					seen[e.seq] = e.op
+				if e.seq >= n.seq || (a != n.path && !e.op.Kind.Mutates()) {
+					continue
+				}
+				seen[e.seq] = e.op
+				if from, ok := earlierName(&e.op, a, n.path); ok {
+					work = append(work, name{from, e.seq})
 				}
 			}
 		}
