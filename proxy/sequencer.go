@@ -1,9 +1,6 @@
 package proxy
 
-import (
-	"container/list"
-	"sync"
-)
+import "sync"
 
 // sequencer orders the ops of one bridge: an op starts only when every
 // earlier op it conflicts with has finished there. Ops are enqueued in
@@ -17,28 +14,32 @@ import (
 type sequencer struct {
 	mu    sync.Mutex
 	nodes map[string]*lockQueue
+	free  []*lockQueue // emptied queues, reused: most names are locked briefly
 }
 
+// lockQueue is the FIFO of one lock name: an intrusive list of requests,
+// so queueing allocates nothing.
 type lockQueue struct {
-	reqs    list.List // of *request, in sequence order
-	waiting int       // requests not yet granted
-	counts  [4]int    // requests per mode (granted or not)
+	head, tail *request // in sequence order
+	n          int
+	waiting    int    // requests not yet granted
+	counts     [4]int // requests per mode (granted or not)
 }
 
 type request struct {
-	t       *ticket
-	q       *lockQueue
-	name    string
-	mode    lockMode
-	granted bool
-	elem    *list.Element
+	t          *ticket
+	q          *lockQueue
+	name       string
+	mode       lockMode
+	granted    bool
+	prev, next *request
 }
 
 // ticket is one op's place in a sequencer.
 type ticket struct {
-	reqs    []*request
-	pending int    // requests not granted yet
-	ready   func() // called once, without the sequencer's lock, when runnable
+	reqs    []request // one per key, allocated together
+	pending int       // requests not granted yet
+	ready   func()    // called once, without the sequencer's lock, when runnable
 }
 
 func newSequencer() *sequencer { return &sequencer{nodes: map[string]*lockQueue{}} }
@@ -57,17 +58,49 @@ func compatibleWithAll(m lockMode, c *[4]int) bool {
 // newTicket makes a ticket whose ready runs once the op may start.
 func newTicket(ready func()) *ticket { return &ticket{ready: ready} }
 
+func (q *lockQueue) pushBack(r *request) {
+	r.prev, r.next = q.tail, nil
+	if q.tail != nil {
+		q.tail.next = r
+	} else {
+		q.head = r
+	}
+	q.tail = r
+	q.n++
+}
+
+func (q *lockQueue) remove(r *request) {
+	if r.prev != nil {
+		r.prev.next = r.next
+	} else {
+		q.head = r.next
+	}
+	if r.next != nil {
+		r.next.prev = r.prev
+	} else {
+		q.tail = r.prev
+	}
+	r.prev, r.next = nil, nil
+	q.n--
+}
+
 // enqueue places t's op with keys in the sequence; t.ready runs as soon as
 // the op may start (possibly before enqueue returns, so store t first).
 func (s *sequencer) enqueue(t *ticket, keys []key) *ticket {
+	t.reqs = make([]request, len(keys))
 	s.mu.Lock()
-	for _, k := range keys {
+	for i, k := range keys {
 		q := s.nodes[k.name]
 		if q == nil {
-			q = &lockQueue{}
+			if n := len(s.free); n > 0 {
+				q, s.free = s.free[n-1], s.free[:n-1]
+			} else {
+				q = &lockQueue{}
+			}
 			s.nodes[k.name] = q
 		}
-		r := &request{t: t, q: q, name: k.name, mode: k.mode}
+		r := &t.reqs[i]
+		*r = request{t: t, q: q, name: k.name, mode: k.mode}
 		// Granted at once only if nothing queued before conflicts.
 		r.granted = compatibleWithAll(k.mode, &q.counts)
 		if !r.granted {
@@ -75,8 +108,7 @@ func (s *sequencer) enqueue(t *ticket, keys []key) *ticket {
 			t.pending++
 		}
 		q.counts[k.mode]++
-		r.elem = q.reqs.PushBack(r)
-		t.reqs = append(t.reqs, r)
+		q.pushBack(r)
 	}
 	runnable := t.pending == 0
 	s.mu.Unlock()
@@ -86,19 +118,27 @@ func (s *sequencer) enqueue(t *ticket, keys []key) *ticket {
 	return t
 }
 
+// freeCap bounds the reused lock queues.
+const freeCap = 1024
+
 // done releases t's locks and starts the ops that were waiting only for it.
 func (s *sequencer) done(t *ticket) {
 	var woken []*ticket
 	s.mu.Lock()
-	for _, r := range t.reqs {
+	for i := range t.reqs {
+		r := &t.reqs[i]
 		q := r.q
-		q.reqs.Remove(r.elem)
+		q.remove(r)
 		q.counts[r.mode]--
 		if !r.granted {
 			q.waiting-- // released before it was granted: only on shutdown
 		}
-		if q.reqs.Len() == 0 {
+		if q.n == 0 {
 			delete(s.nodes, r.name)
+			if len(s.free) < freeCap {
+				*q = lockQueue{}
+				s.free = append(s.free, q)
+			}
 			continue
 		}
 		if q.waiting > 0 {
@@ -114,9 +154,8 @@ func (s *sequencer) done(t *ticket) {
 // grant walks the queue in order, granting requests compatible with all
 // before them, and appends tickets that became runnable.
 func (q *lockQueue) grant(woken []*ticket) []*ticket {
-	var seen [4]int // modes of the requests before e
-	for e := q.reqs.Front(); e != nil && q.waiting > 0; e = e.Next() {
-		r := e.Value.(*request)
+	var seen [4]int // modes of the requests before r
+	for r := q.head; r != nil && q.waiting > 0; r = r.next {
 		if !r.granted && compatibleWithAll(r.mode, &seen) {
 			r.granted = true
 			q.waiting--
