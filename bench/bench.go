@@ -65,11 +65,12 @@ const (
 	TargetBazilBridgeHTTP = "bazil-bridge-http"
 	TargetProxyMirror     = "proxy-mirror"
 	TargetProxyNoMirror   = "proxy-nomirror"
+	TargetProxyHTTP       = "proxy-http"
 )
 
 // AllTargets lists every target, in the order tables show them.
 var AllTargets = []string{TargetTmpdir, TargetStore, TargetBazilMount, TargetGofuseMount,
-	TargetBazilBridge, TargetGofuseBridge, TargetBazilBridgeHTTP, TargetProxyMirror, TargetProxyNoMirror}
+	TargetBazilBridge, TargetGofuseBridge, TargetBazilBridgeHTTP, TargetProxyMirror, TargetProxyNoMirror, TargetProxyHTTP}
 
 // Config configures a run. Zero values get the documented defaults.
 type Config struct {

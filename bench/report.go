@@ -150,6 +150,7 @@ var ratioDefs = []ratioDef{
 	{"mount/tmpdir bazil", TargetBazilMount, TargetTmpdir},
 	{"mount/tmpdir gofuse", TargetGofuseMount, TargetTmpdir},
 	{"http/frames bazil", TargetBazilBridgeHTTP, TargetBazilBridge},
+	{"proxy/direct http", TargetProxyHTTP, TargetBazilBridgeHTTP},
 }
 
 // Ratio is num's p50 over den's for one op at one concurrency.
@@ -376,24 +377,27 @@ func (rep *Report) Markdown(w io.Writer, concs []int) {
 	}
 }
 
-// writeSustained prints proxy-mirror's rate counting the time its mirror
-// needed to catch up, beside one bridge alone.
+// writeSustained prints the mirrored proxies' rates counting the time
+// their mirror needed to catch up, beside one bridge alone over the same
+// transport.
 func (rep *Report) writeSustained(w io.Writer) {
-	direct := map[[2]any]float64{}
+	alone := map[string]string{TargetProxyMirror: TargetBazilBridge, TargetProxyHTTP: TargetBazilBridgeHTTP}
+	direct := map[[3]any]float64{}
 	for _, r := range rep.Results {
-		if r.Target == TargetBazilBridge {
-			direct[[2]any{r.Op, r.Concurrency}] = r.OpsPerSec
-		}
+		direct[[3]any{r.Target, r.Op, r.Concurrency}] = r.OpsPerSec
 	}
-	header := false
-	for _, r := range rep.Results {
-		if r.Target != TargetProxyMirror || r.SustainedOpsPerSec == 0 {
-			continue
+	for _, target := range []string{TargetProxyMirror, TargetProxyHTTP} {
+		header := false
+		for _, r := range rep.Results {
+			if r.Target != target || r.SustainedOpsPerSec == 0 {
+				continue
+			}
+			if !header {
+				fmt.Fprintf(w, "\n== %s: ops/s on the serving path, and sustained (the mirror caught up), beside %s alone\n", target, alone[target])
+				header = true
+			}
+			fmt.Fprintf(w, "c=%-3d %-9s serving %7.0f  sustained %7.0f  %s %7.0f\n", r.Concurrency, r.Op, r.OpsPerSec, r.SustainedOpsPerSec,
+				alone[target], direct[[3]any{alone[target], r.Op, r.Concurrency}])
 		}
-		if !header {
-			fmt.Fprintf(w, "\n== proxy-mirror: ops/s on the serving path, and sustained (the mirror caught up), beside bazil-bridge alone\n")
-			header = true
-		}
-		fmt.Fprintf(w, "c=%-3d %-9s serving %7.0f  sustained %7.0f  bazil-bridge %7.0f\n", r.Concurrency, r.Op, r.OpsPerSec, r.SustainedOpsPerSec, direct[[2]any{r.Op, r.Concurrency}])
 	}
 }

@@ -108,13 +108,13 @@ func (r *runner) start(ctx context.Context) error {
 		wants = append(wants, &want{name: TargetGofuseMount, backend: "gofuse"})
 	}
 	lag := cfg.Lag > 0
-	if lag || cfg.needs(TargetBazilBridge, TargetBazilBridgeHTTP, TargetProxyMirror, TargetProxyNoMirror) {
+	if lag || cfg.needs(TargetBazilBridge, TargetBazilBridgeHTTP, TargetProxyMirror, TargetProxyNoMirror, TargetProxyHTTP) {
 		wants = append(wants, &want{name: "bazil-bridge", backend: "bazil", role: "primary"})
 	}
 	if lag || cfg.needs(TargetGofuseBridge) {
 		wants = append(wants, &want{name: "gofuse-bridge", backend: "gofuse", role: "shadow"})
 	}
-	if cfg.needs(TargetProxyMirror) {
+	if cfg.needs(TargetProxyMirror, TargetProxyHTTP) {
 		// A shadow of its own: the proxy lowers the CPU priority of a
 		// bridge that only mirrors, which must not touch gofuse-bridge's
 		// own numbers.
@@ -195,6 +195,26 @@ func (r *runner) makeTarget(ctx context.Context, t *target) error {
 			return err
 		}
 		t.proxy, t.mirrored, t.exec = p, true, p.Exec
+		return nil
+	case TargetProxyHTTP:
+		// What a client of the proxy sees: its JSON API on loopback, as
+		// bazil-bridge-http is the bridge's.
+		shadow, err := r.client(r.children["gofuse-shadow"])
+		if err != nil {
+			return err
+		}
+		p, err := r.newProxy(t, shadow)
+		if err != nil {
+			return err
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
+		go srv.Serve(ln)
+		e.onClose(srv.Close)
+		t.proxy, t.mirrored, t.exec = p, true, httpExec("http://"+ln.Addr().String())
 		return nil
 	case TargetProxyNoMirror:
 		p, err := r.newProxy(t, detached{})
