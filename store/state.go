@@ -4,9 +4,13 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
+
+// stateBufs are State's read buffers: it hashes a file chunk by chunk.
+var stateBufs = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
 
 // MaxStateContent bounds the file content State hashes: a larger file's
 // state is its attributes, symlink target and xattrs only.
@@ -43,12 +47,21 @@ func (e *Executor) state(p string) (r fsop.Result, err error) {
 	}
 	switch {
 	case isReg(a) && a.Size <= MaxStateContent:
-		data, err := e.readRange(a.Ino, 0, a.Size, max(a.Size, 1))
-		if err != nil {
-			return r, err
+		h := sha256.New()
+		bp := stateBufs.Get().(*[]byte)
+		defer stateBufs.Put(bp)
+		for {
+			n, err := e.s.ReadAt(a.Ino, *bp, r.N)
+			if err != nil {
+				return r, err
+			}
+			h.Write((*bp)[:n])
+			r.N += int64(n)
+			if n < len(*bp) { // the store reads short only at end of file
+				break
+			}
 		}
-		sum := sha256.Sum256(data)
-		r.Value, r.N = sum[:], int64(len(data))
+		r.Value = h.Sum(nil)
 	case isLink(a):
 		if r.Target, err = e.s.Readlink(a.Ino); err != nil {
 			return r, err

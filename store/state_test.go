@@ -81,6 +81,16 @@ func TestState(t *testing.T) {
 		t.Errorf("mode after chmod: %o", c.Stat.Mode)
 	}
 
+	// Larger than one read chunk, and a multiple of it.
+	for _, size := range []int{200 << 10, 128 << 10} {
+		big := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+		do(fsop.Op{Kind: fsop.WriteFile, Path: "d/big", Data: big})
+		want := sha256.Sum256(big)
+		if b := state("d/big"); !bytes.Equal(b.Value, want[:]) || b.N != int64(size) {
+			t.Errorf("state of a %d-byte file: %d bytes hashed, digest %x, want %x", size, b.N, b.Value, want)
+		}
+	}
+
 	if _, err := ex.State("../etc/passwd"); err == nil {
 		t.Errorf("a path leaving the root was answered")
 	}
