@@ -20,10 +20,10 @@ import (
 var (
 	agreeOps = flag.Int("e2e.agree-ops", 100000, "ops TestRealBridgesAgree sends through the proxy")
 	fullMix  = flag.Bool("e2e.full-mix", false, "TestRealBridgesAgree: the full mix without the namespace split (see workload_test.go): shows the proxy's own divergences")
-	// A read-back is two to four more ops on each bridge per mutation: at
-	// 1 the 100,000 ops take about twice as long (measured: 625 against
-	// 1071 ops/s on 2 loaded cores). A quarter still reads back about
-	// 14,000 mutations.
+	// A read-back is one state request per touched path on each bridge,
+	// answered from its store. A quarter reads back about 14,000 mutations
+	// and keeps the mirror's extra work small on 2 loaded cores, where the
+	// 8 clients already keep the shadow near its bounds.
 	agreeReadback = flag.Float64("e2e.agree-readback", 0.25, "TestRealBridgesAgree: the proxy's --readback-rate")
 )
 

@@ -56,9 +56,10 @@ func (c *corrupting) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error)
 // bridges, the shadow's results passing through a wrapper that corrupts 1%
 // of its successful read_file answers. The proxy must count exactly the
 // injected divergences, all of class data, so the rate it measures is the
-// injected rate within binomial noise. (Read-backs are off: the wrapper
-// would corrupt their read_file too. Every class on a store-backed bridge
-// is covered by proxy/proxy_test.go.)
+// injected rate within binomial noise. Every mutation is read back too
+// (the state comes from the bridges' stores, which the wrapper does not
+// touch): the read-backs of two real bridges must not add a divergence.
+// (Every class on a store-backed bridge is covered by proxy/proxy_test.go.)
 func TestInjectedDivergenceRealBridges(t *testing.T) {
 	requireE2E(t)
 	timed(t)
@@ -81,7 +82,7 @@ func TestInjectedDivergenceRealBridges(t *testing.T) {
 	var mu sync.Mutex
 	byClass := map[string]int{}
 	p, err := proxy.New(proxy.Config{Primary: pc, Shadow: bad, PrimaryName: "bazil", ShadowName: "gofuse",
-		ReadbackRate: -1, Registerer: reg,
+		ReadbackRate: 1, Registerer: reg,
 		OnDivergence: func(d proxy.Divergence) {
 			mu.Lock()
 			byClass[fmt.Sprintf("%s/%s", d.Op.Kind, d.Class)]++

@@ -27,8 +27,8 @@ const (
 // a stale primary) is told at once. An idle proxy changes nothing.
 //
 // Yielding must not make the mirror go stale: a mirror-only bridge whose
-// queue reaches a quarter of a bound (ops, bytes or lag) gets full
-// priority back until it is down to a sixteenth.
+// queue reaches an eighth of a bound (ops, bytes or lag) gets full
+// priority back until it is down to a thirty-second.
 func (p *Proxy) priorityLoop() {
 	t := time.NewTicker(priorityTick)
 	defer t.Stop()
@@ -65,9 +65,9 @@ func (p *Proxy) priorityLoop() {
 				want = mirrorOnly
 			}
 			switch b := behind[i]; {
-			case b >= 1.0/4:
+			case b >= 1.0/8:
 				catchingUp[i] = true
-			case b < 1.0/16:
+			case b < 1.0/32:
 				catchingUp[i] = false
 			}
 			if want == mirrorOnly && catchingUp[i] {
