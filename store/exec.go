@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/handles"
 )
 
 // Executor runs fsop ops on a Store directly, with the semantics of the same
@@ -34,7 +35,7 @@ type Executor struct {
 	uid, gid   uint32
 	privileged bool
 	closed     atomic.Bool
-	handles    handleTable
+	handles    *handles.Table[file]
 
 	// sizeMu stands in for the kernel's inode lock, striped by inode: an
 	// O_APPEND write holds it exclusively so that "size, then write there"
@@ -69,15 +70,15 @@ var (
 func NewExecutor(s *Store) *Executor {
 	uid, gid := os.Geteuid(), os.Getegid()
 	return &Executor{s: s, uid: uint32(uid), gid: uint32(gid), privileged: uid == 0,
-		handles: handleTable{m: map[uint64]*handle{}}}
+		handles: handles.New[file]()}
 }
 
 // Close releases every open handle (store.Release). Exec fails with
 // ErrExecutorClosed afterwards.
 func (e *Executor) Close() error {
 	e.closed.Store(true)
-	for _, ino := range e.handles.detachAll() {
-		e.s.Release(ino)
+	for _, f := range e.handles.DetachAll() {
+		e.s.Release(f.ino)
 	}
 	return nil
 }

@@ -289,151 +289,54 @@ func (e *Executor) readdir(op *fsop.Op) (fsop.Result, error) {
 
 // ---- Handles ----
 
-// handle is one entry of the handle table. refs counts the ops running on
-// it, so that close never releases the node under a running pread: the last
-// op out of a closed handle releases it.
-type handle struct {
-	f       file
-	ready   bool // false while its open runs
-	refs    int
-	closing bool // detached from the table
-}
-
-// handleTable maps caller-chosen ids to handles. mu guards the map and the
-// handles' bookkeeping; it is never held across a store call.
-type handleTable struct {
-	mu sync.Mutex
-	m  map[uint64]*handle
-}
-
-// reserve claims id for an open in progress.
-func (t *handleTable) reserve(id uint64) (*handle, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[id]; ok {
-		return nil, fmt.Errorf("store: %w: %w %d", fsop.ErrBadValue, ErrHandleInUse, id)
-	}
-	h := &handle{}
-	t.m[id] = h
-	return h, nil
-}
-
-// publish makes reserved handle h usable with f; false if the executor
-// closed meanwhile (the caller then releases f).
-func (t *handleTable) publish(id uint64, h *handle, f file, closed func() bool) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if closed() || t.m[id] != h {
-		return false
-	}
-	h.f, h.ready = f, true
-	return true
-}
-
-// unreserve drops a reservation whose open failed.
-func (t *handleTable) unreserve(id uint64, h *handle) {
-	t.mu.Lock()
-	if t.m[id] == h {
-		delete(t.m, id)
-	}
-	t.mu.Unlock()
-}
-
-// acquire returns open handle id with a reference taken, or nil.
-func (t *handleTable) acquire(id uint64) *handle {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	h := t.m[id]
-	if h == nil || !h.ready {
-		return nil
-	}
-	h.refs++
-	return h
-}
-
-// release drops a reference; true if the caller must now release the node.
-func (t *handleTable) release(h *handle) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	h.refs--
-	return h.closing && h.refs == 0
-}
-
-// detach removes open handle id from the table. It returns its handle (nil
-// if unknown or still opening) and whether the caller must release the node
-// now (no op is running on it).
-func (t *handleTable) detach(id uint64) (*handle, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	h := t.m[id]
-	if h == nil || !h.ready {
-		return nil, false
-	}
-	delete(t.m, id)
-	h.closing = true
-	return h, h.refs == 0
-}
-
-// detachAll empties the table and returns the nodes to release now.
-func (t *handleTable) detachAll() []uint64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var now []uint64
-	for id, h := range t.m {
-		delete(t.m, id)
-		if h.ready {
-			h.closing = true
-			if h.refs == 0 {
-				now = append(now, h.f.ino)
-			}
-		}
-	}
-	return now
-}
-
 // withHandle runs fn on the open file of handle id; unknown handles give
-// EBADF.
+// EBADF. The node stays acquired while fn runs, even if the handle is
+// closed meanwhile.
 func (e *Executor) withHandle(id uint64, fn func(f *file) error) error {
-	h := e.handles.acquire(id)
+	h := e.handles.Acquire(id)
 	if h == nil {
 		return syscall.EBADF
 	}
 	defer func() {
-		if e.handles.release(h) {
-			e.s.Release(h.f.ino)
+		if e.handles.Release(h) { // the last op on a handle the executor's Close detached
+			e.s.Release(h.Value.ino)
 		}
 	}()
-	return fn(&h.f)
+	return fn(&h.Value)
 }
 
 // open opens op.Path with op.Flags and op.Mode (normalized as open(2) does)
 // under op.Handle. A handle id in use is refused before anything is opened.
 func (e *Executor) open(op *fsop.Op) (fsop.Result, error) {
-	h, err := e.handles.reserve(op.Handle)
-	if err != nil {
-		return fsop.Result{}, err
+	h, ok := e.handles.Reserve(op.Handle)
+	if !ok {
+		return fsop.Result{}, fmt.Errorf("store: %w: %w %d", fsop.ErrBadValue, ErrHandleInUse, op.Handle)
 	}
 	flags, mode := fsop.OpenHow(op.Flags, op.Mode)
 	f, err := e.openFile(op.Path, flags, mode)
 	if err != nil {
-		e.handles.unreserve(op.Handle, h)
+		e.handles.Unreserve(op.Handle, h)
 		return fsop.Result{}, err
 	}
-	if !e.handles.publish(op.Handle, h, f, e.closed.Load) {
+	if e.closed.Load() || !e.handles.Publish(op.Handle, h, f) {
+		e.handles.Unreserve(op.Handle, h)
 		e.s.Release(f.ino)
 		return fsop.Result{}, ErrExecutorClosed
 	}
 	return fsop.Result{}, nil
 }
 
+// closeHandle removes the handle, waits for the ops still running on it,
+// and releases its node.
 func (e *Executor) closeHandle(id uint64) error {
-	h, now := e.handles.detach(id)
+	h, drained := e.handles.Detach(id)
 	if h == nil {
 		return syscall.EBADF
 	}
-	if now {
-		e.s.Release(h.f.ino)
+	if drained != nil {
+		<-drained
 	}
+	e.s.Release(h.Value.ino)
 	return nil
 }
 

@@ -53,6 +53,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/handles"
 )
 
 // DefaultMaxRead is the read bound used when Limits.MaxRead is 0.
@@ -78,7 +79,7 @@ var ErrHandleInUse = errors.New("handle already in use")
 type Executor struct {
 	root    int // O_PATH|O_DIRECTORY fd of the root
 	maxRead int64
-	handles handleTable
+	handles *handles.Table[int] // fds
 
 	// Close waits for in-flight Execs: inflight counts them, closed stops
 	// new ones, drained is closed when the last one leaves after closed.
@@ -108,8 +109,7 @@ func New(root string, lim Limits) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sysexec: open root %q: %w", root, err)
 	}
-	e := &Executor{root: fd, maxRead: lim.MaxRead, drained: make(chan struct{})}
-	e.handles.m = make(map[uint64]*handle)
+	e := &Executor{root: fd, maxRead: lim.MaxRead, drained: make(chan struct{}), handles: handles.New[int]()}
 	// Check the two kernel features confinement relies on, so that a
 	// missing one fails here rather than as odd errnos later.
 	probe, err := e.openat2(".", unix.O_PATH|unix.O_DIRECTORY, 0)
@@ -136,7 +136,11 @@ func (e *Executor) Close() error {
 			e.drainOnce.Do(func() { close(e.drained) })
 		}
 		<-e.drained
-		e.closeErr = e.handles.closeAll()
+		for _, hfd := range e.handles.DetachAll() { // no Exec runs now: every fd
+			if err := unix.Close(hfd); err != nil && e.closeErr == nil {
+				e.closeErr = err
+			}
+		}
 		if err := unix.Close(e.root); err != nil && e.closeErr == nil {
 			e.closeErr = err
 		}
