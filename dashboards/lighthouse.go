@@ -137,7 +137,7 @@ func Lighthouse() *Dashboard {
 		for _, qn := range []float64{0.5, 0.95, 0.99} {
 			ts = append(ts, q(LatencyQuantile(qn, `backend="`+b.backend+`"`, ri), fmt.Sprintf("p%g", 100*qn)))
 		}
-		p := timeseries(b.title, "P50, P95 and P99 of the time one op takes through the backend's mount (bridge histogram lighthouse_fuse_operation_duration_seconds), log scale; the two panels side by side compare the libraries.", "s", ts...)
+		p := timeseries(b.title, "P50, P95 and P99 of the time one op takes through the backend's mount (bridge histogram lighthouse_fuse_operation_duration_seconds), log scale; the two panels side by side compare the libraries. A bridge that only mirrors yields the CPU (nice 19, lighthouse_bridge_nice), so in the shadow phase go-fuse's times include waiting for the CPU: compare the libraries in the canary phase, where both serve at full priority.", "s", ts...)
 		p.FieldConfig.Defaults.Custom.ScaleDistribution = &ScaleDistrib{Type: "log", Log: 10}
 		l.add(8, 8, p)
 	}
@@ -256,9 +256,12 @@ func Lighthouse() *Dashboard {
 		q("max by (job, instance) (go_goroutines"+lighthouseProcs+")", "{{job}} {{instance}}")))
 	l.add(6, 7, timeseries("Open file descriptors", "", "short",
 		q("max by (job, instance) (process_open_fds"+lighthouseProcs+")", "{{job}} {{instance}}")))
-	l.add(12, 7, timeseries("Bridge open handles", "Handles (open, pread, pwrite, close) a bridge holds open for its clients.",
+	l.add(8, 7, timeseries("Bridge open handles", "Handles (open, pread, pwrite, close) a bridge holds open for its clients.",
 		"short", q("max by (instance) (lighthouse_bridge_open_handles)", "{{instance}}")))
-	l.add(12, 7, timeseries("Bridge executor starts",
+	l.add(8, 7, timeseries("Bridge CPU priority (nice)",
+		"0 while a bridge serves clients; 19 while the proxy has it only mirror, so the serving bridge gets the CPU first (its latency then includes waiting for the CPU). It goes back to 0 when its mirror queue nears a bound.",
+		"short", q("max by (instance) (lighthouse_bridge_nice)", "{{instance}}")))
+	l.add(8, 7, timeseries("Bridge executor starts",
 		"Executor processes a bridge started, the first included: a step up means a hung executor was replaced (its ops failed).",
 		"short", q("max by (instance) (lighthouse_bridge_executor_starts_total)", "{{instance}}")))
 	return d

@@ -259,11 +259,14 @@ func runWorkload(ctx context.Context, f *upFlags, lay upLayout, rp *runningProxy
 	if text, err := httpGet(ctx, "http://"+f.admin+"/metrics"); err == nil {
 		rep.serving = histogramQuantiles(text, "lighthouse_proxy_request_duration_seconds", "served_by")
 	}
-	rep.bridgeLat = map[string]quantiles{}
+	rep.bridgeLat, rep.bridgeNice = map[string]quantiles{}, map[string]int{}
 	for _, b := range bridges {
 		if text, err := httpGet(ctx, b.url()+"/metrics"); err == nil {
 			for k, q := range histogramQuantiles(text, metrics.OperationDuration, "backend") {
 				rep.bridgeLat[k] = q
+			}
+			if n, ok := gaugeValue(text, "lighthouse_bridge_nice"); ok && n > 0 {
+				rep.bridgeNice[b.backend] = int(n)
 			}
 		}
 	}
@@ -709,6 +712,17 @@ func histogramQuantiles(text, name, label string) map[string]quantiles {
 	return out
 }
 
+// gaugeValue reads an unlabelled gauge from Prometheus text exposition.
+func gaugeValue(text, name string) (float64, bool) {
+	for line := range strings.Lines(text) {
+		if rest, ok := strings.CutPrefix(line, name+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
 // parseLabels parses `a="x",b="y"` (values with \" \\ \n escapes).
 func parseLabels(s string) map[string]string {
 	out := map[string]string{}
@@ -740,17 +754,18 @@ func parseLabels(s string) map[string]string {
 // ---- The report ----
 
 type upReport struct {
-	flags     *upFlags
-	lay       upLayout
-	res       workload.Result
-	werr      error
-	drained   bool
-	stats     proxy.StatsView
-	status    proxy.Status
-	bridges   []*bridgeProc
-	serving   map[string]quantiles // proxy histogram, by served_by
-	bridgeLat map[string]quantiles // bridge histograms, by backend
-	rollout   rollout.Status
+	flags      *upFlags
+	lay        upLayout
+	res        workload.Result
+	werr       error
+	drained    bool
+	stats      proxy.StatsView
+	status     proxy.Status
+	bridges    []*bridgeProc
+	serving    map[string]quantiles // proxy histogram, by served_by
+	bridgeLat  map[string]quantiles // bridge histograms, by backend
+	bridgeNice map[string]int       // backends whose bridge yielded the CPU (only mirrored)
+	rollout    rollout.Status
 }
 
 // verdict is the report's last line: PASS only with no divergence beyond
@@ -871,6 +886,9 @@ func (r *upReport) write(out io.Writer) {
 		q := r.bridgeLat[name]
 		fmt.Fprintf(w, "  %s bridge, every op on its mount (bridge histogram %s)\t%s\t%s\t%s\t%.0f\n",
 			name, metrics.OperationDuration, ms(q.p50), ms(q.p95), ms(q.p99), q.n)
+		if n := r.bridgeNice[name]; n > 0 {
+			fmt.Fprintf(w, "    (it only mirrored, at nice %d: its times include waiting for the CPU, not only %s's own cost)\n", n, name)
+		}
 	}
 	fmt.Fprintf(w, "  (histogram values are interpolated inside buckets; the client round trip is measured exactly)\n")
 	w.Flush()
