@@ -101,19 +101,7 @@ func (b *Bridge) handleOps(w http.ResponseWriter, r *http.Request) {
 }
 
 // Info is what GET /v1/info answers.
-type Info struct {
-	ActiveBackend string `json:"active_backend"`
-	Backend       string `json:"backend"`
-	Fallback      string `json:"fallback"`
-	Role          string `json:"role"`
-	Mount         string `json:"mount"`
-	Degraded      bool   `json:"degraded"`
-	Inodes        int    `json:"inodes"`
-	Generation    uint64 `json:"generation"`
-	UptimeSeconds int64  `json:"uptime_seconds"`
-	PID           int    `json:"pid"`
-	Nice          int    `json:"nice"` // 0 serving; DefaultMirrorNice while only mirroring
-}
+type Info = fsop.BridgeInfo
 
 func (b *Bridge) Info() Info {
 	return Info{ActiveBackend: b.active, Backend: b.cfg.Backend, Fallback: b.cfg.Fallback, Role: b.cfg.Role,

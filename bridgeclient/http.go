@@ -10,22 +10,12 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
 )
 
 // Info is what a bridge's GET /v1/info answers (docs/protocol.md).
-type Info struct {
-	ActiveBackend string `json:"active_backend"` // bazil, gofuse or degraded
-	Backend       string `json:"backend"`
-	Fallback      string `json:"fallback"`
-	Role          string `json:"role"`
-	Mount         string `json:"mount"`
-	Degraded      bool   `json:"degraded"`
-	Inodes        int    `json:"inodes"`
-	Generation    uint64 `json:"generation"`
-	UptimeSeconds int64  `json:"uptime_seconds"`
-	PID           int    `json:"pid"`
-	Nice          int    `json:"nice"` // 0 serving; higher while only mirroring
-}
+type Info = fsop.BridgeInfo
 
 // Info asks the bridge what it runs.
 func (c *Client) Info(ctx context.Context) (Info, error) {

@@ -221,3 +221,18 @@ func DirentType(mode uint32) string {
 	}
 	return "unknown"
 }
+
+// BridgeInfo is what a bridge's GET /v1/info answers (docs/protocol.md).
+type BridgeInfo struct {
+	ActiveBackend string `json:"active_backend"` // bazil, gofuse or degraded
+	Backend       string `json:"backend"`
+	Fallback      string `json:"fallback"`
+	Role          string `json:"role"`
+	Mount         string `json:"mount"`
+	Degraded      bool   `json:"degraded"`
+	Inodes        int    `json:"inodes"`
+	Generation    uint64 `json:"generation"`
+	UptimeSeconds int64  `json:"uptime_seconds"`
+	PID           int    `json:"pid"`
+	Nice          int    `json:"nice"` // 0 serving; DefaultMirrorNice while only mirroring
+}
