@@ -101,8 +101,8 @@ compat: deps
 # outside what the bridge containers run, as whom, with which capabilities,
 # seccomp profile, read-only root, mount and limits, and that `down` leaves
 # nothing. As root: installs Docker's engine and compose from Debian when
-# missing and starts dockerd when none answers. About 10 minutes on 2 cores
-# from nothing, 2 with the images built.
+# missing and starts dockerd when none answers. Under 4 minutes on 2 cores
+# from nothing (docs/containers.md, "Measured").
 docker-test:
 	./deploy/docker/docker-test.sh
 

@@ -156,6 +156,9 @@ for stage in builder runtime development benchmark tester; do
 	build "lighthouse:$stage" -f Dockerfile.dual-fuse --target "$stage" .
 done
 build lighthouse-prometheus:local -f deploy/docker/prometheus.Dockerfile .
+# The classic builder leaves an untagged image of each stage it passed on
+# the way to a later --target: remove ours (labelled by the runtime stage).
+docker image prune -f --filter label=org.opencontainers.image.source=https://github.com/lighthouse-fs/lighthouse >/dev/null
 echo "   tester (go vet, go test -short without /dev/fuse):"
 docker run --rm --entrypoint cat lighthouse:tester /out/test-summary.txt | sed 's/^/     /'
 
