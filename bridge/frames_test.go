@@ -26,6 +26,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/bridge"
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/caps"
 )
 
 // bridge.Start runs this test binary as its executor child (and stops it
@@ -456,8 +457,8 @@ func TestFramesState(t *testing.T) {
 // bridge (here the test process: a degraded bridge has no executor) to
 // MirrorNice, and back to 0; an unknown priority is refused.
 func TestFramesPriority(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: going back to nice 0 needs CAP_SYS_NICE")
+	if !caps.Has(caps.SysNice) {
+		t.Skip("needs CAP_SYS_NICE: going back to nice 0 after the mirror priority")
 	}
 	b, srv := framesBridge(t, bridge.Config{MirrorNice: 7}, true)
 	t.Cleanup(func() { b.SetPriority(bridge.PriorityServing) })
