@@ -146,6 +146,14 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	}}); err != nil {
 		return nil, err
 	}
+	// A bridge that runs as another user than root (the container's uid
+	// 1000) owns its store's root, or its own executor could not write there.
+	if uid := os.Geteuid(); uid != 0 {
+		if err := b.st.OwnRoot(uint32(uid), uint32(os.Getegid())); err != nil {
+			b.st.Close()
+			return nil, fmt.Errorf("give the store root to uid %d: %w", uid, err)
+		}
+	}
 	// The executor first: forking after the mount is up is what deadlocks.
 	if b.exec, err = startExecutor(nil); err != nil {
 		b.st.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"testing"
+	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/store"
@@ -93,5 +94,30 @@ func TestState(t *testing.T) {
 
 	if _, err := ex.State("../etc/passwd"); err == nil {
 		t.Errorf("a path leaving the root was answered")
+	}
+}
+
+// TestOwnRoot: a new store's root is uid 0's; OwnRoot gives it to another
+// user once, as one logged change.
+func TestOwnRoot(t *testing.T) {
+	st := store.OpenMemory(store.Options{})
+	defer st.Close()
+	a, err := st.Getattr(store.RootIno)
+	if err != nil || a.UID != 0 || a.GID != 0 {
+		t.Fatalf("new root: %+v %v", a, err)
+	}
+	if err := st.OwnRoot(1000, 1001); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = st.Getattr(store.RootIno)
+	if a.UID != 1000 || a.GID != 1001 {
+		t.Errorf("root after OwnRoot: %d:%d", a.UID, a.GID)
+	}
+	time.Sleep(time.Millisecond)
+	if err := st.OwnRoot(1000, 1001); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := st.Getattr(store.RootIno); again.Ctime != a.Ctime {
+		t.Errorf("OwnRoot of a root already owned changed it (ctime %d, then %d)", a.Ctime, again.Ctime)
 	}
 }

@@ -426,6 +426,20 @@ func (s *Store) Setattr(ino uint64, a SetAttr) (Attr, error) {
 	return s.Getattr(ino)
 }
 
+// OwnRoot gives the root directory to uid:gid unless it is theirs
+// already: a new store's root belongs to uid 0, and a server that runs as
+// another user mounts with default_permissions, so the kernel would refuse
+// its users (and its own probes) every write in the root. The change is an
+// event in the log like any chown, so it happens once per store.
+func (s *Store) OwnRoot(uid, gid uint32) error {
+	a, err := s.Getattr(RootIno)
+	if err != nil || (a.UID == uid && a.GID == gid) {
+		return err
+	}
+	_, err = s.Setattr(RootIno, SetAttr{Valid: SetUID | SetGID, UID: uid, GID: gid})
+	return err
+}
+
 // WriteAt writes p at off in file ino.
 func (s *Store) WriteAt(ino uint64, p []byte, off int64) (int, error) {
 	if len(p) == 0 {

@@ -118,11 +118,6 @@ func serveBridge(ctx context.Context, cfg bridge.Config, reg *prometheus.Registr
 		ln.Close()
 		return err
 	}
-	if err := ownRoot(b.Store()); err != nil {
-		b.Close(ctx)
-		ln.Close()
-		return err
-	}
 	srv := &http.Server{Handler: b.Handler(reg), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	slog.Info("bridge listening", "addr", ln.Addr().String(), "active_backend", b.Active())
 	g, gctx := errgroup.WithContext(ctx)
@@ -192,10 +187,6 @@ and remove a probe file through the mount, unmount, and report.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
-			if err := ownRoot(b.Store()); err != nil {
-				b.Close(ctx)
-				return err
-			}
 			probeErr := b.Probe(ctx)
 			closeErr := b.Close(ctx)
 			fmt.Printf("backend %s: active %s, probe: %s\n", cfg.Backend, b.Active(), okOr(probeErr))

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -53,15 +54,28 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.opts.Debug, "fuse-debug", false, "log every FUSE request")
 }
 
+// openStore opens the store to serve; run by another user than root, that
+// user owns its root (store.OwnRoot).
 func (f *mountFlags) openStore() (*store.Store, error) {
+	var st *store.Store
 	if f.data == "" {
-		return store.OpenMemory(store.Options{}), nil
+		st = store.OpenMemory(store.Options{})
+	} else {
+		policy, err := store.ParseSyncPolicy(f.sync)
+		if err != nil {
+			return nil, err
+		}
+		if st, err = store.Open(f.data, store.Options{Sync: policy}); err != nil {
+			return nil, err
+		}
 	}
-	policy, err := store.ParseSyncPolicy(f.sync)
-	if err != nil {
-		return nil, err
+	if uid := os.Geteuid(); uid != 0 {
+		if err := st.OwnRoot(uint32(uid), uint32(os.Getegid())); err != nil {
+			st.Close()
+			return nil, fmt.Errorf("give the store root to uid %d: %w", uid, err)
+		}
 	}
-	return store.Open(f.data, store.Options{Sync: policy})
+	return st, nil
 }
 
 func mountCmd() *cobra.Command {
