@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
 func TestQuantile(t *testing.T) {
@@ -229,14 +229,9 @@ func TestRunEveryTarget(t *testing.T) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("no /dev/fuse: ", err)
 	}
-	goBin, err := exec.LookPath("go")
+	exe, err := testbin.Build(t.TempDir())
 	if err != nil {
-		t.Skip("no go command to build lighthouse with: ", err)
-	}
-	exe := filepath.Join(t.TempDir(), "lighthouse")
-	build := exec.Command(goBin, "build", "-o", exe, "github.com/lighthouse-fs/lighthouse/cmd/lighthouse")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build lighthouse: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	var log bytes.Buffer

@@ -30,6 +30,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
 const (
@@ -77,7 +78,7 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	if lighthouseBin, err = buildLighthouse(tmp); err != nil {
+	if lighthouseBin, err = testbin.Build(tmp); err != nil {
 		fmt.Fprintln(os.Stderr, "build lighthouse:", err)
 		return 1
 	}
@@ -87,31 +88,6 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	return code
-}
-
-// buildLighthouse builds ./cmd/lighthouse from the module root into dir.
-// LIGHTHOUSE_TEST_RACE=1 builds it with the race detector, so that the
-// bridge processes themselves are checked too.
-func buildLighthouse(dir string) (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", fmt.Errorf("not inside a Go module")
-	}
-	bin := filepath.Join(dir, "lighthouse")
-	args := []string{"build", "-o", bin}
-	if os.Getenv("LIGHTHOUSE_TEST_RACE") == "1" {
-		args = append(args, "-race")
-	}
-	cmd := exec.Command("go", append(args, "./cmd/lighthouse")...)
-	cmd.Dir = filepath.Dir(gomod)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("%v: %s", err, out)
-	}
-	return bin, nil
 }
 
 // leakedMounts detaches and names every mount a test started that is

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
 // The end-to-end test runs the real lighthouse binary (built by TestMain):
@@ -65,11 +66,8 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	lighthouseBin = filepath.Join(tmp, "lighthouse")
-	build := exec.Command("go", "build", "-o", lighthouseBin, "./cmd/lighthouse")
-	build.Dir = ".."
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd/lighthouse: %v\n%s", err, out)
+	if lighthouseBin, err = testbin.Build(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return m.Run()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
 // lighthouseBin is the binary TestMain built; skipReason, if set, is why
@@ -40,12 +42,9 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	lighthouseBin = filepath.Join(tmp, "lighthouse")
 	start := time.Now()
-	build := exec.Command("go", "build", "-o", lighthouseBin, "./cmd/lighthouse")
-	build.Dir = moduleRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/lighthouse: %v\n%s", err, out)
+	if lighthouseBin, err = testbin.Build(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
 	fmt.Printf("e2e: built %s in %v\n", lighthouseBin, time.Since(start).Round(time.Millisecond))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
 // buildLighthouse builds this command into a temporary directory: `up`
@@ -22,16 +23,9 @@ import (
 // test binary.
 func buildLighthouse(t *testing.T) string {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
+	bin, err := testbin.Build(t.TempDir())
 	if err != nil {
-		if goBin, err = exec.LookPath("/usr/local/go/bin/go"); err != nil {
-			t.Skip("no go command to build lighthouse with")
-		}
-	}
-	bin := filepath.Join(t.TempDir(), "lighthouse")
-	out, err := exec.Command(goBin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -1,0 +1,38 @@
+// Package testbin builds the lighthouse command for tests that run it as a
+// child process (bridges, the proxy, `up`): a test binary cannot stand in
+// for it, since those processes re-execute their own executable.
+package testbin
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// Package is the command's import path.
+const Package = "github.com/lighthouse-fs/lighthouse/cmd/lighthouse"
+
+// EnvRace, set to 1, builds it with the race detector, so that the child
+// processes are checked too.
+const EnvRace = "LIGHTHOUSE_TEST_RACE"
+
+// Build builds the lighthouse command into dir and returns its path. The
+// go command is the one on PATH, else /usr/local/go/bin/go.
+func Build(dir string) (string, error) {
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		if goBin, err = exec.LookPath("/usr/local/go/bin/go"); err != nil {
+			return "", fmt.Errorf("no go command to build lighthouse with: %w", err)
+		}
+	}
+	bin := filepath.Join(dir, "lighthouse")
+	args := []string{"build", "-o", bin}
+	if os.Getenv(EnvRace) == "1" {
+		args = append(args, "-race")
+	}
+	if out, err := exec.Command(goBin, append(args, Package)...).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %v\n%s", Package, err, out)
+	}
+	return bin, nil
+}
