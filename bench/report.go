@@ -240,22 +240,9 @@ func (rep *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "\n== %d concurrent client(s): latency in us\n", conc)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 		fmt.Fprintln(tw, "op\ttarget\tn\tp50\tp95\tp99\tops/s\tMiB/s\t")
-		last := ""
-		for _, r := range rep.Results {
-			if r.Concurrency != conc {
-				continue
-			}
-			op := r.Op
-			if op == last {
-				op = ""
-			}
-			last = r.Op
-			mib := ""
-			if r.MiBPerSec > 0 {
-				mib = fmt.Sprintf("%.1f", r.MiBPerSec)
-			}
+		rep.eachRow(conc, func(op string, r Result, mib string) {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%.0f\t%s\t\n", op, r.Target, r.N, fmtUs(r.P50), fmtUs(r.P95), fmtUs(r.P99), r.OpsPerSec, mib)
-		}
+		})
 		tw.Flush()
 	}
 	rep.writeRatios(w)
@@ -322,6 +309,28 @@ func fmtUs(us float64) string {
 	return fmt.Sprintf("%.2f", us)
 }
 
+// eachRow calls row for each result at concurrency conc, in order, with
+// the op name only on the first row of its group and MiB/s formatted ("" for
+// ops that move no data): one latency table's rows, as text or Markdown.
+func (rep *Report) eachRow(conc int, row func(op string, r Result, mib string)) {
+	last := ""
+	for _, r := range rep.Results {
+		if r.Concurrency != conc {
+			continue
+		}
+		op := r.Op
+		if op == last {
+			op = ""
+		}
+		last = r.Op
+		mib := ""
+		if r.MiBPerSec > 0 {
+			mib = fmt.Sprintf("%.1f", r.MiBPerSec)
+		}
+		row(op, r, mib)
+	}
+}
+
 // Markdown renders the latency tables for the given concurrencies as
 // Markdown (docs/performance.md).
 func (rep *Report) Markdown(w io.Writer, concs []int) {
@@ -329,22 +338,9 @@ func (rep *Report) Markdown(w io.Writer, concs []int) {
 		fmt.Fprintf(w, "\n%d concurrent client(s), latency in us:\n\n", conc)
 		fmt.Fprintln(w, "| op | target | p50 | p95 | p99 | ops/s | MiB/s |")
 		fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|")
-		last := ""
-		for _, r := range rep.Results {
-			if r.Concurrency != conc {
-				continue
-			}
-			op := r.Op
-			if op == last {
-				op = ""
-			}
-			last = r.Op
-			mib := ""
-			if r.MiBPerSec > 0 {
-				mib = fmt.Sprintf("%.1f", r.MiBPerSec)
-			}
+		rep.eachRow(conc, func(op string, r Result, mib string) {
 			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %.0f | %s |\n", op, r.Target, fmtUs(r.P50), fmtUs(r.P95), fmtUs(r.P99), r.OpsPerSec, mib)
-		}
+		})
 	}
 	if len(rep.Ratios) == 0 {
 		return

@@ -185,7 +185,7 @@ func (r *runner) makeTarget(ctx context.Context, t *target) error {
 	case TargetBazilBridgeHTTP:
 		t.exec = httpExec(r.children["bazil-bridge"].url)
 		return nil
-	case TargetProxyMirror:
+	case TargetProxyMirror, TargetProxyHTTP:
 		shadow, err := r.client(r.children["gofuse-shadow"])
 		if err != nil {
 			return err
@@ -195,18 +195,11 @@ func (r *runner) makeTarget(ctx context.Context, t *target) error {
 			return err
 		}
 		t.proxy, t.mirrored, t.exec = p, true, p.Exec
-		return nil
-	case TargetProxyHTTP:
-		// What a client of the proxy sees: its JSON API on loopback, as
-		// bazil-bridge-http is the bridge's.
-		shadow, err := r.client(r.children["gofuse-shadow"])
-		if err != nil {
-			return err
+		if t.name == TargetProxyMirror {
+			return nil
 		}
-		p, err := r.newProxy(t, shadow)
-		if err != nil {
-			return err
-		}
+		// proxy-http: what a client of the proxy sees, its JSON API on
+		// loopback, as bazil-bridge-http is the bridge's.
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -214,7 +207,7 @@ func (r *runner) makeTarget(ctx context.Context, t *target) error {
 		srv := &http.Server{Handler: p.Handler(), ReadHeaderTimeout: 10 * time.Second}
 		go srv.Serve(ln)
 		e.onClose(srv.Close)
-		t.proxy, t.mirrored, t.exec = p, true, httpExec("http://"+ln.Addr().String())
+		t.exec = httpExec("http://" + ln.Addr().String())
 		return nil
 	case TargetProxyNoMirror:
 		p, err := r.newProxy(t, detached{})
