@@ -72,16 +72,13 @@ func runTests(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "bridge integration tests SKIPPED:", skipReason)
 		return m.Run()
 	}
-	tmp, err := os.MkdirTemp("", "lighthouse-bridge-test-")
+	bin, remove, err := testbin.BuildTemp()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(tmp)
-	if lighthouseBin, err = testbin.Build(tmp); err != nil {
 		fmt.Fprintln(os.Stderr, "build lighthouse:", err)
 		return 1
 	}
+	defer remove()
+	lighthouseBin = bin
 	code := m.Run()
 	if leaked := leakedMounts(); len(leaked) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: FUSE mounts left behind (now detached): %s\n", strings.Join(leaked, ", "))

@@ -60,16 +60,13 @@ func runMain(m *testing.M) int {
 	if e2eSkip != "" {
 		return m.Run()
 	}
-	tmp, err := os.MkdirTemp("", "lighthouse-dashboards-bin-")
+	bin, remove, err := testbin.BuildTemp()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
-	if lighthouseBin, err = testbin.Build(tmp); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	defer remove()
+	lighthouseBin = bin
 	return m.Run()
 }
 

@@ -36,17 +36,14 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	moduleRoot = filepath.Dir(gomod)
-	tmp, err := os.MkdirTemp("", "lighthouse-e2e-bin-")
+	start := time.Now()
+	bin, remove, err := testbin.BuildTemp()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
-	defer os.RemoveAll(tmp)
-	start := time.Now()
-	if lighthouseBin, err = testbin.Build(tmp); err != nil {
-		fmt.Fprintln(os.Stderr, "e2e:", err)
-		return 1
-	}
+	defer remove()
+	lighthouseBin = bin
 	fmt.Printf("e2e: built %s in %v\n", lighthouseBin, time.Since(start).Round(time.Millisecond))
 	return m.Run()
 }

@@ -36,3 +36,18 @@ func Build(dir string) (string, error) {
 	}
 	return bin, nil
 }
+
+// BuildTemp builds the command into a new temporary directory, for a
+// TestMain: remove deletes the directory (call it after m.Run).
+func BuildTemp() (bin string, remove func(), err error) {
+	dir, err := os.MkdirTemp("", "lighthouse-test-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	remove = func() { os.RemoveAll(dir) }
+	if bin, err = Build(dir); err != nil {
+		remove()
+		return "", nil, err
+	}
+	return bin, remove, nil
+}
