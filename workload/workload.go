@@ -262,13 +262,16 @@ func (r *recorder) run(ctx context.Context, exec Exec, ops []fsop.Op, done *atom
 		r.byKind[op.Kind]++
 		done.Add(1)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
+			if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
+				return ctxErr // cut short by the run's end, not an answer missing
 			}
 			r.errors++
 			r.consecutive++
 			if r.firstError == "" {
 				r.firstError = fmt.Sprintf("%s %s: %v", op.Kind, opTarget(&op), err)
+			}
+			if err := ctx.Err(); err != nil {
+				return err // another client ended the run
 			}
 			if r.consecutive >= maxConsecutiveErrors {
 				return fmt.Errorf("workload: %w (%d), the last: %s %s: %v", errTooManyErrors, r.consecutive, op.Kind, opTarget(&op), err)
