@@ -121,6 +121,31 @@ type Options struct {
 	Logf func(format string, args ...any)
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
+	// NameMax is the longest name a new entry or a lookup may use (longer
+	// is ENAMETOOLONG, and statfs reports it); 0 means MaxNameLen, ext4's
+	// 255. At most NameMaxLimit. The conformance suite raises it above the
+	// kernel's FUSE limit so that each library's own limit shows.
+	NameMax int
+}
+
+// nameMax is the name cap in force.
+func (s *Store) nameMax() int {
+	if s.opts.NameMax <= 0 {
+		return MaxNameLen
+	}
+	return min(s.opts.NameMax, NameMaxLimit)
+}
+
+// checkNameLen refuses, before it is logged, an event naming an entry
+// longer than the cap (xattr events name an attribute, not an entry).
+func (s *Store) checkNameLen(ev *event) error {
+	switch ev.kind {
+	case evMkdir, evCreate, evSymlink, evUnlink, evRmdir, evLink, evRename:
+		if len(ev.name) > s.nameMax() || len(ev.newName) > s.nameMax() {
+			return syscall.ENAMETOOLONG
+		}
+	}
+	return nil
 }
 
 // Recovery says what Open found on disk.
@@ -330,6 +355,9 @@ func (s *Store) applyLocked(ev *event) (uint64, error) {
 			return 0, syscall.EIO
 		}
 	}
+	if err := s.checkNameLen(ev); err != nil {
+		return 0, err
+	}
 	if err := s.t.apply(ev); err != nil {
 		return 0, err
 	}
@@ -470,6 +498,9 @@ func (s *Store) Lookup(parent uint64, name string) (Attr, error) {
 	if err != nil {
 		return Attr{}, err
 	}
+	if len(name) > s.nameMax() {
+		return Attr{}, syscall.ENAMETOOLONG
+	}
 	n, err := s.t.lookup(p, name)
 	if err != nil {
 		return Attr{}, err
@@ -577,7 +608,7 @@ func (s *Store) Statfs() Statfs {
 	free := uint64(max(statfsBlocks-used, 0))
 	files := uint64(len(s.t.nodes))
 	return Statfs{Bsize: 4096, Blocks: statfsBlocks, Bfree: free, Bavail: free,
-		Files: statfsFiles, Ffree: statfsFiles - min(files, statfsFiles), Namelen: MaxNameLen}
+		Files: statfsFiles, Ffree: statfsFiles - min(files, statfsFiles), Namelen: uint32(s.nameMax())}
 }
 
 // Acquire records an open handle on ino, keeping its data after its last

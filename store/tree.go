@@ -12,7 +12,13 @@ const chunkSize = 64 << 10
 
 // Limits the store enforces itself, with the values Linux filesystems use.
 const (
-	MaxNameLen   = 255
+	// MaxNameLen is the default name cap (Options.NameMax), ext4's.
+	MaxNameLen = 255
+	// NameMaxLimit is the largest Options.NameMax and the length every
+	// stored name is checked against when a log or snapshot is read back,
+	// so lowering NameMax never loses a name already stored: a FUSE
+	// kernel never sends a longer name (PATH_MAX less the NUL).
+	NameMaxLimit = 4095
 	MaxXattrSize = 64 << 10
 	MaxXattrName = 255
 	MaxFileSize  = 1 << 40
@@ -99,7 +105,7 @@ func checkName(name string) error {
 	switch {
 	case name == "" || name == "." || name == "..":
 		return syscall.EINVAL
-	case len(name) > MaxNameLen:
+	case len(name) > NameMaxLimit:
 		return syscall.ENAMETOOLONG
 	}
 	for i := 0; i < len(name); i++ {
@@ -118,7 +124,7 @@ func (t *tree) lookup(dir *node, name string) (*node, error) {
 	case "..":
 		return t.get(dir.parent)
 	}
-	if len(name) > MaxNameLen {
+	if len(name) > NameMaxLimit {
 		return nil, syscall.ENAMETOOLONG
 	}
 	ino, ok := dir.children[name]

@@ -38,6 +38,7 @@ type mountFlags struct {
 	backend string
 	data    string
 	sync    string
+	nameMax int
 	opts    fusemount.Options
 }
 
@@ -46,6 +47,7 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.backend, "backend", "", "FUSE library: "+backendNames())
 	fl.StringVar(&f.data, "data", "", "store directory (snapshot and log); empty keeps the store in memory")
 	fl.StringVar(&f.sync, "sync", string(store.SyncAlways), "fsync policy before acknowledging a mutation: always|batch|none")
+	fl.IntVar(&f.nameMax, "name-max", 0, fmt.Sprintf("longest name the store accepts (0: %d, as ext4; at most %d, above the kernel's FUSE limit, so the library's own limit shows)", store.MaxNameLen, store.NameMaxLimit))
 	fl.DurationVar(&f.opts.EntryTimeout, "entry-timeout", 0, "kernel cache time for name lookups (0: every lookup reaches the library)")
 	fl.DurationVar(&f.opts.AttrTimeout, "attr-timeout", 0, "kernel cache time for attributes")
 	fl.DurationVar(&f.opts.NegativeTimeout, "negative-timeout", 0, "kernel cache time for missing names (go-fuse only; bazil cannot express it)")
@@ -59,13 +61,13 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 func (f *mountFlags) openStore() (*store.Store, error) {
 	var st *store.Store
 	if f.data == "" {
-		st = store.OpenMemory(store.Options{})
+		st = store.OpenMemory(store.Options{NameMax: f.nameMax})
 	} else {
 		policy, err := store.ParseSyncPolicy(f.sync)
 		if err != nil {
 			return nil, err
 		}
-		if st, err = store.Open(f.data, store.Options{Sync: policy}); err != nil {
+		if st, err = store.Open(f.data, store.Options{Sync: policy, NameMax: f.nameMax}); err != nil {
 			return nil, err
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +41,7 @@ const (
 	envDir     = "LIGHTHOUSE_MOUNTTEST_DIR"
 	envOpts    = "LIGHTHOUSE_MOUNTTEST_OPTS"
 	envData    = "LIGHTHOUSE_MOUNTTEST_DATA"
+	envNameMax = "LIGHTHOUSE_MOUNTTEST_NAME_MAX"
 
 	readyTimeout = 20 * time.Second
 	stopTimeout  = 10 * time.Second
@@ -68,15 +70,16 @@ func serve(backends map[string]fusemount.MountFunc, name string) int {
 		fmt.Fprintf(os.Stderr, "mounttest: options: %v\n", err)
 		return 2
 	}
+	nameMax, _ := strconv.Atoi(os.Getenv(envNameMax))
 	var st *store.Store
 	if data := os.Getenv(envData); data != "" {
 		var err error
-		if st, err = store.Open(data, store.Options{Sync: store.SyncNone}); err != nil {
+		if st, err = store.Open(data, store.Options{Sync: store.SyncNone, NameMax: nameMax}); err != nil {
 			fmt.Fprintf(os.Stderr, "mounttest: %v\n", err)
 			return 1
 		}
 	} else {
-		st = store.OpenMemory(store.Options{})
+		st = store.OpenMemory(store.Options{NameMax: nameMax})
 	}
 	defer st.Close()
 	dir := os.Getenv(envDir)
@@ -132,6 +135,9 @@ type Config struct {
 	DataDir string
 	// Dir is the mount point; empty means a new temporary directory.
 	Dir string
+	// NameMax is the store's name cap (store.Options.NameMax); 0 is the
+	// store's default.
+	NameMax int
 }
 
 // Start serves a fresh memory store through backend on a temporary mount
@@ -160,7 +166,7 @@ func StartConfig(t testing.TB, c Config) *Mount {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envBackend+"="+c.Backend, envDir+"="+c.Dir, envOpts+"="+string(optJSON), envData+"="+c.DataDir)
+	cmd.Env = append(os.Environ(), envBackend+"="+c.Backend, envDir+"="+c.Dir, envOpts+"="+string(optJSON), envData+"="+c.DataDir, envNameMax+"="+strconv.Itoa(c.NameMax))
 	cmd.Stderr = os.Stderr
 	cmd.Dir = "/" // never start inside a mount
 	stdin, err := cmd.StdinPipe()
