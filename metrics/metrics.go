@@ -19,6 +19,7 @@ const (
 	OperationDuration = "lighthouse_fuse_operation_duration_seconds"
 	BackendActive     = "lighthouse_fuse_backend_active"
 	DivergenceTotal   = "lighthouse_fuse_backend_divergence_total"
+	RollbacksTotal    = "lighthouse_fuse_rollbacks_total"
 )
 
 // Result label values of OperationsTotal.
@@ -163,5 +164,47 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Name: BackendActive,
 			Help: "1 for each FUSE backend behind the proxy, by role (primary, shadow).",
 		}, []string{"backend", "role"}),
+	}
+}
+
+// Rollout is what the rollout controller exports. The alert rules
+// (deploy/prometheus/rules.yml) and the dashboards read these names.
+type Rollout struct {
+	Rollbacks    *prometheus.CounterVec // {trigger}
+	Weight       prometheus.Gauge       // fraction of ops the candidate serves
+	Phase        *prometheus.GaugeVec   // {phase}: 1 for the current phase
+	Observations *prometheus.CounterVec // {signal, outcome}
+	CUSUM        *prometheus.GaugeVec   // {signal}
+	WindowRate   *prometheus.GaugeVec   // {signal}
+}
+
+// NewRollout registers the rollout controller's metrics on reg.
+func NewRollout(reg prometheus.Registerer) *Rollout {
+	f := promauto.With(reg)
+	return &Rollout{
+		Rollbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: RollbacksTotal,
+			Help: "Rollbacks of the candidate's serving weight to 0, by trigger (divergence, error_rate, p99_latency, manual).",
+		}, []string{"trigger"}),
+		Weight: f.NewGauge(prometheus.GaugeOpts{
+			Name: "lighthouse_rollout_candidate_weight",
+			Help: "Fraction of ops served by the candidate bridge (0 shadow, 0.1 canary, 0.5-0.9 progressive, 1 full).",
+		}),
+		Phase: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_rollout_phase",
+			Help: "1 for the current rollout phase.",
+		}, []string{"phase"}),
+		Observations: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_rollout_observations_total",
+			Help: "Observations of the candidate per signal (divergence, error, slow) and outcome (bad, good): the alert rules' rates.",
+		}, []string{"signal", "outcome"}),
+		CUSUM: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_rollout_cusum",
+			Help: "Each trigger's CUSUM statistic; the trigger fires at its threshold h.",
+		}, []string{"signal"}),
+		WindowRate: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_rollout_window_rate",
+			Help: "Each signal's bad fraction over the last window of observations.",
+		}, []string{"signal"}),
 	}
 }

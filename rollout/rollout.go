@@ -44,7 +44,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/lighthouse-fs/lighthouse/metrics"
 )
 
 // Phase names.
@@ -197,20 +198,10 @@ func New(cfg Config) (*Controller, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	f := promauto.With(cfg.Registerer)
+	m := metrics.NewRollout(cfg.Registerer)
 	c := &Controller{cfg: cfg, log: cfg.Logger,
-		mRollbacks: f.NewCounterVec(prometheus.CounterOpts{Name: "lighthouse_fuse_rollbacks_total",
-			Help: "Rollbacks of the candidate's serving weight to 0, by trigger (divergence, error_rate, p99_latency, manual)."}, []string{"trigger"}),
-		mWeight: f.NewGauge(prometheus.GaugeOpts{Name: "lighthouse_rollout_candidate_weight",
-			Help: "Fraction of ops served by the candidate bridge (0 shadow, 0.1 canary, 0.5-0.9 progressive, 1 full)."}),
-		mPhase: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lighthouse_rollout_phase",
-			Help: "1 for the current rollout phase."}, []string{"phase"}),
-		mObs: f.NewCounterVec(prometheus.CounterOpts{Name: "lighthouse_rollout_observations_total",
-			Help: "Observations of the candidate per signal (divergence, error, slow) and outcome (bad, good): the alert rules' rates."}, []string{"signal", "outcome"}),
-		mStat: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lighthouse_rollout_cusum",
-			Help: "Each trigger's CUSUM statistic; the trigger fires at its threshold h."}, []string{"signal"}),
-		mRate: f.NewGaugeVec(prometheus.GaugeOpts{Name: "lighthouse_rollout_window_rate",
-			Help: "Each signal's bad fraction over the last window of observations."}, []string{"signal"}),
+		mRollbacks: m.Rollbacks, mWeight: m.Weight, mPhase: m.Phase,
+		mObs: m.Observations, mStat: m.CUSUM, mRate: m.WindowRate,
 	}
 	// Every trigger's series exists from the start at 0, so the first
 	// rollback is an increase a rate or an alert can see.
