@@ -15,6 +15,21 @@ type Case struct {
 	Name  string // family/name, e.g. "rename/over-existing-file"
 	Ops   []fsop.Op
 	Rules compare.Rules
+	// Sys, instead of Ops, are syscalls outside the wire vocabulary; they
+	// run only on targets that are directories.
+	Sys []Step
+}
+
+// Len is the number of steps (ops or syscalls).
+func (c Case) Len() int { return len(c.Ops) + len(c.Sys) }
+
+// Call is step i as the report shows it: an op in one line of JSON, or
+// the syscall as an application would write it.
+func (c Case) Call(i int) string {
+	if i < len(c.Ops) {
+		return opString(c.Ops[i])
+	}
+	return c.Sys[i-len(c.Ops)].Call
 }
 
 // Family is the part of the name before the slash.
@@ -82,6 +97,7 @@ func Cases() []Case {
 	add("attr/chmod-file", create("f"), chmod("f", 0o600), stat("f"))
 	add("attr/chmod-dir", mkdir("d"), chmod("d", 0o700), stat("d"))
 	add("attr/chmod-sticky-setgid", mkdir("d"), chmod("d", 0o3777), stat("d"))
+	add("attr/chmod-sticky-file", create("f"), chmod("f", 0o1644), stat("f"))
 	add("attr/chown", create("f"), chown("f", 1000, 1000), stat("f"))
 	add("attr/chown-keep-gid", create("f"), chown("f", 1000, 2000), chown("f", 3000, -1), stat("f"))
 	cs = append(cs, Case{Name: "attr/utimens", Rules: compare.Rules{Mtime: true}, Ops: []fsop.Op{
@@ -187,5 +203,12 @@ func Cases() []Case {
 	add("fsync/handle", open(1, "f", rdwr|unix.O_CREAT), pwrite(1, 0, "x"), fsyncHandle(1), closeH(1))
 	add("fsync/directory", mkdir("d"), fsyncPath("d"))
 	add("fsync/missing", fsyncPath("nope"))
+
+	// beyond the wire vocabulary (and names, xattr limits: wire ops at the limits)
+	for _, family := range []func() []Case{nameCases, xattrLimitCases, nodeCases, getdentsCases, renameWhiteoutCases,
+		fallocateCases, tmpfileCases, seekCases, copyCases, directCases, mmapCases, bigIOCases,
+		ioctlCases, lockCases, pollCases, statfsFieldCases, reservedCases} {
+		cs = append(cs, family()...)
+	}
 	return cs
 }

@@ -33,8 +33,8 @@ func TestMain(m *testing.M) {
 // the four targets, the reference first.
 func targets(t *testing.T) ([]conformance.Target, []*mounttest.Mount) {
 	ref := t.TempDir()
-	bazil := mounttest.Start(t, "bazil", fusemount.Options{})
-	gofuse := mounttest.Start(t, "gofuse", fusemount.Options{})
+	bazil := mounttest.StartConfig(t, mounttest.Config{Backend: "bazil", NameMax: conformance.MountNameMax})
+	gofuse := mounttest.StartConfig(t, mounttest.Config{Backend: "gofuse", NameMax: conformance.MountNameMax})
 	return []conformance.Target{
 		conformance.DirTarget(conformance.Reference, ref),
 		conformance.DirTarget("bazil", bazil.Dir),
@@ -91,7 +91,7 @@ func TestConformance(t *testing.T) {
 			}
 			var b strings.Builder
 			for _, m := range o.Compare(conformance.Reference, name[1]) {
-				fmt.Fprintf(&b, "  op %d %s %s: %s\n", m.Index, m.Op.Kind, m.Op.Path, m.Diff)
+				fmt.Fprintf(&b, "  step %d %s: %s\n", m.Index, m.Call, m.Diff)
 			}
 			t.Errorf("%s differs from the reference (not in %s):\n%s", u, expectedFile, b.String())
 		}

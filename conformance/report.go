@@ -19,9 +19,10 @@ const Reference = "reference"
 
 // Expected is one known difference from the reference, with its reason.
 type Expected struct {
-	Case   string `yaml:"case"`
-	Target string `yaml:"target"`
-	Reason string `yaml:"reason"`
+	Case    string   `yaml:"case"`
+	Target  string   `yaml:"target"`
+	Targets []string `yaml:"targets"` // several targets, one reason
+	Reason  string   `yaml:"reason"`
 }
 
 // Expectations index the expected-differences file by case and target.
@@ -46,8 +47,8 @@ func LoadExpected(path string) (Expectations, error) {
 }
 
 // ParseExpected parses an expected-differences YAML document: a list of
-// {case, target, reason}. Every entry needs all three, and the case must
-// exist.
+// {case, target (or targets), reason}. Every entry needs all three, and
+// the case must exist.
 func ParseExpected(b []byte, path string) (Expectations, error) {
 	var list []Expected
 	if err := yaml.Unmarshal(b, &list); err != nil {
@@ -59,7 +60,11 @@ func ParseExpected(b []byte, path string) (Expectations, error) {
 	}
 	ex := Expectations{}
 	for i, e := range list {
-		if e.Case == "" || e.Target == "" || strings.TrimSpace(e.Reason) == "" {
+		targets := e.Targets
+		if e.Target != "" {
+			targets = append(targets, e.Target)
+		}
+		if e.Case == "" || len(targets) == 0 || strings.TrimSpace(e.Reason) == "" {
 			return nil, fmt.Errorf("%s: entry %d needs case, target and reason", path, i+1)
 		}
 		if !known[e.Case] {
@@ -68,7 +73,9 @@ func ParseExpected(b []byte, path string) (Expectations, error) {
 		if ex[e.Case] == nil {
 			ex[e.Case] = map[string]string{}
 		}
-		ex[e.Case][e.Target] = strings.TrimSpace(e.Reason)
+		for _, t := range targets {
+			ex[e.Case][t] = strings.Join(strings.Fields(e.Reason), " ")
+		}
 	}
 	return ex, nil
 }
@@ -118,6 +125,9 @@ func (r *Report) mark(o Outcome, t string, ex Expectations) string {
 	if t == Reference {
 		return "ref"
 	}
+	if o.Results[t] == nil {
+		return "n/a"
+	}
 	if !o.Differs(Reference, t) {
 		return "same"
 	}
@@ -143,6 +153,24 @@ func (r *Report) Table(ex Expectations) string {
 	return b.String()
 }
 
+// CasesText renders every case of the report in full, as
+// docs/compatibility.md shows one, with each target's verdict: what
+// `lighthouse compat --case` prints.
+func (r *Report) CasesText(a, b string, ex Expectations) string {
+	var s strings.Builder
+	for _, o := range r.Outcomes {
+		r.caseMarkdown(&s, o, a, b, ex)
+		var verdicts []string
+		for _, t := range r.Targets {
+			if t != Reference {
+				verdicts = append(verdicts, t+": "+r.mark(o, t, ex))
+			}
+		}
+		fmt.Fprintf(&s, "verdict: %s\n\n", strings.Join(verdicts, ", "))
+	}
+	return s.String()
+}
+
 // Summary counts, per target, the cases that match the reference.
 func (r *Report) Summary() string {
 	var parts []string
@@ -150,13 +178,17 @@ func (r *Report) Summary() string {
 		if t == Reference {
 			continue
 		}
-		same := 0
+		same, ran := 0, 0
 		for _, o := range r.Outcomes {
+			if o.Results[t] == nil {
+				continue // the case does not apply there
+			}
+			ran++
 			if !o.Differs(Reference, t) {
 				same++
 			}
 		}
-		parts = append(parts, fmt.Sprintf("%s %d/%d same as reference", t, same, len(r.Outcomes)))
+		parts = append(parts, fmt.Sprintf("%s %d/%d same as reference", t, same, ran))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -217,23 +249,48 @@ func (r *Report) Markdown(a, b string, ex Expectations) string {
 
 func (r *Report) caseMarkdown(s *strings.Builder, o Outcome, a, b string, ex Expectations) {
 	fmt.Fprintf(s, "### %s\n\n", o.Case.Name)
-	for _, t := range []string{a, b} {
-		if reason, ok := ex.Reason(o.Case.Name, t); ok {
-			fmt.Fprintf(s, "Expected on %s: %s\n\n", t, reason)
+	ra, oka := ex.Reason(o.Case.Name, a)
+	rb, okb := ex.Reason(o.Case.Name, b)
+	switch {
+	case oka && okb && ra == rb:
+		fmt.Fprintf(s, "Expected on %s and %s: %s\n\n", a, b, ra)
+	default:
+		if oka {
+			fmt.Fprintf(s, "Expected on %s: %s\n\n", a, ra)
+		}
+		if okb {
+			fmt.Fprintf(s, "Expected on %s: %s\n\n", b, rb)
 		}
 	}
-	fmt.Fprintf(s, "| # | op | %s | %s | %s |\n|---|---|---|---|---|\n", Reference, a, b)
-	ref, ra, rb := o.Results[Reference], o.Results[a], o.Results[b]
-	for i, op := range o.Case.Ops {
-		ma := r.opDiffers(o, i, Reference, a)
-		mb := r.opDiffers(o, i, Reference, b)
-		mab := r.opDiffers(o, i, a, b)
-		if !ma && !mb && !mab {
-			continue
+	fmt.Fprintf(s, "Reproduce: `lighthouse compat --case %s`\n\n", o.Case.Name)
+	fmt.Fprintf(s, "| # | op | %s | %s | %s | |\n|---|---|---|---|---|---|\n", Reference, a, b)
+	for i := 0; i < o.Case.Len(); i++ {
+		mark := ""
+		if r.opDiffers(o, i, Reference, a) || r.opDiffers(o, i, Reference, b) || r.opDiffers(o, i, a, b) {
+			mark = "≠"
 		}
-		fmt.Fprintf(s, "| %d | `%s` | %s | %s | %s |\n", i, opString(op), resultString(ref[i]), resultString(ra[i]), resultString(rb[i]))
+		fmt.Fprintf(s, "| %d | `%s` | %s | %s | %s | %s |\n", i, strings.ReplaceAll(o.Case.Call(i), "|", `\|`),
+			stepResult(o, Reference, i), stepResult(o, a, i), stepResult(o, b, i), mark)
 	}
 	s.WriteString("\n")
+}
+
+// stepResult is target t's result of step i in one line.
+func stepResult(o Outcome, t string, i int) string {
+	res := o.Results[t]
+	if i >= len(res) {
+		return "n/a"
+	}
+	if len(o.Case.Sys) > 0 {
+		if res[i].Errno != "" {
+			return res[i].Errno
+		}
+		if len(res[i].Data) == 0 {
+			return "ok"
+		}
+		return strings.ReplaceAll(string(res[i].Data), "|", `\|`)
+	}
+	return resultString(res[i])
 }
 
 func (r *Report) opDiffers(o Outcome, i int, a, b string) bool {
@@ -245,8 +302,9 @@ func (r *Report) opDiffers(o Outcome, i int, a, b string) bool {
 	return false
 }
 
-// opString is an op in one line of JSON, long data elided.
+// opString is an op in one line of JSON, long data and names elided.
 func opString(op fsop.Op) string {
+	op.Path, op.To, op.Target, op.Name = elide(op.Path), elide(op.To), elide(op.Target), elide(op.Name)
 	if len(op.Data) > 32 {
 		op.Data = append(op.Data[:16:16], "..."...)
 	}
@@ -255,6 +313,14 @@ func opString(op fsop.Op) string {
 	}
 	b, _ := json.Marshal(op)
 	return strings.ReplaceAll(string(b), "|", `\|`)
+}
+
+// elide shortens a long name to its start and its length.
+func elide(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:16], len(s))
 }
 
 // resultString is a result in one line, normalised and with data elided.
@@ -282,15 +348,19 @@ func resultString(res fsop.Result) string {
 	if res.Entries != nil {
 		names := make([]string, len(res.Entries))
 		for i, e := range res.Entries {
-			names[i] = e.Name + ":" + e.Type
+			names[i] = elide(e.Name) + ":" + e.Type
 		}
 		parts = append(parts, "entries="+strings.Join(names, ","))
 	}
 	if res.Target != "" {
-		parts = append(parts, "target="+res.Target)
+		parts = append(parts, "target="+elide(res.Target))
 	}
 	if res.Value != nil {
-		parts = append(parts, fmt.Sprintf("value=%q", res.Value))
+		if len(res.Value) > 24 {
+			parts = append(parts, fmt.Sprintf("value=%d bytes", len(res.Value)))
+		} else {
+			parts = append(parts, fmt.Sprintf("value=%q", res.Value))
+		}
 	}
 	if res.Names != nil {
 		parts = append(parts, "names="+strings.Join(res.Names, ","))

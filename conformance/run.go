@@ -31,6 +31,11 @@ import (
 	"github.com/lighthouse-fs/lighthouse/sysexec"
 )
 
+// MountNameMax is the store's name cap on the mounts the suite runs on
+// (store.Options.NameMax): above the kernel's FUSE limit, so that each
+// library's own limit shows instead of the store's.
+const MountNameMax = store.NameMaxLimit
+
 // Executor is an fsop.Executor that holds resources (open handles).
 type Executor interface {
 	fsop.Executor
@@ -40,6 +45,10 @@ type Executor interface {
 // Target is one place the cases run.
 type Target struct {
 	Name string
+	// Root is the directory the cases run under; empty for a target that
+	// is not a directory (the store called directly), where the syscall
+	// cases (Case.Sys) do not apply.
+	Root string
 	// NewCase returns an executor rooted at a fresh, empty directory for
 	// the named case.
 	NewCase func(caseName string) (Executor, error)
@@ -48,7 +57,7 @@ type Target struct {
 // DirTarget runs each case in a new subdirectory of root through real
 // syscalls: root is a plain directory or a FUSE mount served elsewhere.
 func DirTarget(name, root string) Target {
-	return Target{Name: name, NewCase: func(caseName string) (Executor, error) {
+	return Target{Name: name, Root: root, NewCase: func(caseName string) (Executor, error) {
 		dir := filepath.Join(root, strings.ReplaceAll(caseName, "/", "."))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("prepare case %s: %w", caseName, err)
@@ -64,7 +73,9 @@ func StoreTarget(name string) Target {
 	}}
 }
 
-// Outcome is one case's results on every target, index-aligned with Ops.
+// Outcome is one case's results on every target, index-aligned with the
+// case's steps (Ops or Sys). A target where the case does not apply has no
+// results.
 type Outcome struct {
 	Case    Case
 	Results map[string][]fsop.Result
@@ -100,6 +111,12 @@ func RunOps(t Target, name string, ops []fsop.Op) ([]fsop.Result, error) {
 }
 
 func runCase(t Target, c Case) ([]fsop.Result, error) {
+	if len(c.Sys) > 0 {
+		if t.Root == "" {
+			return nil, nil
+		}
+		return runSys(t.Root, c)
+	}
 	ex, err := t.NewCase(c.Name)
 	if err != nil {
 		return nil, err
@@ -130,10 +147,11 @@ type Report struct {
 	Outcomes []Outcome
 }
 
-// Mismatch is one op whose result differs between two targets.
+// Mismatch is one step whose result differs between two targets.
 type Mismatch struct {
 	Index     int
-	Op        fsop.Op
+	Op        fsop.Op     // zero for a syscall step
+	Call      string      // the step as the report shows it
 	Want      fsop.Result // the first target's result
 	Got       fsop.Result
 	Diff      string
@@ -145,18 +163,22 @@ type Mismatch struct {
 func (o Outcome) Compare(a, b string) []Mismatch {
 	ra, rb := o.Results[a], o.Results[b]
 	var out []Mismatch
-	for i := range o.Case.Ops {
-		if i >= len(ra) || i >= len(rb) {
-			break
+	for i := 0; i < o.Case.Len() && i < len(ra) && i < len(rb); i++ {
+		var op fsop.Op
+		if i < len(o.Case.Ops) {
+			op = o.Case.Ops[i]
 		}
-		na, nb := compare.Normalize(ra[i], o.Case.Rules), compare.Normalize(rb[i], o.Case.Rules)
+		m := Mismatch{Index: i, Op: op, Call: o.Case.Call(i), Want: ra[i], Got: rb[i]}
 		eq, sameOrder := compare.Equal(&ra[i], &rb[i], o.Case.Rules)
-		if eq && !sameOrder && o.Case.Ops[i].Kind == fsop.Readdir {
-			out = append(out, Mismatch{Index: i, Op: o.Case.Ops[i], Want: ra[i], Got: rb[i], OrderOnly: true})
+		if eq && !sameOrder && op.Kind == fsop.Readdir {
+			m.OrderOnly = true
+			out = append(out, m)
 			continue
 		}
 		if !eq {
-			out = append(out, Mismatch{Index: i, Op: o.Case.Ops[i], Want: na, Got: nb, Diff: compare.Diff(ra[i], rb[i], o.Case.Rules)})
+			m.Want, m.Got = compare.Normalize(ra[i], o.Case.Rules), compare.Normalize(rb[i], o.Case.Rules)
+			m.Diff = compare.Diff(ra[i], rb[i], o.Case.Rules)
+			out = append(out, m)
 		}
 	}
 	return out
