@@ -1,0 +1,264 @@
+package supervise
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/shadow"
+	"github.com/lighthouse-fs/lighthouse/store"
+)
+
+// The children are this test binary, re-executed with envRole set: real
+// processes, real signals, a real FUSE mount.
+const envRole = "SUPERVISE_TEST_ROLE"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(envRole); role != "" {
+		os.Exit(child(role, os.Args[len(os.Args)-1]))
+	}
+	os.Exit(m.Run())
+}
+
+// child plays one kind of server. arg is its mount point, where it has one.
+func child(role, arg string) int {
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	switch role {
+	case "ready": // serves /readyz: 503 three times, then 200
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 1
+		}
+		var asked atomic.Int32
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			if asked.Add(1) <= 3 {
+				http.Error(w, "warming up", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprint(w, `{"status":"ready"}`)
+		}))
+		fmt.Fprintf(os.Stderr, "level=INFO msg=\"child listening\" addr=%s\n", ln.Addr())
+		<-term
+		return 0
+	case "never": // never says it is ready, stops on SIGTERM
+		fmt.Println("starting, slowly")
+		<-term
+		return 0
+	case "stubborn": // ignores SIGTERM
+		signal.Ignore(syscall.SIGTERM)
+		fmt.Println("ignoring SIGTERM")
+		select {}
+	case "crash":
+		fmt.Fprintln(os.Stderr, "listen tcp 127.0.0.1:1: bind: address already in use")
+		return 3
+	case "mount", "hung-mount": // a real go-fuse mount on arg
+		if role == "hung-mount" {
+			signal.Ignore(syscall.SIGTERM)
+		}
+		st := store.OpenMemory(store.Options{})
+		unmount, done, err := shadow.Mount(arg, st, fusemount.Options{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "mount:", err)
+			return 1
+		}
+		fmt.Println("mounted")
+		select {
+		case <-term:
+			if err := unmount(); err != nil {
+				return 1
+			}
+			<-done
+			return 0
+		case <-done:
+			return 1
+		}
+	}
+	return 2
+}
+
+func startChild(t *testing.T, role string, mounts ...string) *Proc {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-test.run=^$", "--"}
+	if len(mounts) > 0 {
+		args = append(args, mounts[0])
+	}
+	p, err := Start(Config{Name: role + " child", Path: exe, Args: args, Env: append(os.Environ(), envRole+"="+role),
+		Log: filepath.Join(t.TempDir(), role+".log"), Mounts: mounts, OwnGroup: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop(time.Second) })
+	return p
+}
+
+func TestReady(t *testing.T) {
+	p := startChild(t, "ready")
+	ctx := context.Background()
+	f, err := p.WaitLine(ctx, "child listening", 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := p.WaitHTTP(ctx, "http://"+f["addr"]+"/readyz", 10*time.Second)
+	if err != nil || string(body) != `{"status":"ready"}` {
+		t.Fatalf("WaitHTTP: %q, %v", body, err)
+	}
+	if err := p.Stop(5 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if p.Running() || !p.State().Success() {
+		t.Fatalf("after Stop: running %v, state %v", p.Running(), p.State())
+	}
+}
+
+func TestNeverReady(t *testing.T) {
+	p := startChild(t, "never")
+	if _, err := p.WaitLine(context.Background(), "starting", 10*time.Second); err != nil {
+		t.Fatal(err) // it handles SIGTERM from here on
+	}
+	start := time.Now()
+	_, err := p.WaitLine(context.Background(), "listening", 300*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "not ready after 300ms") {
+		t.Fatalf("err %v, want not ready", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("the wait took %v", time.Since(start))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := p.WaitHTTP(ctx, "http://127.0.0.1:1/", time.Minute); err != context.Canceled {
+		t.Errorf("cancelled wait: %v", err)
+	}
+	if err := p.Stop(5 * time.Second); err != nil {
+		t.Errorf("a child that stops on SIGTERM: %v", err)
+	}
+}
+
+func TestExitsBeforeReady(t *testing.T) {
+	p := startChild(t, "crash")
+	_, err := p.WaitHTTP(context.Background(), "http://127.0.0.1:1/", time.Minute)
+	if err == nil || !strings.Contains(err.Error(), "exited before it was ready") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("err %v, want the exit and the log's last line", err)
+	}
+	if err := p.Stop(time.Second); err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("Stop of a child that failed: %v", err)
+	}
+}
+
+func TestIgnoresSIGTERM(t *testing.T) {
+	p := startChild(t, "stubborn")
+	if _, err := p.WaitLine(context.Background(), "ignoring", 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Stop(200 * time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "did not stop within 200ms of SIGTERM: killed") {
+		t.Fatalf("err %v", err)
+	}
+	if p.Running() {
+		t.Fatal("still running after Stop")
+	}
+	if again := p.Stop(time.Second); again != err {
+		t.Errorf("second Stop: %v, want the first's error", again)
+	}
+}
+
+func needFUSE(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the child mounts FUSE and the test aborts it through fusectl")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("needs /dev/fuse")
+	}
+}
+
+// TestMountKilled: a child serving a real FUSE mount is killed with -9;
+// Stop detaches the mount it left and says so.
+func TestMountKilled(t *testing.T) {
+	needFUSE(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	p := startChild(t, "mount", mnt)
+	if err := p.WaitMount(context.Background(), mnt, "", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.Exited()
+	if got := Mounted(mnt); len(got) != 1 {
+		t.Fatalf("a killed server's mount should be left stale, found %v", got)
+	}
+	err := p.Stop(time.Second)
+	if err == nil || !strings.Contains(err.Error(), "left a FUSE mount on "+mnt+" (now detached)") {
+		t.Fatalf("err %v", err)
+	}
+	if got := Mounted(mnt); len(got) != 0 {
+		t.Fatalf("still mounted after Stop: %v", got)
+	}
+}
+
+// TestMountCrashOnPurpose: after Kill (a crash the caller asked for) the
+// stale mount is expected: Stop detaches it without an error.
+func TestMountCrashOnPurpose(t *testing.T) {
+	needFUSE(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	p := startChild(t, "mount", mnt)
+	if err := p.WaitMount(context.Background(), mnt, "", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p.Kill()
+	if err := p.Stop(time.Second); err != nil {
+		t.Fatalf("Stop after Kill: %v", err)
+	}
+	if got := Mounted(mnt); len(got) != 0 {
+		t.Fatalf("still mounted after Stop: %v", got)
+	}
+}
+
+// TestMountHung: a server that ignores SIGTERM has its connection aborted,
+// is killed, and its mount detached.
+func TestMountHung(t *testing.T) {
+	needFUSE(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	p := startChild(t, "hung-mount", mnt)
+	if err := p.WaitMount(context.Background(), mnt, "", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	err := p.Stop(300 * time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "killed") || !strings.Contains(err.Error(), "now detached") {
+		t.Fatalf("err %v", err)
+	}
+	if got := Mounted(mnt); len(got) != 0 {
+		t.Fatalf("still mounted after Stop: %v", got)
+	}
+}
+
+// TestMountClean: a server that unmounts on SIGTERM stops without error.
+func TestMountClean(t *testing.T) {
+	needFUSE(t)
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	p := startChild(t, "mount", mnt)
+	if err := p.WaitMount(context.Background(), mnt, "fuse", 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Stop(10 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if got := Mounted(mnt); len(got) != 0 {
+		t.Fatalf("still mounted: %v", got)
+	}
+}
