@@ -6,16 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 )
 
 const (
@@ -79,29 +77,16 @@ func (e *env) close(failed bool) error {
 	var wg sync.WaitGroup
 	stopErr := make([]error, len(children))
 	for i, c := range children {
-		wg.Go(func() { stopErr[i] = c.stop() })
+		wg.Go(func() { stopErr[i] = c.Stop(stopGrace) }) // aborts, kills, detaches what it must
 	}
 	wg.Wait()
 	errs = append(errs, stopErr...)
-	var left []string
-	for _, c := range children {
-		if _, ok := fusemount.Find(c.mnt); ok {
-			fusemount.Abort(c.mnt)
-			if err := fusemount.Unmount(c.mnt); err != nil {
-				errs = append(errs, err)
-			}
-			left = append(left, c.mnt)
-		}
-	}
-	if len(left) > 0 {
-		errs = append(errs, fmt.Errorf("FUSE mounts left after the children stopped (detached): %s", strings.Join(left, ", ")))
-	}
 	err := errors.Join(errs...)
 	if len(children) > 0 {
 		fmt.Fprintf(e.cfg.Log, "stopped %d child processes; no FUSE mount left under %s\n", len(children), e.dir)
 	}
 	for _, c := range children {
-		if _, ok := fusemount.Find(c.mnt); ok {
+		if len(supervise.Mounted(c.mnt)) > 0 {
 			return errors.Join(err, fmt.Errorf("%s is still mounted: %s not removed", c.mnt, e.dir))
 		}
 	}
@@ -118,13 +103,11 @@ func (e *env) close(failed bool) error {
 // its own process group, so a terminal's Ctrl-C reaches only the bench,
 // which stops it in order; Pdeathsig stops it if the bench dies.
 type child struct {
+	*supervise.Proc
 	name    string // e.g. "bazil-mount", "gofuse-bridge"
 	backend string
 	mnt     string
 	url     string // bridges: http://127.0.0.1:port
-	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
 }
 
 // startMount starts `lighthouse mount` for backend on a memory store and
@@ -142,15 +125,10 @@ func (e *env) startMount(ctx context.Context, backend string) (*child, error) {
 	if err := e.start(c, append(args, c.mnt)); err != nil {
 		return nil, err
 	}
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		if m, ok := fusemount.Find(c.mnt); ok && strings.Contains(m.FSType, "lighthouse") {
-			return c, nil
-		}
-		if err := c.wait(ctx, deadline, 20*time.Millisecond); err != nil {
-			return nil, err
-		}
+	if err := c.WaitMount(ctx, c.mnt, "lighthouse", readyTimeout); err != nil {
+		return nil, err
 	}
+	return c, nil
 }
 
 // startBridge starts `lighthouse bridge` for backend (role primary for
@@ -174,32 +152,18 @@ func (e *env) startBridge(ctx context.Context, name, backend, role string) (*chi
 	if err := e.start(c, args); err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(readyTimeout)
-	last := "no answer"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.url+"/readyz", nil)
-		if resp, err := hc.Do(req); err == nil {
-			var body struct {
-				Error  string `json:"error"`
-				Active string `json:"active_backend"`
-			}
-			json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			switch {
-			case resp.StatusCode == http.StatusOK && body.Active == backend:
-				return c, nil
-			case resp.StatusCode == http.StatusOK:
-				return nil, fmt.Errorf("%s runs %q, not %s: a bench of %s would measure something else; see %s", c.name, body.Active, backend, backend, c.logPath)
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, body.Error)
-		} else {
-			last = err.Error()
-		}
-		if err := c.wait(ctx, deadline, 50*time.Millisecond); err != nil {
-			return nil, fmt.Errorf("%w (last /readyz: %s)", err, last)
-		}
+	body, err := c.WaitHTTP(ctx, c.url+"/readyz", readyTimeout)
+	if err != nil {
+		return nil, err
 	}
+	var ready struct {
+		Active string `json:"active_backend"`
+	}
+	json.Unmarshal(body, &ready)
+	if ready.Active != backend {
+		return nil, fmt.Errorf("%s runs %q, not %s: a bench of %s would measure something else; see %s", c.name, ready.Active, backend, backend, c.Log())
+	}
+	return c, nil
 }
 
 // start runs the child with its log in the working directory.
@@ -210,72 +174,25 @@ func (e *env) start(c *child, args []string) error {
 	if err := os.MkdirAll(c.mnt, 0o755); err != nil {
 		return err
 	}
-	c.logPath = filepath.Join(e.dir, c.name+".log")
-	logFile, err := os.Create(c.logPath)
+	p, err := supervise.Start(supervise.Config{Name: c.name, Path: e.cfg.Exe, Args: args,
+		Log: filepath.Join(e.dir, c.name+".log"), Mounts: []string{c.mnt}, OwnGroup: true})
 	if err != nil {
 		return err
 	}
-	defer logFile.Close()
-	c.cmd = exec.Command(e.cfg.Exe, args...)
-	c.cmd.Stdout, c.cmd.Stderr = logFile, logFile
-	c.cmd.Dir = "/"
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", c.name, err)
-	}
-	c.exited = make(chan struct{})
-	go func() { c.cmd.Wait(); close(c.exited) }()
+	c.Proc = p
 	e.mu.Lock()
 	e.children = append(e.children, c)
 	e.mu.Unlock()
-	fmt.Fprintf(e.cfg.Log, "started %s (pid %d): %s\n", c.name, c.cmd.Process.Pid, strings.Join(args, " "))
-	return nil
-}
-
-// wait sleeps d, failing if the child exited, ctx ended or deadline passed.
-func (c *child) wait(ctx context.Context, deadline time.Time, d time.Duration) error {
-	select {
-	case <-c.exited:
-		return fmt.Errorf("%s exited (%s) before it was ready:\n%s", c.name, c.cmd.ProcessState, logTail(c.logPath, 12))
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-	}
-	if time.Now().After(deadline) {
-		return fmt.Errorf("%s not ready after %s; see %s", c.name, readyTimeout, c.logPath)
-	}
+	fmt.Fprintf(e.cfg.Log, "started %s (pid %d): %s\n", c.name, p.Pid(), strings.Join(args, " "))
 	return nil
 }
 
 // alive reports an error if the child has exited.
 func (c *child) alive() error {
-	select {
-	case <-c.exited:
-		return fmt.Errorf("%s exited (%s):\n%s", c.name, c.cmd.ProcessState, logTail(c.logPath, 12))
-	default:
+	if c.Running() {
 		return nil
 	}
-}
-
-// stop sends SIGTERM (the child finishes running ops and unmounts) and
-// waits; one that does not exit in time has its FUSE connection aborted
-// and is killed.
-func (c *child) stop() error {
-	select {
-	case <-c.exited:
-		return nil
-	default:
-	}
-	c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.exited:
-		return nil
-	case <-time.After(stopGrace):
-	}
-	fusemount.Abort(c.mnt)
-	c.cmd.Process.Kill()
-	<-c.exited
-	return fmt.Errorf("%s did not stop within %s of SIGTERM: killed; see %s", c.name, stopGrace, c.logPath)
+	return c.ExitError()
 }
 
 // cleanStale removes a mount a crashed run left on dir (only ours: dir is
@@ -295,13 +212,4 @@ func freePort() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
-}
-
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

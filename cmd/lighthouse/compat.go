@@ -1,14 +1,13 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -16,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/conformance"
-	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 )
 
 func compatCmd() *cobra.Command {
@@ -68,12 +67,12 @@ func runCompat(dir, markdown string, names []string, asJSON bool) error {
 	}
 	targets := []conformance.Target{conformance.DirTarget(conformance.Reference, ref)}
 	for _, b := range []string{"bazil", "gofuse"} {
-		srv, err := startMount(dir, b)
+		srv, mnt, err := startMount(dir, b)
 		if err != nil {
 			return err
 		}
-		defer srv.stop()
-		targets = append(targets, conformance.DirTarget(b, srv.mnt))
+		defer srv.Stop(mountGrace)
+		targets = append(targets, conformance.DirTarget(b, mnt))
 	}
 	targets = append(targets, conformance.StoreTarget("store"))
 
@@ -116,67 +115,27 @@ func runCompat(dir, markdown string, names []string, asJSON bool) error {
 	return nil
 }
 
-// mountServer is a 'lighthouse mount' child process.
-type mountServer struct {
-	mnt    string
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// startMount serves a fresh store through backend in a child process and
-// waits until the kernel shows the mount (read from /proc, never the mount).
-func startMount(dir, backend string) (*mountServer, error) {
+// startMount serves a fresh store through backend in a `lighthouse mount`
+// child and waits until the kernel shows the mount (read from /proc, never
+// the mount).
+func startMount(dir, backend string) (*supervise.Proc, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	mnt := filepath.Join(dir, "mnt", backend)
 	data := filepath.Join(dir, "data", backend)
-	logPath := filepath.Join(dir, backend+".log")
-	logFile, err := os.Create(logPath)
+	p, err := supervise.Start(supervise.Config{Name: backend + " mount", Path: exe,
+		Args: []string{"mount", "--backend", backend, "--data", data, "--sync", "none", "--name-max", strconv.Itoa(conformance.MountNameMax), mnt},
+		Log:  filepath.Join(dir, backend+".log"), Mounts: []string{mnt}})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	defer logFile.Close()
-	cmd := exec.Command(exe, "mount", "--backend", backend, "--data", data, "--sync", "none",
-		"--name-max", strconv.Itoa(conformance.MountNameMax), mnt)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Dir = "/"
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s mount: %w", backend, err)
+	if err := p.WaitMount(context.Background(), mnt, "lighthouse", 20*time.Second); err != nil {
+		return nil, "", errors.Join(err, p.Stop(mountGrace))
 	}
-	s := &mountServer{mnt: mnt, cmd: cmd, exited: make(chan struct{})}
-	go func() { cmd.Wait(); close(s.exited) }()
-	deadline := time.After(20 * time.Second)
-	for {
-		if e, ok := fusemount.Find(mnt); ok && strings.Contains(e.FSType, "lighthouse") {
-			return s, nil
-		}
-		select {
-		case <-s.exited:
-			log, _ := os.ReadFile(logPath)
-			return nil, fmt.Errorf("%s mount exited before mounting: %s", backend, strings.TrimSpace(string(log)))
-		case <-deadline:
-			s.stop()
-			return nil, fmt.Errorf("%s mount on %s not up after 20s; see %s", backend, mnt, logPath)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return p, mnt, nil
 }
 
-// stop asks the server to unmount and exit, and makes sure it did.
-func (s *mountServer) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		fusemount.Abort(s.mnt)
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
-	if _, ok := fusemount.Find(s.mnt); ok {
-		return errors.Join(fmt.Errorf("%s still mounted after its server stopped; detaching", s.mnt), fusemount.Unmount(s.mnt))
-	}
-	return nil
-}
+// mountGrace is how long a mount server has to unmount after SIGTERM.
+const mountGrace = 10 * time.Second

@@ -13,13 +13,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -29,6 +27,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/metrics"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/rollout"
@@ -135,7 +134,7 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 	// Nothing of ours is running (the ports are free): a mount left on our
 	// mount points is a crashed run's. (Only ours: `lighthouse compat`
 	// may have live mounts elsewhere under DIR.)
-	for _, m := range mounted(mountPoints) {
+	for _, m := range supervise.Mounted(mountPoints...) {
 		fmt.Fprintf(os.Stderr, "cleaning a stale mount left by a previous run: %s\n", m)
 		if err := fusemount.CleanStale(m); err != nil {
 			return err
@@ -175,7 +174,7 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 	defer func() {
 		if serr := shutdown(rp, stopServe, bridges, mountPoints); serr != nil {
 			err = errors.Join(err, serr)
-		} else if primary.cmd != nil {
+		} else if primary.proc != nil {
 			what := "proxy, front mount"
 			if !f.front {
 				what = "proxy"
@@ -306,8 +305,7 @@ type bridgeProc struct {
 	injectAfter                time.Duration
 	active                     string // what /readyz reported
 
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc *supervise.Proc
 }
 
 func (b *bridgeProc) url() string     { return "http://" + b.listen }
@@ -320,112 +318,50 @@ func (b *bridgeProc) start() error {
 	if err != nil {
 		return err
 	}
-	logFile, err := os.OpenFile(b.logPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer logFile.Close()
 	args := []string{"bridge", "--backend", b.backend, "--role", b.role, "--listen", b.listen, "--mount", b.mnt(), "--data", b.data()}
 	if b.inject > 0 {
 		args = append(args, "--inject-divergence", strconv.FormatFloat(b.inject, 'g', -1, 64), "--inject-after", b.injectAfter.String())
 	}
-	b.cmd = exec.Command(exe, args...)
-	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
-	b.cmd.Dir = "/"
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM, Setpgid: true}
-	if err := b.cmd.Start(); err != nil {
-		return fmt.Errorf("start the %s bridge: %w", b.role, err)
-	}
-	b.exited = make(chan struct{})
-	go func() { b.cmd.Wait(); close(b.exited) }()
-	return nil
+	b.proc, err = supervise.Start(supervise.Config{Name: fmt.Sprintf("the %s bridge (%s) on %s", b.role, b.backend, b.listen),
+		Path: exe, Args: args, Log: b.logPath(), AppendLog: true, Mounts: []string{b.mnt()}, OwnGroup: true})
+	return err
 }
 
-// waitReady polls /readyz (a probe file written, read back and removed
-// through the bridge's mount) until it answers 200.
+// waitReady waits for /readyz (a probe file written, read back and removed
+// through the bridge's mount) to answer 200.
 func (b *bridgeProc) waitReady(ctx context.Context, limit time.Duration) error {
-	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(limit)
-	last := "no answer"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.url()+"/readyz", nil)
-		if resp, err := client.Do(req); err == nil {
-			var body struct {
-				Status, Error string
-				Active        string `json:"active_backend"`
-			}
-			json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				b.active = body.Active
-				return nil
-			}
-			last = fmt.Sprintf("%d %s", resp.StatusCode, body.Error)
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-b.exited:
+	body, err := b.proc.WaitHTTP(ctx, b.url()+"/readyz", limit)
+	if err != nil {
+		if !b.proc.Running() {
 			return b.exitError()
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the %s bridge (%s) on %s is not ready after %s (last: %s); see %s", b.role, b.backend, b.listen, limit, last, b.logPath())
-		}
+		return err
 	}
+	var ready struct {
+		Active string `json:"active_backend"`
+	}
+	json.Unmarshal(body, &ready)
+	b.active = ready.Active
+	return nil
 }
 
 // exitError explains why the bridge exited, from the end of its log.
 func (b *bridgeProc) exitError() error {
-	tail := logTail(b.logPath(), 12)
-	status := "exited"
-	if b.cmd != nil && b.cmd.ProcessState != nil {
-		status = b.cmd.ProcessState.String()
-	}
-	if strings.Contains(tail, "address already in use") {
+	if strings.Contains(b.proc.Tail(12), "address already in use") {
 		return fmt.Errorf("the %s bridge could not listen on %s: the port is in use; another `lighthouse up` (or a bridge) may be running; see %s", b.role, b.listen, b.logPath())
 	}
-	return fmt.Errorf("the %s bridge (%s) %s; see %s:\n%s", b.role, b.backend, status, b.logPath(), tail)
+	return b.proc.ExitError()
 }
 
-func (b *bridgeProc) running() bool {
-	if b.cmd == nil {
-		return false
-	}
-	select {
-	case <-b.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// stop sends SIGTERM (the bridge finishes its running ops, closes its
-// store, unmounts) and waits; a bridge that does not exit in time has its
-// FUSE connection aborted and is killed.
-func (b *bridgeProc) stop(grace time.Duration) error {
-	if !b.running() {
-		return nil
-	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-		return nil
-	case <-time.After(grace):
-	}
-	fusemount.Abort(b.mnt())
-	b.cmd.Process.Kill()
-	<-b.exited
-	return fmt.Errorf("the %s bridge did not stop within %s of SIGTERM: killed; see %s", b.role, grace, b.logPath())
-}
+// bridgeGrace is how long a bridge has after SIGTERM to finish its running
+// ops, close its store and unmount.
+const bridgeGrace = 45 * time.Second
 
 // exitedBridge reports the first bridge that exits.
 func exitedBridge(bridges []*bridgeProc) <-chan *bridgeProc {
 	ch := make(chan *bridgeProc, len(bridges))
 	for _, b := range bridges {
-		go func() { <-b.exited; ch <- b }()
+		go func() { <-b.proc.Exited(); ch <- b }()
 	}
 	return ch
 }
@@ -443,29 +379,17 @@ func shutdown(rp *runningProxy, stopServe func() error, bridges []*bridgeProc, m
 	var wg sync.WaitGroup
 	stopErr := make([]error, len(bridges))
 	for i, b := range bridges {
-		wg.Go(func() { stopErr[i] = b.stop(45 * time.Second) })
+		if b.proc != nil {
+			wg.Go(func() { stopErr[i] = b.proc.Stop(bridgeGrace) })
+		}
 	}
 	wg.Wait()
 	errs = append(errs, stopErr...)
-	if left := mounted(mountPoints); len(left) > 0 {
-		for _, m := range left {
-			fusemount.Abort(m)
-			errs = append(errs, fusemount.Unmount(m))
-		}
+	left, err := supervise.Detach(mountPoints...)
+	if errs = append(errs, err); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("FUSE mounts left after shutdown (now detached): %s", strings.Join(left, ", ")))
 	}
 	return errors.Join(errs...)
-}
-
-// mounted returns the directories of dirs that carry a FUSE mount.
-func mounted(dirs []string) []string {
-	var out []string
-	for _, d := range dirs {
-		if _, ok := fusemount.Find(d); ok {
-			out = append(out, d)
-		}
-	}
-	return out
 }
 
 func portFree(addr string) error {
@@ -474,15 +398,6 @@ func portFree(addr string) error {
 		return err
 	}
 	return ln.Close()
-}
-
-func logTail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // waitHTTP polls url until it answers 200, failed says the server ended,

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
@@ -110,7 +111,7 @@ func testUpWorkload(t *testing.T, bin string) {
 	t.Logf("report:\n%s", report)
 	if err != nil {
 		t.Fatalf("lighthouse up: %v\nstderr:\n%s\nprimary log:\n%s\nshadow log:\n%s", err, stderr.String(),
-			logTail(filepath.Join(dir, "primary.log"), 30), logTail(filepath.Join(dir, "shadow.log"), 30))
+			supervise.Tail(filepath.Join(dir, "primary.log"), 30), supervise.Tail(filepath.Join(dir, "shadow.log"), 30))
 	}
 	for _, want := range []string{`(?m)^VERDICT: PASS`, `(?m)^  ops sent +3000$`, `(?m)^  compared +\d+ of \d+`,
 		`no FUSE mount left`, `serving path, served by bazil`,
