@@ -48,10 +48,12 @@ func (e *statusError) Error() string { return e.err.Error() }
 func (e *statusError) Unwrap() error { return e.err }
 
 // WithStatus makes err end the command with exit status code. A nil err
-// stays nil.
+// stays nil; an error already marked keeps its status (a usage error found
+// deep in a check stays a usage error).
 func WithStatus(code int, err error) error {
-	if err == nil {
-		return nil
+	var se *statusError
+	if err == nil || errors.As(err, &se) {
+		return err
 	}
 	return &statusError{code: code, err: err}
 }

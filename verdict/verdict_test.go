@@ -81,6 +81,7 @@ func TestStatus(t *testing.T) {
 		{Failed(base), ExitFail},
 		{fmt.Errorf("wrapped: %w", Usage(base)), ExitUsage},
 		{WithStatus(ExitInconclusive, base), ExitInconclusive},
+		{Failed(Usage(base)), ExitUsage},
 	} {
 		if got := Status(tc.err); got != tc.want {
 			t.Errorf("Status(%v) = %d, want %d", tc.err, got, tc.want)

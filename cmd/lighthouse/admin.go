@@ -18,6 +18,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/rollout"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // adminClient talks to a proxy's admin port, with the bearer token from
@@ -121,7 +122,7 @@ func promoteCmd() *cobra.Command {
 			if weight != "" {
 				w, err := strconv.ParseFloat(weight, 64)
 				if err != nil {
-					return fmt.Errorf("--weight %q: %w", weight, err)
+					return verdict.Usage(fmt.Errorf("--weight %q: %w", weight, err))
 				}
 				req.Weight = &w
 			}

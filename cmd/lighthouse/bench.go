@@ -11,6 +11,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/bench"
 	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 func benchCmd() *cobra.Command {
@@ -82,7 +83,9 @@ The machines are noisy: compare ratios, never absolute times. With
 			}
 			if base != nil {
 				fmt.Println()
-				if _, err := bench.Compare(os.Stdout, base, rep, threshold); err != nil {
+				if _, err := bench.Compare(os.Stdout, base, rep, threshold); errors.Is(err, bench.ErrRegression) {
+					return verdict.Failed(err)
+				} else if err != nil {
 					return err
 				}
 			}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/bridge"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // bridgeFlags configure a bridge from flags, falling back to the contract
@@ -61,7 +62,7 @@ func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
 		f.fallback = os.Getenv(bridge.EnvFallback)
 	}
 	if f.backend == "" {
-		return bridge.Config{}, fmt.Errorf("no FUSE backend: pass --backend %s or set %s", backendNames(), bridge.EnvBackend)
+		return bridge.Config{}, verdict.Usage(fmt.Errorf("no FUSE backend: pass --backend %s or set %s", backendNames(), bridge.EnvBackend))
 	}
 	policy, err := store.ParseSyncPolicy(f.sync)
 	if err != nil {
@@ -156,55 +157,61 @@ func validateCmd() *cobra.Command {
 fresh memory store through --backend in a temporary directory, write, read back
 and remove a probe file through the mount, unmount, and report.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if url != "" {
-				return validateURL(cmd.Context(), url)
-			}
-			if f.mount == "" {
-				dir, err := os.MkdirTemp("", "lighthouse-validate-")
-				if err != nil {
-					return err
-				}
-				defer os.RemoveAll(dir)
-				// MkdirTemp makes it 0700. A non-root user mounts through
-				// the setuid fusermount3, which in a container (all
-				// capabilities dropped but SYS_ADMIN) is a root without
-				// CAP_DAC_OVERRIDE: it may only mount on a directory that
-				// others can search, as the bridge's own mount point is.
-				if err := os.Chmod(dir, 0o755); err != nil {
-					return err
-				}
-				f.mount = dir
-			}
-			f.data = ""
-			cfg, err := f.config(nil)
-			if err != nil {
-				return err
-			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-			b, err := bridge.Start(cmd.Context(), cfg)
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			probeErr := b.Probe(ctx)
-			closeErr := b.Close(ctx)
-			fmt.Printf("backend %s: active %s, probe: %s\n", cfg.Backend, b.Active(), okOr(probeErr))
-			switch {
-			case probeErr != nil:
-				return probeErr
-			case closeErr != nil:
-				return fmt.Errorf("unmount: %w", closeErr)
-			case b.Active() == bridge.Degraded && !allowDegraded:
-				return fmt.Errorf("no FUSE backend could mount (degraded)")
-			}
-			return nil
+			return verdict.Failed(runValidate(cmd.Context(), &f, url, allowDegraded)) // 1: unhealthy, as a health check wants
 		},
 	}
 	f.register(cmd)
 	cmd.Flags().StringVar(&url, "url", "", "check a running bridge instead of mounting")
 	cmd.Flags().BoolVar(&allowDegraded, "allow-degraded", false, "exit 0 even when only degraded mode works")
 	return cmd
+}
+
+// runValidate checks a running bridge (url) or mounts, probes and unmounts
+// a fresh memory store.
+func runValidate(ctx context.Context, f *bridgeFlags, url string, allowDegraded bool) error {
+	if url != "" {
+		return validateURL(ctx, url)
+	}
+	if f.mount == "" {
+		dir, err := os.MkdirTemp("", "lighthouse-validate-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		// MkdirTemp makes it 0700. A non-root user mounts through
+		// the setuid fusermount3, which in a container (all
+		// capabilities dropped but SYS_ADMIN) is a root without
+		// CAP_DAC_OVERRIDE: it may only mount on a directory that
+		// others can search, as the bridge's own mount point is.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			return err
+		}
+		f.mount = dir
+	}
+	f.data = ""
+	cfg, err := f.config(nil)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	b, err := bridge.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	probeErr := b.Probe(ctx)
+	closeErr := b.Close(ctx)
+	fmt.Printf("backend %s: active %s, probe: %s\n", cfg.Backend, b.Active(), okOr(probeErr))
+	switch {
+	case probeErr != nil:
+		return probeErr
+	case closeErr != nil:
+		return fmt.Errorf("unmount: %w", closeErr)
+	case b.Active() == bridge.Degraded && !allowDegraded:
+		return fmt.Errorf("no FUSE backend could mount (degraded)")
+	}
+	return nil
 }
 
 func okOr(err error) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/conformance"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 func compatCmd() *cobra.Command {
@@ -50,7 +51,7 @@ with every target's result. --json prints the report for scripts instead
 func runCompat(dir, markdown string, names []string, asJSON bool) error {
 	cases, err := conformance.Select(conformance.Cases(), names)
 	if err != nil {
-		return err
+		return verdict.Usage(err)
 	}
 	if dir, err = filepath.Abs(dir); err != nil {
 		return err
@@ -107,7 +108,7 @@ func runCompat(dir, markdown string, names []string, asJSON bool) error {
 		fmt.Println("wrote", markdown)
 	}
 	if u := rep.Unexpected(ex); len(u) > 0 {
-		return fmt.Errorf("%d unexpected differences from the reference:\n  %s\nsee docs/compatibility.md for the known ones", len(u), strings.Join(u, "\n  "))
+		return verdict.Failed(fmt.Errorf("%d unexpected differences from the reference:\n  %s\nsee docs/compatibility.md for the known ones", len(u), strings.Join(u, "\n  ")))
 	}
 	if !asJSON {
 		fmt.Println("verdict: every difference from the reference is explained in conformance/expected-differences.yaml")

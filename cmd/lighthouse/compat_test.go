@@ -14,7 +14,7 @@ import (
 // on both libraries in one command and reads its --json output.
 func TestCompatOneCase(t *testing.T) {
 	needFUSE(t)
-	bin := buildLighthouse(t)
+	bin := lighthouseBin(t)
 	dir := t.TempDir()
 	out, err := exec.Command(bin, "compat", "--dir", dir, "--case", "rename/noreplace-free", "--json").Output()
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lighthouse-fs/lighthouse/bridge"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // version is set at build time: -ldflags "-X main.version=...".
@@ -27,8 +28,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	root := &cobra.Command{
-		Use:           "lighthouse",
-		Short:         "Prove a FUSE library migration safe: serve one store through bazil and go-fuse and compare them",
+		Use:   "lighthouse",
+		Short: "Prove a FUSE library migration safe: serve one store through bazil and go-fuse and compare them",
+		Long: "Prove a FUSE library migration safe: serve one store through bazil and go-fuse and compare them.\n\n" +
+			verdict.Help(),
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -37,8 +40,35 @@ func main() {
 	root.AddCommand(statusCmd(), promoteCmd(), rollbackCmd())
 	root.AddCommand(reportCmd())
 	root.AddCommand(benchCmd(), workloadCmd())
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "lighthouse:", err)
-		os.Exit(1)
+	ran := markUsageErrors(root)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !*ran {
+		err = verdict.Usage(err) // cobra refused the command line before any command ran
 	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lighthouse:", err)
+	}
+	stop()
+	os.Exit(verdict.Status(err))
+}
+
+// markUsageErrors makes every command note when it starts running: an
+// error returned before that (an unknown command or flag, a bad flag
+// value, a wrong number of arguments) is a usage error, exit status 2.
+func markUsageErrors(root *cobra.Command) *bool {
+	ran := new(bool)
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				*ran = true
+				return run(cmd, args)
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+	return ran
 }

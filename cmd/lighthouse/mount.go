@@ -14,6 +14,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/primary"
 	"github.com/lighthouse-fs/lighthouse/shadow"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // backends are the FUSE libraries a store can be served through, by the
@@ -92,7 +93,7 @@ process is cleaned first. Do not run programs on the mount from this process.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			mount, ok := backends[f.backend]
 			if !ok {
-				return fmt.Errorf("unknown --backend %q: want %s", f.backend, backendNames())
+				return verdict.Usage(fmt.Errorf("unknown --backend %q: want %s", f.backend, backendNames()))
 			}
 			st, err := f.openStore()
 			if err != nil {

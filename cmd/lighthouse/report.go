@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/report"
 	"github.com/lighthouse-fs/lighthouse/rollout"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 func reportCmd() *cobra.Command {
@@ -33,10 +35,10 @@ last decision) heads the page.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if htmlPath == "" {
-				return fmt.Errorf("--html FILE is required")
+				return verdict.Usage(errors.New("--html FILE is required"))
 			}
 			if since <= 0 {
-				return fmt.Errorf("--since must be positive")
+				return verdict.Usage(errors.New("--since must be positive"))
 			}
 			if step <= 0 {
 				step = max(time.Second, (since / 300).Round(time.Second))

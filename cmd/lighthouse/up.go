@@ -1,36 +1,32 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/lighthouse-fs/lighthouse/compare"
-	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/metrics"
 	"github.com/lighthouse-fs/lighthouse/proxy"
-	"github.com/lighthouse-fs/lighthouse/rollout"
+	"github.com/lighthouse-fs/lighthouse/report"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 	"github.com/lighthouse-fs/lighthouse/workload"
 )
 
@@ -48,6 +44,7 @@ type upFlags struct {
 	injectAfter                 time.Duration
 	phase                       string
 	advanceAfter                int
+	minCoverage                 float64
 }
 
 func upCmd() *cobra.Command {
@@ -65,8 +62,12 @@ Without --workload, print where everything is and serve until Ctrl-C.
 
 With --workload, run the built-in workload (people editing a source tree:
 clients of the proxy's JSON API over keep-alive HTTP), wait until the mirror
-has caught up, print the report and stop. Exit status 0 when no divergence
-beyond the allowlist was found, 1 otherwise.
+has caught up, print the report and stop. The verdict: PASS (exit 0) when no
+divergence beyond the allowlist was found, every op was answered and at
+least --min-coverage of the ops were compared; FAIL (exit 1) on divergences
+or ops without an answer; INCONCLUSIVE (exit 3) when too few ops were
+compared; exit 4 when the harness failed (a bridge did not start or runs
+without its FUSE library, a port is taken, the mirror never caught up).
 
 Each run starts from fresh stores and logs unless --keep. Stale mounts left
 under DIR by a crashed run are cleaned first; at the end no mount is left.`,
@@ -77,7 +78,8 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.dir, "dir", ".lighthouse", "working directory: stores, mount points, logs, record and divergence log")
-	fl.BoolVar(&f.workload, "workload", false, "run the built-in workload, print the report and exit (0: pass, 1: divergences)")
+	fl.BoolVar(&f.workload, "workload", false, "run the built-in workload, print the report and exit (0: PASS, 1: FAIL, 3: INCONCLUSIVE)")
+	fl.Float64Var(&f.minCoverage, "min-coverage", verdict.DefaultMinCoverage, "workload: the share of ops that must be compared for a PASS; below it the verdict is INCONCLUSIVE")
 	fl.IntVar(&f.ops, "ops", workload.DefaultOps, "workload: ops in all, the setup of the tree included")
 	fl.IntVar(&f.clients, "clients", workload.DefaultClients, "workload: concurrent clients")
 	fl.Uint64Var(&f.seed, "seed", 1, "workload: seed of the op sequence (the same seed sends the same ops)")
@@ -239,41 +241,60 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 			return fmt.Errorf("%s bridge exited: %w", b.role, b.exitError())
 		}
 	}
-	return runWorkload(ctx, f, lay, rp, bridges)
+	return runWorkload(ctx, f, lay, rp, reg, bridges)
 }
 
+// drainLimit is how long `up` waits for the mirror to catch up after the
+// workload's last op.
+const drainLimit = 2 * time.Minute
+
 // runWorkload runs the built-in workload through the proxy's API, waits
-// until the mirror has caught up and prints the report; the caller then
-// stops everything.
-func runWorkload(ctx context.Context, f *upFlags, lay upLayout, rp *runningProxy, bridges []*bridgeProc) error {
+// until the mirror has caught up, prints the report and returns its
+// verdict; the caller then stops everything.
+func runWorkload(ctx context.Context, f *upFlags, lay upLayout, rp *runningProxy, reg prometheus.Gatherer, bridges []*bridgeProc) error {
 	res, werr := sendWorkload(ctx, "http://"+f.proxyListen, workload.Config{Clients: f.clients, Ops: f.ops, Seed: f.seed})
 	if res.Ops == 0 {
 		return werr
 	}
-	drained := waitDrained(ctx, func(context.Context) (proxy.Status, error) { return rp.p.Status(), nil }, 2*time.Minute)
+	drained := waitDrained(ctx, func(context.Context) (proxy.Status, error) { return rp.p.Status(), nil }, drainLimit)
 
-	rep := &upReport{flags: f, lay: lay, res: res, werr: werr, drained: drained, stats: rp.p.Stats(), status: rp.p.Status(),
-		rollout: rp.rollout.Status()}
-	rep.bridges = bridges
-	if text, err := httpGet(ctx, "http://"+f.admin+"/metrics"); err == nil {
-		rep.serving = histogramQuantiles(text, "lighthouse_proxy_request_duration_seconds", "served_by")
-	}
-	rep.bridgeLat, rep.bridgeNice = map[string]quantiles{}, map[string]int{}
+	rep := &report.Harness{Dir: rel(lay.dir), Seed: f.seed, Clients: f.clients, ClientAPI: f.proxyListen,
+		Workload: res, Drained: drained, Stats: rp.p.Stats(), Rollout: rp.rollout.Status(),
+		Record: rel(lay.record), Divergences: rel(lay.divergences), ProxyLog: rel(lay.proxyLog)}
+	run := verdict.Counted(rp.p.Status())
+	run.SetClients(res, werr)
+	run.Drained, run.DrainLimit = drained, drainLimit
 	for _, b := range bridges {
-		if text, err := httpGet(ctx, b.url()+"/metrics"); err == nil {
-			for k, q := range histogramQuantiles(text, metrics.OperationDuration, "backend") {
-				rep.bridgeLat[k] = q
-			}
-			if n, ok := gaugeValue(text, "lighthouse_bridge_nice"); ok && n > 0 {
-				rep.bridgeNice[b.backend] = int(n)
-			}
+		rep.Bridges = append(rep.Bridges, report.Bridge{Role: b.role, Backend: b.backend, Active: b.active,
+			URL: b.url(), Mount: rel(b.mnt()), Log: rel(b.logPath())})
+		if b.active != b.backend {
+			run.Degraded = append(run.Degraded, fmt.Sprintf("the %s bridge runs %q, not %s", b.role, b.active, b.backend))
 		}
 	}
-	rep.write(os.Stdout)
-	if pass, line := rep.verdict(); !pass {
-		return errors.New(strings.TrimPrefix(line, "FAIL: "))
+	rep.Verdict = verdict.Judge(run, verdict.Rules{MinCoverage: f.minCoverage, DivergenceHint: "see " + rel(lay.divergences),
+		ErrorHint: "see " + rel(lay.proxyLog), DrainHint: "see " + rel(lay.proxyLog)})
+	readLatency(ctx, rep, reg, bridges)
+	rep.WriteText(os.Stdout)
+	return rep.Verdict.Err()
+}
+
+// readLatency fills in the report's latency: the proxy's serving path
+// from its registry in this process, each bridge's from its /metrics.
+func readLatency(ctx context.Context, rep *report.Harness, reg prometheus.Gatherer, bridges []*bridgeProc) {
+	if fams, err := metrics.Gather(reg); err == nil {
+		rep.Serving = fams.HistogramQuantiles(report.ProxyRequestDuration, "served_by")
 	}
-	return nil
+	rep.BridgeLatency, rep.BridgeNice = map[string]metrics.Quantiles{}, map[string]int{}
+	for _, b := range bridges {
+		fams, err := metrics.Scrape(ctx, b.url()+"/metrics")
+		if err != nil {
+			continue
+		}
+		maps.Copy(rep.BridgeLatency, fams.HistogramQuantiles(metrics.OperationDuration, "backend"))
+		if n, ok := fams.Gauge("lighthouse_bridge_nice"); ok && n > 0 {
+			rep.BridgeNice[b.backend] = int(n)
+		}
+	}
 }
 
 // sendWorkload runs the built-in workload through the client API at
@@ -429,25 +450,6 @@ func waitHTTP(ctx context.Context, url string, failed chan error, limit time.Dur
 	}
 }
 
-func httpGet(ctx context.Context, url string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("GET %s: %d", url, resp.StatusCode)
-	}
-	return string(b), err
-}
-
 // rel shortens p to a path relative to the working directory when it is
 // below it.
 func rel(p string) string {
@@ -549,363 +551,4 @@ func waitDrained(ctx context.Context, status func(context.Context) (proxy.Status
 		time.Sleep(100 * time.Millisecond)
 	}
 	return false
-}
-
-// ---- Latency from Prometheus histograms ----
-
-// quantiles are p50/p95/p99 in seconds and the sample count.
-type quantiles struct {
-	n             float64
-	p50, p95, p99 float64
-}
-
-// histogramQuantiles reads the histogram name from Prometheus text
-// exposition and estimates its quantiles per value of label (summing the
-// other labels), interpolating linearly inside a bucket as PromQL's
-// histogram_quantile does.
-func histogramQuantiles(text, name, label string) map[string]quantiles {
-	buckets := map[string]map[float64]float64{} // label value -> le -> cumulative count
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name+"_bucket{")
-		if !ok {
-			continue
-		}
-		end := strings.LastIndexByte(rest, '}')
-		if end < 0 {
-			continue
-		}
-		labels := parseLabels(rest[:end])
-		fields := strings.Fields(rest[end+1:])
-		if len(fields) == 0 {
-			continue
-		}
-		v, err1 := strconv.ParseFloat(fields[0], 64)
-		le, err2 := strconv.ParseFloat(labels["le"], 64) // "+Inf" parses as +Inf
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		key := labels[label]
-		if buckets[key] == nil {
-			buckets[key] = map[float64]float64{}
-		}
-		buckets[key][le] += v
-	}
-	out := map[string]quantiles{}
-	for key, m := range buckets {
-		les := make([]float64, 0, len(m))
-		for le := range m {
-			les = append(les, le)
-		}
-		slices.Sort(les)
-		total := m[les[len(les)-1]]
-		if total == 0 {
-			continue
-		}
-		q := func(phi float64) float64 {
-			rank := phi * total
-			prevLe, prevCum := 0.0, 0.0
-			for _, le := range les {
-				cum := m[le]
-				if cum >= rank {
-					if math.IsInf(le, 1) {
-						return prevLe // beyond the last bound: the bound is all we know
-					}
-					if cum == prevCum {
-						return le
-					}
-					return prevLe + (le-prevLe)*(rank-prevCum)/(cum-prevCum)
-				}
-				prevLe, prevCum = le, cum
-			}
-			return prevLe
-		}
-		out[key] = quantiles{n: total, p50: q(0.50), p95: q(0.95), p99: q(0.99)}
-	}
-	return out
-}
-
-// gaugeValue reads an unlabelled gauge from Prometheus text exposition.
-func gaugeValue(text, name string) (float64, bool) {
-	for line := range strings.Lines(text) {
-		if rest, ok := strings.CutPrefix(line, name+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			return v, err == nil
-		}
-	}
-	return 0, false
-}
-
-// parseLabels parses `a="x",b="y"` (values with \" \\ \n escapes).
-func parseLabels(s string) map[string]string {
-	out := map[string]string{}
-	for len(s) > 0 {
-		eq := strings.IndexByte(s, '=')
-		if eq < 0 || eq+1 >= len(s) || s[eq+1] != '"' {
-			break
-		}
-		name := strings.TrimSpace(strings.TrimPrefix(s[:eq], ","))
-		var val strings.Builder
-		i := eq + 2
-		for ; i < len(s) && s[i] != '"'; i++ {
-			if s[i] == '\\' && i+1 < len(s) {
-				i++
-				if s[i] == 'n' {
-					val.WriteByte('\n')
-					continue
-				}
-			}
-			val.WriteByte(s[i])
-		}
-		out[name] = val.String()
-		s = s[min(i+1, len(s)):]
-		s = strings.TrimPrefix(s, ",")
-	}
-	return out
-}
-
-// ---- The report ----
-
-type upReport struct {
-	flags      *upFlags
-	lay        upLayout
-	res        workload.Result
-	werr       error
-	drained    bool
-	stats      proxy.StatsView
-	status     proxy.Status
-	bridges    []*bridgeProc
-	serving    map[string]quantiles // proxy histogram, by served_by
-	bridgeLat  map[string]quantiles // bridge histograms, by backend
-	bridgeNice map[string]int       // backends whose bridge yielded the CPU (only mirrored)
-	rollout    rollout.Status
-}
-
-// verdict is the report's last line: PASS only with no divergence beyond
-// the allowlist, every op answered, both libraries really mounted, and the
-// mirror caught up and comparing.
-func (r *upReport) verdict() (bool, string) {
-	v := r.stats
-	diverged := v.Divergent + v.ByClass[compare.ClassShadowError]
-	var degraded []string
-	for _, b := range r.bridges {
-		if b.active != b.backend {
-			degraded = append(degraded, fmt.Sprintf("the %s bridge runs %q, not %s", b.role, b.active, b.backend))
-		}
-	}
-	switch {
-	case diverged > 0:
-		return false, fmt.Sprintf("FAIL: %d divergences (see %s)", diverged, rel(r.lay.divergences))
-	case r.res.Errors > 0 || r.werr != nil:
-		why := r.res.FirstError
-		if r.werr != nil {
-			why = r.werr.Error()
-		}
-		return false, fmt.Sprintf("FAIL: %d ops got no result from the proxy (%s; see %s)", r.res.Errors, why, rel(r.lay.proxyLog))
-	case len(degraded) > 0:
-		return false, fmt.Sprintf("FAIL: %s: no FUSE library in its results (see its log)", strings.Join(degraded, "; "))
-	case !r.drained:
-		return false, fmt.Sprintf("FAIL: the mirror did not catch up within 2 minutes (see %s)", rel(r.lay.proxyLog))
-	case v.Ops > 0 && v.Compared*2 < v.Ops:
-		return false, fmt.Sprintf("FAIL: only %d of %d ops were compared (skipped: %s)", v.Compared, v.Ops, counts(v.Skipped))
-	}
-	return true, "PASS: no divergence beyond the allowlist"
-}
-
-func (r *upReport) write(out io.Writer) {
-	f, res, v := r.flags, &r.res, r.stats
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	section := func(title string) { fmt.Fprintf(w, "\n%s\n", title) }
-	rate := float64(res.Ops) / math.Max(res.Elapsed.Seconds(), 1e-9)
-
-	fmt.Fprintf(w, "Lighthouse harness report (%s)\n", rel(r.lay.dir))
-	section("RUN")
-	fmt.Fprintf(w, "  workload\tseed %d, %d clients, %d ops (%d of them building the tree) in %s: %.0f ops/s\n",
-		f.seed, f.clients, res.Ops, res.SetupOps, res.Elapsed.Round(time.Millisecond), rate)
-	fmt.Fprintf(w, "  clients\tHTTP+JSON, keep-alive, to the proxy API http://%s\n", f.proxyListen)
-	for _, b := range r.bridges {
-		fmt.Fprintf(w, "  %s bridge\t%s on %s, mount %s\n", b.role, b.active, b.url(), rel(b.mnt()))
-	}
-
-	section("TRAFFIC")
-	fmt.Fprintf(w, "  ops sent\t%d\n", res.Ops)
-	fmt.Fprintf(w, "  no result (transport, 4xx, 5xx)\t%d\n", res.Errors)
-	fmt.Fprintf(w, "  errno results\t%s\t(races between clients and the workload's deliberate misses: normal)\n", countsInt(res.Errnos))
-	fmt.Fprintf(w, "  ops the proxy served, by bridge\t%s\t(the workload's, and any from the front mount)\n", counts(v.ServedBy))
-	pct := 0.0
-	if v.Ops > 0 {
-		pct = 100 * float64(v.Compared) / float64(v.Ops)
-	}
-	fmt.Fprintf(w, "  compared\t%d of %d (%.1f%%)\n", v.Compared, v.Ops, pct)
-	fmt.Fprintf(w, "  skipped, by reason\t%s\n", counts(v.Skipped))
-	fmt.Fprintf(w, "  state read-backs\t%d\n", v.Readbacks)
-	fmt.Fprintf(w, "  readdir order differences\t%d\t(reported, not divergences)\n", v.OrderOnly)
-	fmt.Fprintf(w, "  resyncs\t%d\n", v.Resyncs)
-	fmt.Fprintf(w, "  max mirror queue\t%d ops, max lag %.2f s\n", v.MaxQueueDepth, v.MaxLagSeconds)
-	if !r.drained {
-		fmt.Fprintf(w, "  mirror\tNOT caught up when the report was taken\n")
-	}
-	w.Flush()
-
-	section("ROLLOUT")
-	ro := r.rollout.State
-	fmt.Fprintf(w, "  phase at the end\t%s, go-fuse serves %.0f%% of paths\t(rolled back: %v)\n", ro.Phase, 100*ro.Weight, ro.RolledBack)
-	if len(ro.History) == 0 {
-		fmt.Fprintf(w, "  decisions\tnone\n")
-	}
-	for _, d := range ro.History {
-		fmt.Fprintf(w, "  %s\t%s %.0f%% -> %.0f%%\t%s\n", d.Time.Format("15:04:05.000"), d.Action, 100*d.From, 100*d.To, d.Reason)
-	}
-	section("DIVERGENCES (class: count, first example)")
-	classes := make([]string, 0, len(v.ByClass))
-	for c := range v.ByClass {
-		classes = append(classes, c)
-	}
-	slices.Sort(classes)
-	if len(classes) == 0 {
-		fmt.Fprintf(w, "  none\n")
-	}
-	for _, c := range classes {
-		note := ""
-		if c == compare.ClassAllowed {
-			note = " (allowlisted: not counted)"
-		}
-		fmt.Fprintf(w, "  %s\t%d%s\n", c, v.ByClass[c], note)
-		if ex := v.Examples[c]; len(ex) > 0 {
-			d := ex[0]
-			fmt.Fprintf(w, "    first\t%s\n", describeOp(&d.Op))
-			if d.Readback != nil {
-				fmt.Fprintf(w, "    read back\t%s\n", describeOp(d.Readback))
-			}
-			fmt.Fprintf(w, "    %s vs %s\t%s\n", d.Serving.Backend, d.Mirror.Backend, shortDiff(d))
-			if d.Allowed != "" {
-				fmt.Fprintf(w, "    allowed\t%s\n", d.Allowed)
-			}
-		}
-	}
-	w.Flush()
-
-	section("LATENCY\tp50\tp95\tp99\tn")
-	ms := func(s float64) string { return fmt.Sprintf("%.2fms", s*1000) }
-	dur := func(d time.Duration) string { return ms(d.Seconds()) }
-	fmt.Fprintf(w, "  client round trip, all ops (workload, HTTP+JSON through the proxy)\t%s\t%s\t%s\t%d\n",
-		dur(res.All.P50), dur(res.All.P95), dur(res.All.P99), res.All.N)
-	for _, name := range sortedKeys(r.serving) {
-		q := r.serving[name]
-		fmt.Fprintf(w, "  serving path, served by %s (proxy histogram %s)\t%s\t%s\t%s\t%.0f\n",
-			name, "lighthouse_proxy_request_duration_seconds", ms(q.p50), ms(q.p95), ms(q.p99), q.n)
-	}
-	for _, name := range sortedKeys(r.bridgeLat) {
-		q := r.bridgeLat[name]
-		fmt.Fprintf(w, "  %s bridge, every op on its mount (bridge histogram %s)\t%s\t%s\t%s\t%.0f\n",
-			name, metrics.OperationDuration, ms(q.p50), ms(q.p95), ms(q.p99), q.n)
-		if n := r.bridgeNice[name]; n > 0 {
-			fmt.Fprintf(w, "    (it only mirrored, at nice %d: its times include waiting for the CPU, not only %s's own cost)\n", n, name)
-		}
-	}
-	fmt.Fprintf(w, "  (histogram values are interpolated inside buckets; the client round trip is measured exactly)\n")
-	w.Flush()
-
-	section("BY OP (client round trip)\tcount\tp50\tp95\tp99\terrnos")
-	for _, k := range res.Kinds() {
-		p := res.Latency[k]
-		fmt.Fprintf(w, "  %s\t%d\t%s\t%s\t%s\t%s\n", k, res.ByKind[k], dur(p.P50), dur(p.P95), dur(p.P99), countsInt(res.ErrnosByKind[k]))
-	}
-	w.Flush()
-
-	_, line := r.verdict()
-	fmt.Fprintf(out, "\nrecord: %s  divergences: %s  logs: %s, %s, %s\n", rel(r.lay.record), rel(r.lay.divergences),
-		rel(r.lay.proxyLog), rel(r.bridges[0].logPath()), rel(r.bridges[1].logPath()))
-	fmt.Fprintf(out, "VERDICT: %s\n", line)
-}
-
-func describeOp(op *fsop.Op) string {
-	s := string(op.Kind)
-	if op.Path != "" {
-		s += " " + op.Path
-	}
-	if op.To != "" {
-		s += " -> " + op.To
-	}
-	if op.Handle != 0 {
-		s += fmt.Sprintf(" handle %d", op.Handle)
-	}
-	return s
-}
-
-// shortDiff is the divergence's diff on one line: where file data differs,
-// otherwise the changed lines of the diff.
-func shortDiff(d proxy.Divergence) string {
-	if a, b := d.Serving.Result, d.Mirror.Result; a != nil && b != nil && a.Errno == b.Errno && !bytes.Equal(a.Data, b.Data) {
-		i := 0
-		for i < len(a.Data) && i < len(b.Data) && a.Data[i] == b.Data[i] {
-			i++
-		}
-		return fmt.Sprintf("data: %d vs %d bytes, first difference at byte %d", len(a.Data), len(b.Data), i)
-	}
-	var parts []string
-	for _, l := range strings.Split(d.Diff, "\n") {
-		l = strings.TrimSpace(l)
-		if strings.HasPrefix(l, "-") || strings.HasPrefix(l, "+") {
-			parts = append(parts, strings.Join(strings.Fields(l), " "))
-		}
-	}
-	s := strings.Join(parts, " | ")
-	if s == "" {
-		switch {
-		case d.Mirror.Error != "":
-			s = "mirror error: " + d.Mirror.Error
-		case d.Serving.Error != "":
-			s = "serving error: " + d.Serving.Error
-		default:
-			s = strings.Join(strings.Fields(d.Diff), " ")
-		}
-	}
-	if len(s) > 160 {
-		s = s[:157] + "..."
-	}
-	return s
-}
-
-func counts(m map[string]int64) string {
-	mi := make(map[string]int, len(m))
-	for k, n := range m {
-		mi[k] = int(n)
-	}
-	return countsInt(mi)
-}
-
-// countsInt renders "a 3, b 1", largest first; "none" when empty.
-func countsInt(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k, n := range m {
-		if n > 0 {
-			keys = append(keys, k)
-		}
-	}
-	if len(keys) == 0 {
-		return "none"
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		if d := m[b] - m[a]; d != 0 {
-			return d
-		}
-		return strings.Compare(a, b)
-	})
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s %d", k, m[k])
-	}
-	return strings.Join(parts, ", ")
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

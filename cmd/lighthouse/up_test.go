@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -16,20 +15,8 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
-	"github.com/lighthouse-fs/lighthouse/internal/testbin"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
-
-// buildLighthouse builds this command into a temporary directory: `up`
-// starts its bridges from its own executable, so it cannot run inside the
-// test binary.
-func buildLighthouse(t *testing.T) string {
-	t.Helper()
-	bin, err := testbin.Build(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
 
 func needFUSE(t *testing.T) {
 	t.Helper()
@@ -87,7 +74,7 @@ func TestUp(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and mounts three file systems")
 	}
-	bin := buildLighthouse(t)
+	bin := lighthouseBin(t)
 	t.Run("workload", func(t *testing.T) { testUpWorkload(t, bin) })
 	t.Run("port-in-use", func(t *testing.T) { testUpPortInUse(t, bin) })
 	t.Run("divergence", func(t *testing.T) { testUpDivergence(t, bin) })
@@ -150,8 +137,8 @@ func testUpPortInUse(t *testing.T, bin string) {
 	}
 	out, err := exec.Command(bin, append([]string{"up", "--dir", dir, "--workload"}, portFlags(addrs)...)...).CombinedOutput()
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("err %v, want exit status 1; output:\n%s", err, out)
+	if !errors.As(err, &ee) || ee.ExitCode() != verdict.ExitInfra {
+		t.Fatalf("err %v, want exit status 4 (infrastructure); output:\n%s", err, out)
 	}
 	for _, want := range []string{"primary bridge port " + addrs[2] + " is in use", "another `lighthouse up`"} {
 		if !strings.Contains(string(out), want) {
@@ -193,37 +180,6 @@ func testUpDivergence(t *testing.T, bin string) {
 	}
 	if left := fuseMountsUnder(t, dir); len(left) > 0 {
 		t.Errorf("mounts left: %v", left)
-	}
-}
-
-func TestHistogramQuantiles(t *testing.T) {
-	text := `# HELP x_seconds a histogram
-# TYPE x_seconds histogram
-x_seconds_bucket{op="stat",served_by="bazil",le="0.001"} 50
-x_seconds_bucket{op="stat",served_by="bazil",le="0.01"} 90
-x_seconds_bucket{op="stat",served_by="bazil",le="+Inf"} 100
-x_seconds_sum{op="stat",served_by="bazil"} 1
-x_seconds_count{op="stat",served_by="bazil"} 100
-x_seconds_bucket{op="read",served_by="bazil",le="0.001"} 50
-x_seconds_bucket{op="read",served_by="bazil",le="0.01"} 100
-x_seconds_bucket{op="read",served_by="bazil",le="+Inf"} 100
-x_seconds_bucket{op="read",served_by="go\"fuse",le="0.001"} 0
-x_seconds_bucket{op="read",served_by="go\"fuse",le="0.01"} 10
-x_seconds_bucket{op="read",served_by="go\"fuse",le="+Inf"} 10
-other_bucket{served_by="bazil",le="+Inf"} 7
-`
-	got := histogramQuantiles(text, "x_seconds", "served_by")
-	b := got["bazil"]
-	// 200 samples: 100 up to 1 ms, 90 more up to 10 ms, 10 beyond.
-	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
-	if b.n != 200 || !near(b.p50, 0.001) || !near(b.p95, 0.001+0.009*(190-100)/90.0) || !near(b.p99, 0.01) {
-		t.Errorf("bazil: %+v", b)
-	}
-	if g := got[`go"fuse`]; g.n != 10 || !near(g.p50, 0.001+0.009*0.5) {
-		t.Errorf("go\"fuse: %+v (all: %v)", g, got)
-	}
-	if len(got) != 2 {
-		t.Errorf("groups: %v", got)
 	}
 }
 
@@ -291,8 +247,8 @@ func testRemoteWorkload(t *testing.T, bin string) {
 		!regexp.MustCompile(`(?m)^proxy ops / compared / read back +1500 / 1500 / \d+$`).MatchString(out) {
 		t.Errorf("agreeing bridges: exit %d, want 0 and 1500 compared:\n%s", code, out)
 	}
-	if out, code := run(agree, agree[2]); code != 1 || !strings.Contains(out, "is --target that proxy?") {
-		t.Errorf("target is the primary bridge, not the proxy: exit %d, want 1:\n%s", code, out)
+	if out, code := run(agree, agree[2]); code != verdict.ExitInfra || !strings.Contains(out, "is --target that proxy?") {
+		t.Errorf("target is the primary bridge, not the proxy: exit %d, want 4:\n%s", code, out)
 	}
 	corrupt := startUp(t, bin, "--inject-divergence", "0.05")
 	if out, code := run(corrupt, corrupt[0]); code != 1 || !regexp.MustCompile(`(?m)^FAIL: \d+ divergences`).MatchString(out) {

@@ -2,18 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/report"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 	"github.com/lighthouse-fs/lighthouse/workload"
 )
 
@@ -22,6 +21,7 @@ type workloadFlags struct {
 	ops, clients  int
 	seed          uint64
 	drain         time.Duration
+	minCoverage   float64
 }
 
 // workloadCmd runs the built-in workload against a proxy that is already
@@ -34,9 +34,13 @@ func workloadCmd() *cobra.Command {
 		Short: "Run the built-in workload through a running proxy and fail on divergence",
 		Long: `Send the built-in workload (people editing a source tree) to a running
 proxy's client API, wait until its mirror has caught up (the admin API's
-/admin/status), and print what the proxy counted for these ops. Exit status
-0 when every op got an answer and nothing diverged beyond the allowlist, 1
-otherwise: the migration-test job of docker-compose.dual-fuse.yml.
+/admin/status), and print what the proxy counted for these ops: the
+migration-test job of docker-compose.dual-fuse.yml. PASS (exit 0) when every
+op got an answer, nothing diverged beyond the allowlist and at least
+--min-coverage of the ops were compared; FAIL (exit 1) on divergences or ops
+without an answer; INCONCLUSIVE (exit 3) when too few ops were compared;
+exit 4 when the mirror did not catch up or the proxy behind --admin did not
+count the run's ops (is --target that proxy?).
 
 Only the difference of the proxy's counters over the run is judged, so a
 proxy that has served other traffic before can be tested. Give the admin
@@ -53,6 +57,7 @@ token in LIGHTHOUSE_ADMIN_TOKEN when the proxy has one.`,
 	fl.IntVar(&f.clients, "clients", workload.DefaultClients, "concurrent clients")
 	fl.Uint64Var(&f.seed, "seed", 1, "seed of the op sequence (the same seed sends the same ops)")
 	fl.DurationVar(&f.drain, "drain-timeout", 2*time.Minute, "how long to wait for the mirror to catch up after the last op")
+	fl.Float64Var(&f.minCoverage, "min-coverage", verdict.DefaultMinCoverage, "the share of the run's ops that must be compared for a PASS; below it the verdict is INCONCLUSIVE")
 	return cmd
 }
 
@@ -81,12 +86,14 @@ func runRemoteWorkload(ctx context.Context, out io.Writer, f *workloadFlags) err
 		return err
 	}
 	d := remoteDelta(before, after)
-	rep := remoteReport{res: res, werr: werr, d: d, drained: drained, drain: f.drain}
-	rep.write(out)
-	if pass, line := rep.verdict(); !pass {
-		return errors.New(line)
-	}
-	return nil
+	run := verdict.Counted(d)
+	run.SetClients(res, werr)
+	run.Drained, run.DrainLimit = drained, f.drain
+	run.Uncounted = d.Ops < int64(res.Ops-res.Errors)
+	rep := report.Remote{Workload: res, Counted: d, Verdict: verdict.Judge(run, verdict.Rules{MinCoverage: f.minCoverage,
+		DivergenceHint: "the proxy's divergence log has each one", DrainHint: "lighthouse status --admin ..."})}
+	rep.WriteText(out)
+	return rep.Verdict.Err()
 }
 
 // remoteDelta is what the proxy counted between two of its statuses.
@@ -107,52 +114,4 @@ func remoteDelta(before, after proxy.Status) proxy.Status {
 		ByClass:   sub(after.ByClass, before.ByClass), Skipped: sub(after.Skipped, before.Skipped),
 		Bridges: after.Bridges,
 	}
-}
-
-type remoteReport struct {
-	res     workload.Result
-	werr    error
-	d       proxy.Status
-	drained bool
-	drain   time.Duration
-}
-
-func (r *remoteReport) verdict() (bool, string) {
-	d := r.d
-	diverged := d.Divergent + d.ByClass[compare.ClassShadowError]
-	switch {
-	case diverged > 0:
-		return false, fmt.Sprintf("FAIL: %d divergences (the proxy's divergence log has each one)", diverged)
-	case r.res.Errors > 0 || r.werr != nil:
-		why := r.res.FirstError
-		if r.werr != nil {
-			why = r.werr.Error()
-		}
-		return false, fmt.Sprintf("FAIL: %d ops got no result from the proxy (%s)", r.res.Errors, why)
-	case d.Ops < int64(r.res.Ops-r.res.Errors):
-		return false, fmt.Sprintf("FAIL: %d ops were answered but the proxy behind --admin counted %d: is --target that proxy?", r.res.Ops-r.res.Errors, d.Ops)
-	case !r.drained:
-		return false, fmt.Sprintf("FAIL: the mirror did not catch up within %v (lighthouse status --admin ...)", r.drain)
-	case d.Ops > 0 && d.Compared*2 < d.Ops:
-		return false, fmt.Sprintf("FAIL: only %d of %d ops were compared (skipped: %s)", d.Compared, d.Ops, counts(d.Skipped))
-	}
-	return true, "PASS: no divergence beyond the allowlist"
-}
-
-func (r *remoteReport) write(out io.Writer) {
-	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	res, d := &r.res, &r.d
-	fmt.Fprintf(w, "ops sent\t%d in %.1fs (%.0f ops/s), %d without a result\n", res.Ops, res.Elapsed.Seconds(),
-		float64(res.Ops)/max(res.Elapsed.Seconds(), 1e-9), res.Errors)
-	fmt.Fprintf(w, "client latency\tp50 %v  p95 %v  p99 %v\n", res.All.P50, res.All.P95, res.All.P99)
-	fmt.Fprintf(w, "proxy ops / compared / read back\t%d / %d / %d\n", d.Ops, d.Compared, d.Readbacks)
-	fmt.Fprintf(w, "divergences by class\t%s\n", counts(d.ByClass))
-	fmt.Fprintf(w, "skipped\t%s\n", counts(d.Skipped))
-	fmt.Fprintf(w, "resyncs\t%d\n", d.Resyncs)
-	for _, b := range d.Bridges {
-		fmt.Fprintf(w, "%s (%s)\tqueue %d, stale %v\n", b.Role, b.Backend, b.QueueDepth, b.Stale)
-	}
-	_, line := r.verdict()
-	fmt.Fprintf(w, "\n%s\n", line)
-	w.Flush()
 }
