@@ -131,8 +131,8 @@ func TestReplayRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, stderr, code := runReplay(t, bad)
-	if code != 1 || !strings.Contains(stderr, bad+":2:") || !strings.Contains(stderr, "mkdri") {
-		t.Errorf("bad line 2: exit %d, stderr %q; want exit 1 and an error naming %s:2 and the op", code, stderr, bad)
+	if code != 2 || !strings.Contains(stderr, bad+":2:") || !strings.Contains(stderr, "mkdri") {
+		t.Errorf("bad line 2: exit %d, stderr %q; want exit 2 (usage) and an error naming %s:2 and the op", code, stderr, bad)
 	}
 }
 

@@ -27,6 +27,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/rollout"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // proxyFlags configure a front proxy.
@@ -71,13 +72,13 @@ func (f *proxyFlags) initialWeight() (float64, error) {
 	switch {
 	case f.weight >= 0:
 		if f.weight > 1 {
-			return 0, fmt.Errorf("--weight %v outside [0, 1]", f.weight)
+			return 0, verdict.Usage(fmt.Errorf("--weight %v outside [0, 1]", f.weight))
 		}
 		return f.weight, nil
 	case f.phase != "":
 		w, ok := rollout.PhaseWeight[f.phase]
 		if !ok {
-			return 0, fmt.Errorf("unknown --phase %q: shadow, canary, progressive or full", f.phase)
+			return 0, verdict.Usage(fmt.Errorf("unknown --phase %q: shadow, canary, progressive or full", f.phase))
 		}
 		return w, nil
 	}
@@ -107,7 +108,7 @@ func startProxy(ctx context.Context, f *proxyFlags, reg prometheus.Registerer) (
 			return nil, err
 		}
 		rp.clients = append(rp.clients, c)
-		info, err := waitBridge(ctx, c, 30*time.Second)
+		info, err := c.WaitInfo(ctx, 30*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("bridge %s: %w (start it with `lighthouse bridge`, or use `lighthouse up`)", url, err)
 		}
@@ -252,22 +253,6 @@ func (rp *runningProxy) reload(path string) {
 	rp.cfgFile = f
 	st := rp.rollout.Status()
 	slog.Info("rollout config reloaded", "file", path, "phase", st.State.Phase, "weight", st.State.Weight)
-}
-
-func waitBridge(ctx context.Context, c *bridgeclient.Client, limit time.Duration) (bridgeclient.Info, error) {
-	deadline := time.Now().Add(limit)
-	for {
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		info, err := c.Info(ictx)
-		cancel()
-		if err == nil {
-			return info, nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return info, err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // close unmounts the front mount, then stops the proxy and its clients.

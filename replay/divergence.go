@@ -1,0 +1,115 @@
+package replay
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/proxy"
+)
+
+// replayDivergence replays one divergence line from the baseline state and
+// says whether its class reproduces on its op.
+func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *progress) (string, error) {
+	d := l.div
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	err := rp.clients[0].Restore(rctx, rp.baseline)
+	cancel()
+	if err != nil {
+		return "", fmt.Errorf("line %d: reset the primary to the starting state: %w", l.line, err)
+	}
+	var mu sync.Mutex
+	var divs []proxy.Divergence
+	var recBuf bytes.Buffer
+	// No resync for a quarantine during the line: its few ops run on the
+	// state they diverged on.
+	p, err := rp.newProxy(rp.collect(&mu, &divs), &recBuf, time.Hour)
+	if err != nil {
+		return "", fmt.Errorf("line %d: %w", l.line, err)
+	}
+	initial := p.Stats().Resyncs
+	cctx := proxy.WithClient(context.WithoutCancel(ctx), "replay")
+	ops := append(append([]fsop.Op(nil), d.Recent...), d.Op)
+	var lastErr error
+	for i, op := range ops {
+		if ctx.Err() != nil {
+			break
+		}
+		_, err := rp.exec(cctx, p, op)
+		if i == len(ops)-1 {
+			lastErr = err
+		}
+		prog.add(1)
+	}
+	closeReplayProxy(p)
+	rp.stats.add(p.Stats(), initial)
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	final := uint64(len(ops)) // seq numbers start at 1, one per Exec
+	var onOp, earlier []proxy.Divergence
+	for _, x := range divs {
+		if notAllowed(x) {
+			rp.stats.notAllowed = append(rp.stats.notAllowed, x)
+		}
+		if x.Seq == final {
+			onOp = append(onOp, x)
+		} else {
+			earlier = append(earlier, x)
+		}
+	}
+	var rec *proxy.Record
+	dec := json.NewDecoder(&recBuf)
+	for {
+		var r proxy.Record
+		if dec.Decode(&r) != nil {
+			break
+		}
+		if r.Seq == final {
+			rec = &r
+		}
+	}
+
+	what := fmt.Sprintf("line %d: seq %d %s %q", l.line, d.Seq, d.Op.Kind, d.Op.Path)
+	if d.Op.To != "" {
+		what += fmt.Sprintf(" -> %q", d.Op.To)
+	}
+	what += fmt.Sprintf(" after %d recent ops: recorded %s", len(d.Recent), d.Class)
+	var verdict string
+	switch {
+	case lastErr != nil && !errors.Is(lastErr, proxy.ErrRefused):
+		verdict = "not reproduced: the op failed on the serving bridge: " + lastErr.Error()
+	case len(onOp) > 0:
+		classes := make([]string, len(onOp))
+		same := false
+		for i, x := range onOp {
+			classes[i] = x.Class
+			same = same || x.Class == d.Class
+		}
+		if same {
+			verdict = "reproduced (" + strings.Join(classes, ", ") + ")"
+		} else {
+			verdict = "reproduced as another class: " + strings.Join(classes, ", ")
+		}
+	case rec != nil && rec.Skipped != "":
+		verdict = "not reproduced: the op was not compared (" + rec.Skipped + ")"
+	case rec != nil && rec.Mirror == nil:
+		verdict = "not reproduced: the op was not mirrored (the shadow is out of step)"
+	default:
+		verdict = "not reproduced: both bridges answered the same"
+	}
+	if len(earlier) > 0 {
+		var e []string
+		for _, x := range earlier {
+			e = append(e, fmt.Sprintf("%s on %s %q", x.Class, x.Op.Kind, x.Op.Path))
+		}
+		verdict += "; earlier ops diverged: " + strings.Join(e, ", ")
+	}
+	return what + ": " + verdict, nil
+}
