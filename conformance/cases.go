@@ -98,6 +98,7 @@ func Cases() []Case {
 	add("attr/chmod-dir", mkdir("d"), chmod("d", 0o700), stat("d"))
 	add("attr/chmod-sticky-setgid", mkdir("d"), chmod("d", 0o3777), stat("d"))
 	add("attr/chmod-sticky-file", create("f"), chmod("f", 0o1644), stat("f"))
+	add("attr/chmod-zero", create("f"), chmod("f", 0), stat("f"))
 	add("attr/chown", create("f"), chown("f", 1000, 1000), stat("f"))
 	add("attr/chown-keep-gid", create("f"), chown("f", 1000, 2000), chown("f", 3000, -1), stat("f"))
 	cs = append(cs, Case{Name: "attr/utimens", Rules: compare.Rules{Mtime: true}, Ops: []fsop.Op{

@@ -1,6 +1,7 @@
 package conformance_test
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -73,6 +74,7 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s\n%s", rep.Table(ex), rep.Summary())
+	rep.Settings = probeSettings(t)
 
 	doc := rep.Markdown("bazil", "gofuse", ex)
 	if *update {
@@ -99,6 +101,28 @@ func TestConformance(t *testing.T) {
 	for _, s := range rep.Stale(ex) {
 		t.Errorf("%s: listed in %s but no longer differs; delete the entry", s, expectedFile)
 	}
+}
+
+// probeSettings mounts each library with its debug log on, runs the
+// settings probe and renders what the logs show.
+func probeSettings(t *testing.T) string {
+	got := map[string]conformance.Settings{}
+	for _, b := range []string{"bazil", "gofuse"} {
+		var log bytes.Buffer
+		m := mounttest.StartConfig(t, mounttest.Config{Backend: b, Options: fusemount.Options{Debug: true}, Log: &log, NameMax: conformance.MountNameMax})
+		var err error
+		m.Guard(t, time.Minute, func() { err = conformance.Probe(m.Dir) })
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if err := m.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if got[b], err = conformance.ParseSettings(log.String()); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+	}
+	return conformance.SettingsMarkdown("bazil", "gofuse", got["bazil"], got["gofuse"])
 }
 
 // TestErrnoTranslation is the one table both adapters' error translations

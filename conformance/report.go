@@ -230,6 +230,9 @@ func (r *Report) Markdown(a, b string, ex Expectations) string {
 		}
 		fmt.Fprintf(&s, "| %s | %d | %d | %d | %d |\n", f, len(byFamily[f]), ab, ar, br)
 	}
+	if r.Settings != "" {
+		s.WriteString("\n" + r.Settings)
+	}
 	for _, f := range families {
 		fmt.Fprintf(&s, "\n## %s\n\n", f)
 		found := false

@@ -145,6 +145,9 @@ func runCase(t Target, c Case) ([]fsop.Result, error) {
 type Report struct {
 	Targets  []string
 	Outcomes []Outcome
+	// Settings, if set, is the negotiated-settings section (SettingsMarkdown)
+	// that Markdown puts after the summary.
+	Settings string
 }
 
 // Mismatch is one step whose result differs between two targets.

@@ -33,8 +33,10 @@ const unmountTimeout = 5 * time.Second
 //   - AsyncRead: several reads in flight per file, as go-fuse and libfuse
 //     negotiate by default.
 //
-// Not settable through bazil: max write (fixed 128 KiB) and the negative
-// entry timeout (see the package doc).
+// Not settable through bazil: max write (fixed 128 KiB, which the go-fuse
+// adapter matches), max pages, READDIRPLUS (never offered; the go-fuse
+// adapter switches them off) and the negative entry timeout (see the
+// package doc).
 func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() error, done <-chan error, err error) {
 	if err := fusemount.CleanStale(dir); err != nil {
 		return nil, nil, fmt.Errorf("mount %s: %w", dir, err)
@@ -52,6 +54,9 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 	cfg := &fs.Config{Debug: func(any) {}}
 	if opts.Debug {
 		cfg.Debug = func(msg any) { log.Printf("primary %s: %v", dir, msg) }
+		// INIT is answered inside fuse.Mount, before any debug hook: the
+		// connection keeps what was negotiated.
+		log.Printf("primary %s: INIT negotiated protocol %v flags %#x", dir, conn.Protocol(), uint32(conn.Features()))
 	}
 	srv := fs.New(conn, cfg)
 	m := &mount{dir: dir, served: make(chan struct{})}

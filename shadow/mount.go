@@ -12,10 +12,21 @@ import (
 	"github.com/lighthouse-fs/lighthouse/store"
 )
 
-// maxWrite is the largest READ and WRITE request: 1 MiB, the most a Linux
-// kernel (4.20 and later, max_pages 256) sends; go-fuse caps it there too.
-// Larger requests mean fewer round trips for big files.
-const maxWrite = 1 << 20
+// maxWrite is the largest READ and WRITE request: 128 KiB, bazil's fixed
+// value (it has no option for it), so that a large write reaches both
+// libraries as the same number of requests. go-fuse alone could go to
+// 1 MiB (MAX_PAGES 256); see docs/compatibility.md, "Defaults and
+// negotiated settings".
+const maxWrite = 128 << 10
+
+// disabledCaps are the INIT capabilities go-fuse offers by default and
+// bazil never does; switched off so that both kernels behave alike:
+//   - MAX_PAGES: also lets names grow from 1024 to 4095 bytes;
+//   - READDIRPLUS: a directory listing that carries every entry's
+//     attributes (bazil's kernel sends a LOOKUP per entry instead);
+//   - AUTO_INVAL_DATA: the kernel drops cached pages when it sees the
+//     mtime or size change.
+const disabledCaps = fuse.CAP_MAX_PAGES | fuse.CAP_READDIRPLUS | fuse.CAP_READDIRPLUS_AUTO | fuse.CAP_AUTO_INVAL_DATA
 
 var _ fusemount.MountFunc = Mount
 
@@ -44,7 +55,11 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 			Options:     []string{"default_permissions"},
 			DirectMount: true,
 			MaxWrite:    maxWrite,
-			Debug:       opts.Debug,
+			// The kernel's 128 KiB, bazil's value (it echoes what it is
+			// offered only up to its own 128 KiB).
+			MaxReadAhead:         128 << 10,
+			DisabledCapabilities: disabledCaps,
+			Debug:                opts.Debug,
 		},
 		EntryTimeout:    &entry,
 		AttrTimeout:     &attr,

@@ -135,6 +135,10 @@ type Config struct {
 	DataDir string
 	// Dir is the mount point; empty means a new temporary directory.
 	Dir string
+	// Log, if set, receives the server's standard error (with
+	// Options.Debug, every request its library logs); it is complete once
+	// Stop has returned.
+	Log io.Writer
 	// NameMax is the store's name cap (store.Options.NameMax); 0 is the
 	// store's default.
 	NameMax int
@@ -168,6 +172,9 @@ func StartConfig(t testing.TB, c Config) *Mount {
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), envBackend+"="+c.Backend, envDir+"="+c.Dir, envOpts+"="+string(optJSON), envData+"="+c.DataDir, envNameMax+"="+strconv.Itoa(c.NameMax))
 	cmd.Stderr = os.Stderr
+	if c.Log != nil {
+		cmd.Stderr = c.Log
+	}
 	cmd.Dir = "/" // never start inside a mount
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
