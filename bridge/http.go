@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -16,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
-	"github.com/lighthouse-fs/lighthouse/store"
 )
 
 // probeName is the file /readyz writes, reads back and removes through the
@@ -163,90 +161,4 @@ func (b *Bridge) handleReady(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready", "active_backend": b.active})
-}
-
-// ChecksumHeader carries a snapshot's crc32c (hex) on GET and, optionally,
-// PUT /v1/snapshot.
-const ChecksumHeader = "X-Lighthouse-Checksum"
-
-func (b *Bridge) handleGetSnapshot(w http.ResponseWriter, _ *http.Request) {
-	snap := b.st.Snapshot()
-	sum, _ := store.Checksum(snap)
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set(ChecksumHeader, fmt.Sprintf("%08x", sum))
-	w.Write(snap)
-}
-
-func (b *Bridge) handlePutSnapshot(w http.ResponseWriter, r *http.Request) {
-	body := http.MaxBytesReader(w, r.Body, b.cfg.MaxSnapshot)
-	snap, err := io.ReadAll(body)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, fmt.Errorf("snapshot larger than %d bytes", b.cfg.MaxSnapshot))
-			return
-		}
-		writeError(w, http.StatusBadRequest, fmt.Errorf("read snapshot: %w", err))
-		return
-	}
-	if want := r.Header.Get(ChecksumHeader); want != "" {
-		sum, err := store.Checksum(snap)
-		if err != nil || fmt.Sprintf("%08x", sum) != strings.ToLower(want) {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("snapshot checksum %08x does not match %s %s", sum, ChecksumHeader, want))
-			return
-		}
-	}
-	if err := b.Restore(r.Context(), snap); err != nil {
-		status := http.StatusInternalServerError
-		if errors.Is(err, store.ErrBadSnapshot) {
-			status = http.StatusBadRequest
-		}
-		writeError(w, status, err)
-		return
-	}
-	sum, _ := store.Checksum(b.st.Snapshot())
-	writeJSON(w, http.StatusOK, map[string]any{"restored": true, "inodes": b.st.Inodes(), "checksum": fmt.Sprintf("%08x", sum)})
-}
-
-// Restore replaces the store with snap atomically. Running ops finish
-// first; open handles are closed; the mount is remounted so that neither
-// the kernel nor the library keeps anything of the old tree.
-func (b *Bridge) Restore(ctx context.Context, snap []byte) error {
-	b.opsMu.Lock()
-	defer b.opsMu.Unlock()
-	if b.exec != nil {
-		if err := b.exec.control(ctx, ctlCloseAll, ""); err != nil {
-			return fmt.Errorf("close handles before restore: %w", err)
-		}
-	}
-	if b.direct != nil {
-		b.direct.Close()
-	}
-	b.hmu.Lock()
-	clear(b.handles)
-	b.metrics.Handles.Set(0)
-	b.hmu.Unlock()
-	if b.unmount != nil {
-		if err := b.unmount(); err != nil {
-			return fmt.Errorf("unmount before restore: %w", err)
-		}
-		<-b.done
-		b.unmount = nil
-	}
-	restoreErr := b.st.Restore(snap)
-	// Remount whatever happened: a refused snapshot leaves the old tree.
-	if b.active != Degraded {
-		if err := b.mount(b.active); err != nil {
-			return errors.Join(restoreErr, fmt.Errorf("remount %s after restore: %w", b.active, err))
-		}
-		if err := b.exec.control(ctx, ctlAttach, b.cfg.MountDir); err != nil {
-			return errors.Join(restoreErr, fmt.Errorf("attach executor after restore: %w", err))
-		}
-	} else {
-		b.direct = store.NewExecutor(b.st)
-	}
-	if restoreErr == nil {
-		b.metrics.Restores.Inc()
-	}
-	return restoreErr
 }

@@ -31,7 +31,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
 
-// Errors of Exec, Snapshot, Restore and Info; the returned errors wrap one
+// Errors of Exec, Snapshot, SnapshotSubtree, Restore, RestoreSubtree and Info; the returned errors wrap one
 // of them and say more.
 var (
 	// ErrRefused: the bridge refused the request as malformed (an invalid
@@ -44,7 +44,30 @@ var (
 	ErrUnavailable = errors.New("bridge unavailable")
 	// ErrChecksum: a snapshot's bytes do not match its checksum.
 	ErrChecksum = errors.New("snapshot checksum mismatch")
+	// ErrCrossLink: a subtree snapshot or restore was refused because a
+	// file inside the subtree has a hard link outside it (HTTP 409, code
+	// cross_link). The error is a *CrossLinkError naming both; it also
+	// wraps ErrRefused.
+	ErrCrossLink = errors.New("a hard link crosses the subtree's boundary")
 )
+
+// codeCrossLink is the "code" of the bridge's 409 (bridge.CodeCrossLink).
+const codeCrossLink = "cross_link"
+
+// CrossLinkError names two names of one file, one inside the subtree and
+// one outside, relative to the store's root: the smallest subtree that can
+// be copied holds both.
+type CrossLinkError struct {
+	Inside, Outside string
+	err             error // the HTTP error, for the message
+}
+
+func (e *CrossLinkError) Error() string {
+	return fmt.Sprintf("%v (%q inside, %q outside): %v", ErrCrossLink, e.Inside, e.Outside, e.err)
+}
+
+// Unwrap makes errors.Is(err, ErrCrossLink) true.
+func (e *CrossLinkError) Unwrap() error { return ErrCrossLink }
 
 // Upgrade token and endpoint of the frames transport (bridge.FramesProtocol).
 const (

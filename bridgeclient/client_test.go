@@ -671,3 +671,70 @@ func TestState(t *testing.T) {
 		t.Errorf("State on a killed bridge: %v, want ErrUnavailable", err)
 	}
 }
+
+// TestSubtreeSnapshotRestore: a subtree copied from one bridge to another
+// replaces only that directory; a hard link leaving the subtree is
+// ErrCrossLink with both names; a missing path is ErrRefused.
+func TestSubtreeSnapshotRestore(t *testing.T) {
+	ctx := context.Background()
+	src := newClient(t, serve(t, startBridge(t, bridge.Config{}).Handler(nil)).URL(), Options{})
+	dst := newClient(t, serve(t, startBridge(t, bridge.Config{}).Handler(nil)).URL(), Options{})
+	run := func(c *Client, ops ...fsop.Op) []fsop.Result {
+		t.Helper()
+		var out []fsop.Result
+		for i := range ops {
+			res, err := c.Exec(ctx, &ops[i])
+			if err != nil {
+				t.Fatalf("%s %s: %v", ops[i].Kind, ops[i].Path, err)
+			}
+			out = append(out, res)
+		}
+		return out
+	}
+	for _, c := range []*Client{src, dst} {
+		run(c, fsop.Op{Kind: fsop.Mkdir, Path: "a", Mode: 0o755}, fsop.Op{Kind: fsop.Mkdir, Path: "a/b", Mode: 0o700},
+			fsop.Op{Kind: fsop.WriteFile, Path: "keep", Data: []byte("outside")})
+	}
+	run(src, fsop.Op{Kind: fsop.WriteFile, Path: "a/b/f", Data: []byte("from src")})
+	run(dst, fsop.Op{Kind: fsop.WriteFile, Path: "a/old", Data: []byte("dst only")},
+		fsop.Op{Kind: fsop.WriteFile, Path: "keep", Data: []byte("dst's own")})
+
+	snap, err := src.SnapshotSubtree(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.RestoreSubtree(ctx, "a", snap); err != nil {
+		t.Fatal(err)
+	}
+	res := run(dst, fsop.Op{Kind: fsop.ReadFile, Path: "a/b/f"}, fsop.Op{Kind: fsop.Stat, Path: "a/old"},
+		fsop.Op{Kind: fsop.ReadFile, Path: "keep"})
+	if string(res[0].Data) != "from src" || res[1].Errno != "ENOENT" || string(res[2].Data) != "dst's own" {
+		t.Fatalf("after the subtree restore: a/b/f %q, a/old %q, keep %q", res[0].Data, res[1].Errno, res[2].Data)
+	}
+	again, err := dst.SnapshotSubtree(ctx, "a")
+	if err != nil || !bytes.Equal(again, snap) {
+		t.Fatalf("the restored subtree's snapshot differs from the source's (%v)", err)
+	}
+
+	run(dst, fsop.Op{Kind: fsop.Link, Path: "a/b/f", To: "out"})
+	_, err = dst.SnapshotSubtree(ctx, "a/b")
+	var ce *CrossLinkError
+	if !errors.Is(err, ErrCrossLink) || !errors.Is(err, ErrRefused) || !errors.As(err, &ce) || ce.Inside != "a/b/f" || ce.Outside != "out" {
+		t.Fatalf("snapshot of a subtree with a link leaving it: %v, want ErrCrossLink naming a/b/f and out", err)
+	}
+	if err := dst.RestoreSubtree(ctx, "a", snap); !errors.Is(err, ErrCrossLink) {
+		t.Fatalf("restore over a subtree with a link leaving it: %v, want ErrCrossLink", err)
+	}
+	for _, p := range []string{"missing", "keep", "../x"} {
+		if _, err := dst.SnapshotSubtree(ctx, p); !errors.Is(err, ErrRefused) || errors.Is(err, ErrCrossLink) {
+			t.Errorf("snapshot of %q: %v, want ErrRefused", p, err)
+		}
+	}
+	if err := dst.RestoreSubtree(ctx, "a/b", []byte("not a snapshot")); !errors.Is(err, ErrChecksum) {
+		t.Errorf("restore of garbage: %v, want ErrChecksum", err)
+	}
+	whole, _ := src.Snapshot(ctx)
+	if err := dst.RestoreSubtree(ctx, "a/b", whole); !errors.Is(err, ErrRefused) {
+		t.Errorf("restore of a whole-store snapshot into a subtree: %v, want ErrRefused", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
@@ -35,7 +36,20 @@ func (c *Client) Info(ctx context.Context) (Info, error) {
 // checking it against its X-Lighthouse-Checksum header and its own
 // trailing crc32c: a mismatch is ErrChecksum.
 func (c *Client) Snapshot(ctx context.Context) ([]byte, error) {
-	resp, err := c.do(ctx, http.MethodGet, "/v1/snapshot", nil, nil)
+	return c.getSnapshot(ctx, "/v1/snapshot")
+}
+
+// SnapshotSubtree returns the directory at path ("." is the root) and
+// everything below it (GET /v1/snapshot?path=P), checked like Snapshot.
+// A file inside with a hard link outside is ErrCrossLink (a
+// *CrossLinkError naming both): widen the subtree. A path that is missing
+// or not a directory is ErrRefused.
+func (c *Client) SnapshotSubtree(ctx context.Context, path string) ([]byte, error) {
+	return c.getSnapshot(ctx, "/v1/snapshot?path="+url.QueryEscape(path))
+}
+
+func (c *Client) getSnapshot(ctx context.Context, target string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, target, nil, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -46,19 +60,19 @@ func (c *Client) Snapshot(ctx context.Context) ([]byte, error) {
 	}
 	buf := bytes.NewBuffer(snap)
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
-		return nil, unavailable("GET /v1/snapshot: %v", err)
+		return nil, unavailable("GET %s: %v", target, err)
 	}
 	snap = buf.Bytes()
 	want := resp.Header.Get(checksumHeader)
 	if want == "" {
-		return nil, fmt.Errorf("%w: GET /v1/snapshot: no %s header", ErrChecksum, checksumHeader)
+		return nil, fmt.Errorf("%w: GET %s: no %s header", ErrChecksum, target, checksumHeader)
 	}
 	sum, err := checkSnapshot(snap)
 	if err != nil {
-		return nil, fmt.Errorf("GET /v1/snapshot: %w", err)
+		return nil, fmt.Errorf("GET %s: %w", target, err)
 	}
 	if got := fmt.Sprintf("%08x", sum); got != strings.ToLower(want) {
-		return nil, fmt.Errorf("%w: GET /v1/snapshot: the snapshot's checksum is %s, its %s header %s", ErrChecksum, got, checksumHeader, want)
+		return nil, fmt.Errorf("%w: GET %s: the snapshot's checksum is %s, its %s header %s", ErrChecksum, target, got, checksumHeader, want)
 	}
 	return snap, nil
 }
@@ -68,12 +82,25 @@ func (c *Client) Snapshot(ctx context.Context) ([]byte, error) {
 // snap whose own checksum does not match is not sent (ErrChecksum); one the
 // bridge refuses is ErrRefused.
 func (c *Client) Restore(ctx context.Context, snap []byte) error {
+	return c.putSnapshot(ctx, "/v1/snapshot", snap)
+}
+
+// RestoreSubtree replaces the directory at path with snap, a subtree
+// snapshot (PUT /v1/snapshot?path=P): checked and refused like Restore,
+// and ErrCrossLink if a file in the bridge's current subtree has a name
+// outside it. The mount stays up; the caller makes sure no op inside the
+// subtree is in flight on this bridge and reopens its handles there.
+func (c *Client) RestoreSubtree(ctx context.Context, path string, snap []byte) error {
+	return c.putSnapshot(ctx, "/v1/snapshot?path="+url.QueryEscape(path), snap)
+}
+
+func (c *Client) putSnapshot(ctx context.Context, target string, snap []byte) error {
 	sum, err := checkSnapshot(snap)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	h := http.Header{checksumHeader: {fmt.Sprintf("%08x", sum)}, "Content-Type": {"application/octet-stream"}}
-	resp, err := c.do(ctx, http.MethodPut, "/v1/snapshot", snap, h)
+	resp, err := c.do(ctx, http.MethodPut, target, snap, h)
 	if err != nil {
 		return err
 	}
@@ -98,8 +125,9 @@ func checkSnapshot(snap []byte) (uint32, error) {
 }
 
 // do makes one HTTP request and returns the response if it is a 200:
-// otherwise a 400 or 413 is ErrRefused, anything else (and transport
-// errors) ErrUnavailable.
+// otherwise a 400, 404, 409 or 413 is ErrRefused (a 409 with code
+// cross_link also a *CrossLinkError), anything else (and transport errors)
+// ErrUnavailable.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, h http.Header) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
@@ -122,14 +150,23 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, h htt
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
 	var e struct {
-		Error string `json:"error"`
+		Error   string `json:"error"`
+		Code    string `json:"code"`
+		Inside  string `json:"inside"`
+		Outside string `json:"outside"`
 	}
 	text := strings.TrimSpace(string(msg))
 	if json.Unmarshal(msg, &e) == nil && e.Error != "" {
 		text = e.Error
 	}
 	err = fmt.Errorf("%s %s: HTTP %s: %s", method, path, resp.Status, text)
-	if resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusRequestEntityTooLarge {
+	switch resp.StatusCode {
+	case http.StatusConflict:
+		if e.Code == codeCrossLink {
+			return nil, fmt.Errorf("%w: %w", ErrRefused, &CrossLinkError{Inside: e.Inside, Outside: e.Outside, err: err})
+		}
+		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+	case http.StatusBadRequest, http.StatusNotFound, http.StatusRequestEntityTooLarge:
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)

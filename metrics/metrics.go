@@ -44,8 +44,10 @@ type Bridge struct {
 	Active     *prometheus.GaugeVec     // {backend, role}: 1 for the backend in use
 	Executors  prometheus.Counter       // executor processes started (restarts included)
 	Restores   prometheus.Counter       // snapshots installed through PUT /v1/snapshot
-	Handles    prometheus.Gauge         // open handles
-	Nice       prometheus.Gauge         // nice value: 0 serving, higher while only mirroring
+	// SubtreeRestores: subtree snapshots installed through PUT /v1/snapshot?path=P
+	SubtreeRestores prometheus.Counter
+	Handles         prometheus.Gauge // open handles
+	Nice            prometheus.Gauge // nice value: 0 serving, higher while only mirroring
 }
 
 // NewBridge registers the bridge metrics on reg.
@@ -72,6 +74,10 @@ func NewBridge(reg prometheus.Registerer) *Bridge {
 		Restores: f.NewCounter(prometheus.CounterOpts{
 			Name: "lighthouse_bridge_snapshot_restores_total",
 			Help: "Snapshots installed through PUT /v1/snapshot (resyncs).",
+		}),
+		SubtreeRestores: f.NewCounter(prometheus.CounterOpts{
+			Name: "lighthouse_bridge_subtree_restores_total",
+			Help: "Subtree snapshots installed through PUT /v1/snapshot?path=P (resyncs of one directory).",
 		}),
 		Handles: f.NewGauge(prometheus.GaugeOpts{
 			Name: "lighthouse_bridge_open_handles",

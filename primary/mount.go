@@ -59,10 +59,13 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 		log.Printf("primary %s: INIT negotiated protocol %v flags %#x", dir, conn.Protocol(), uint32(conn.Features()))
 	}
 	srv := fs.New(conn, cfg)
+	fsys := &filesystem{st: st, opts: opts}
 	m := &mount{dir: dir, served: make(chan struct{})}
+	m.forget = st.OnSubtreeReplaced(func(c store.SubtreeChange) { invalidate(srv, fsys, c) })
 	ch := make(chan error, 1)
 	go func() {
-		err := srv.Serve(&filesystem{st: st, opts: opts})
+		err := srv.Serve(fsys)
+		m.forget()
 		conn.Close()
 		close(m.served)
 		if err != nil {
@@ -78,12 +81,14 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 type mount struct {
 	dir    string
 	served chan struct{} // closed when the serve loop has returned
+	forget func()        // stops the store's OnSubtreeReplaced calls
 	once   sync.Once
 	err    error
 }
 
 // unmount unmounts once; later calls return the first result.
 func (m *mount) unmount() error {
+	m.forget()
 	m.once.Do(func() { m.err = m.detach() })
 	return m.err
 }
@@ -124,4 +129,17 @@ func withTimeout(fn func() error) error {
 	case <-time.After(unmountTimeout):
 		return fmt.Errorf("timed out after %v", unmountTimeout)
 	}
+}
+
+// invalidate drops what the kernel caches of a directory whose subtree the
+// store replaced: its entries, old and new (bazil gives mkdir, symlink and
+// link replies a fixed minute of entry validity, so even with timeouts of
+// 0 the kernel would keep the old nodes), and its attributes. ErrNotCached
+// (the kernel never looked the directory up) needs nothing.
+func invalidate(srv *fs.Server, f *filesystem, c store.SubtreeChange) {
+	dir := node{fs: f, ino: c.Dir}
+	for _, name := range c.Names {
+		_ = srv.InvalidateEntry(dir, name)
+	}
+	_ = srv.InvalidateNodeAttr(dir)
 }

@@ -3,6 +3,7 @@ package shadow
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -72,5 +73,32 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 		NullPermissions: true,
 	}
 	root := &node{fsys: &filesystem{st: st, opts: opts}}
-	return fusemount.ServeGoFuse(abs, root, fsOpts)
+	detach, done, err := fusemount.ServeGoFuse(abs, root, fsOpts)
+	if err != nil {
+		return nil, nil, err
+	}
+	forget := st.OnSubtreeReplaced(func(c store.SubtreeChange) { invalidate(root, c) })
+	return func() error { forget(); return detach() }, done, nil
+}
+
+// invalidate drops what the kernel caches of a directory whose subtree the
+// store replaced: its entries, old and new (a negative entry too), and its
+// attributes. A directory go-fuse does not know was never looked up by the
+// kernel: nothing to drop.
+func invalidate(root *node, c store.SubtreeChange) {
+	dir := root.EmbeddedInode()
+	if c.Path != "." {
+		for _, name := range strings.Split(c.Path, "/") {
+			if dir = dir.GetChild(name); dir == nil {
+				return
+			}
+		}
+	}
+	if dir.StableAttr().Ino != c.Dir {
+		return
+	}
+	for _, name := range c.Names {
+		_ = dir.NotifyEntry(name)
+	}
+	_ = dir.NotifyContent(0, 0)
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -42,7 +43,7 @@ func mutation(s *Store, k int) error {
 		a, err := s.Lookup(RootIno, n)
 		return a.Ino, err == nil
 	}
-	switch r.IntN(10) {
+	switch r.IntN(11) {
 	case 0, 1:
 		_, err := s.Create(RootIno, name(), 0o644, 0, 0)
 		return err
@@ -73,14 +74,45 @@ func mutation(s *Store, k int) error {
 		if ino, ok := lookup(name()); ok {
 			return s.Setxattr(ino, "user.k", []byte(strconv.Itoa(k)), 0)
 		}
+	case 10:
+		if _, ok := lookup("d"); !ok {
+			_, err := s.Mkdir(RootIno, "d", 0o755, 0, 0)
+			return err
+		}
+		return s.RestoreSubtree("d", subtreeOf(r, k))
 	}
 	return nil
+}
+
+// subtreeOf makes a subtree snapshot from r: a few files of up to 12 KB
+// (so that some go over the writer's subtreeRecordMax), maybe a
+// subdirectory with a hard link.
+func subtreeOf(r *rand.Rand, k int) []byte {
+	m := OpenMemory(Options{})
+	d, _ := m.Mkdir(RootIno, "d", 0o700+uint32(r.IntN(0o100)), 0, 0)
+	var first uint64
+	for i := range 1 + r.IntN(4) {
+		f, _ := m.Create(d.Ino, "f"+strconv.Itoa(i), 0o644, 0, 0)
+		m.WriteAt(f.Ino, bytes.Repeat([]byte{byte(k + i)}, 1+r.IntN(12000)), int64(r.IntN(100)))
+		first = f.Ino
+	}
+	if r.IntN(2) == 0 {
+		sub, _ := m.Mkdir(d.Ino, "sub", 0o755, 0, 0)
+		m.Link(first, sub.Ino, "link")
+		m.Setxattr(sub.Ino, "user.k", []byte(strconv.Itoa(k)), 0)
+	}
+	snap, err := m.SnapshotSubtree("d")
+	if err != nil {
+		panic(err)
+	}
+	return snap
 }
 
 // crashWriter is the child: apply mutations from START on, print each
 // acknowledged index, until killed.
 func crashWriter(dir string) int {
 	start, _ := strconv.Atoi(os.Getenv(envCrashStart))
+	subtreeRecordMax = 8 << 10 // larger subtree restores go through a whole-store snapshot
 	s, err := Open(dir, Options{Sync: SyncPolicy(os.Getenv(envCrashPolicy)), CompactBytes: 256 << 10, Logf: func(string, ...any) {}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -17,6 +17,7 @@ const (
 	evWrite
 	evSetxattr
 	evRemovexattr
+	evRestoreSubtree // ino: the directory; off: its first new inode; data: the subtree snapshot
 )
 
 // event is one logged mutation. Everything apply needs to reproduce it
@@ -82,6 +83,9 @@ func (ev *event) encode(e *enc) {
 		e.u32(ev.flags)
 	case evRemovexattr:
 		e.str(ev.name)
+	case evRestoreSubtree:
+		e.i64(ev.off)
+		e.bytes(ev.data)
 	}
 }
 
@@ -110,6 +114,8 @@ func decodeEvent(b []byte) (event, error) {
 		ev.name, ev.data, ev.flags = d.str(), d.bytes(), d.u32()
 	case evRemovexattr:
 		ev.name = d.str()
+	case evRestoreSubtree:
+		ev.off, ev.data = d.i64(), d.bytes()
 	default:
 		return ev, fmt.Errorf("unknown event kind %d", ev.kind)
 	}

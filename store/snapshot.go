@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
+	"slices"
 	"sort"
 )
 
@@ -45,11 +46,7 @@ func encodeSnapshot(t *tree, lsn uint64) []byte {
 		e.i64(n.ctime)
 		e.u64(n.parent)
 		e.str(n.target)
-		idx := make([]int64, 0, len(n.chunks))
-		for i := range n.chunks {
-			idx = append(idx, i)
-		}
-		sort.Slice(idx, func(a, b int) bool { return idx[a] < idx[b] })
+		idx := sortedChunkIndexes(n.chunks)
 		e.u32(uint32(len(idx)))
 		for _, i := range idx {
 			e.i64(i)
@@ -70,6 +67,15 @@ func encodeSnapshot(t *tree, lsn uint64) []byte {
 	}
 	e.u32(crc32.Checksum(e.b, castagnoli))
 	return e.b
+}
+
+func sortedChunkIndexes(chunks map[int64][]byte) []int64 {
+	idx := make([]int64, 0, len(chunks))
+	for i := range chunks {
+		idx = append(idx, i)
+	}
+	slices.Sort(idx)
+	return idx
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -171,6 +171,7 @@ type Store struct {
 	compacting atomic.Bool
 	gen        atomic.Uint64
 	recovery   Recovery
+	watchers   watchers // OnSubtreeReplaced
 }
 
 const snapshotFile = "snapshot"

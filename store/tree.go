@@ -158,6 +158,8 @@ func (t *tree) apply(ev *event) error {
 		return t.applyWrite(ev)
 	case evSetxattr, evRemovexattr:
 		return t.applyXattr(ev)
+	case evRestoreSubtree:
+		return t.applySubtree(ev)
 	}
 	return syscall.EINVAL
 }

@@ -218,6 +218,17 @@ func (w *wal) rotate() (uint64, error) {
 	return w.last, nil
 }
 
+// fail makes the log fail every later append (the tree is ahead of the
+// disk and cannot be made durable any more).
+func (w *wal) fail(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err == nil {
+		w.err = err
+	}
+	w.cond.Broadcast()
+}
+
 // size is the bytes in the current segment, to decide on compaction.
 func (w *wal) size() int64 {
 	w.mu.Lock()
