@@ -211,5 +211,5 @@ func Cases() []Case {
 		ioctlCases, lockCases, pollCases, statfsFieldCases, reservedCases} {
 		cs = append(cs, family()...)
 	}
-	return cs
+	return append(cs, trafficCases()...)
 }

@@ -233,6 +233,11 @@ func (r *Report) Markdown(a, b string, ex Expectations) string {
 	if r.Settings != "" {
 		s.WriteString("\n" + r.Settings)
 	}
+	s.WriteString("## Cases from live traffic\n\n" +
+		"A divergence the proxy recorded (a line of its divergences.jsonl: the op and the recent ops on its paths) becomes a case in one step: " +
+		"`lighthouse replay --minimize divergences.jsonl` shrinks it and prints it as a line of `conformance/traffic-cases.jsonl` " +
+		"(or `lighthouse compat --divergence divergences.jsonl:LINE --emit` prints it unshrunk, and without `--emit` runs it on both libraries at once); " +
+		"append the line and run `make compat`. Such cases form the traffic family.\n\n")
 	for _, f := range families {
 		fmt.Fprintf(&s, "\n## %s\n\n", f)
 		found := false

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -22,7 +23,8 @@ import (
 func compatCmd() *cobra.Command {
 	var dir, markdown string
 	var names []string
-	var asJSON bool
+	var asJSON, emit bool
+	var divergence, caseName string
 	cmd := &cobra.Command{
 		Use:   "compat [--dir DIR] [--case NAME]... [--json]",
 		Short: "Mount the store through bazil and go-fuse side by side and run the conformance cases on both",
@@ -35,12 +37,34 @@ way the expected-differences list does not explain.
 --case NAME reruns just that case (as named in docs/compatibility.md; a
 family with a trailing slash, e.g. --case rename/), and prints every step
 with every target's result. --json prints the report for scripts instead
-(schema: docs/compatibility-json.md).`,
+(schema: docs/compatibility-json.md).
+
+--divergence FILE[:LINE] turns a line of a proxy's divergences.jsonl (its
+recent ops, then its op; the parent directories its paths need first) into
+a case and runs it on both libraries; with --emit it only prints the case
+as a line for conformance/traffic-cases.jsonl (append it, then make compat).
+'lighthouse replay --minimize' shrinks a divergence first.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runCompat(dir, markdown, names, asJSON)
+			var extra []conformance.Case
+			if divergence != "" {
+				tc, err := caseFromDivergence(divergence, caseName)
+				if err != nil {
+					return verdict.Usage(err)
+				}
+				if emit {
+					b, err := json.Marshal(tc)
+					fmt.Println(string(b))
+					return err
+				}
+				extra, names = []conformance.Case{{Name: tc.Name, Ops: tc.Ops}}, []string{tc.Name}
+			}
+			return runCompat(dir, markdown, names, asJSON, extra)
 		},
 	}
+	cmd.Flags().StringVar(&divergence, "divergence", "", "run a divergence log line (FILE or FILE:LINE) as a case")
+	cmd.Flags().StringVar(&caseName, "name", "traffic/from-divergence", "the case name --divergence gives")
+	cmd.Flags().BoolVar(&emit, "emit", false, "with --divergence: print the case line for conformance/traffic-cases.jsonl and stop")
 	cmd.Flags().StringSliceVar(&names, "case", nil, "run only these cases (repeatable or comma-separated; FAMILY/ for a whole family)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (schema lighthouse.compat/v1) instead of the table")
 	cmd.Flags().StringVar(&dir, "dir", ".lighthouse/compat", "working directory: reference dir, mount points, data, logs")
@@ -48,8 +72,21 @@ with every target's result. --json prints the report for scripts instead
 	return cmd
 }
 
-func runCompat(dir, markdown string, names []string, asJSON bool) error {
-	cases, err := conformance.Select(conformance.Cases(), names)
+// caseFromDivergence reads a divergence line and makes it a case.
+func caseFromDivergence(spec, name string) (conformance.TrafficCase, error) {
+	raw, n, err := conformance.DivergenceAt(spec)
+	if err != nil {
+		return conformance.TrafficCase{}, err
+	}
+	tc, err := conformance.FromDivergence(raw, name)
+	if err != nil {
+		return tc, fmt.Errorf("line %d: %w", n, err)
+	}
+	return tc, nil
+}
+
+func runCompat(dir, markdown string, names []string, asJSON bool, extra []conformance.Case) error {
+	cases, err := conformance.Select(append(conformance.Cases(), extra...), names)
 	if err != nil {
 		return verdict.Usage(err)
 	}
