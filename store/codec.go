@@ -13,8 +13,26 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // errShort means a record or snapshot ended before its fields did.
 var errShort = errors.New("truncated encoding")
 
-// enc appends little-endian fields to a byte slice.
-type enc struct{ b []byte }
+// enc appends little-endian fields to a byte slice. With a sink, spillOver
+// hands the bytes so far to it, so a large encoding streams; the sink's
+// first error sticks in err.
+type enc struct {
+	b    []byte
+	sink func([]byte) error
+	err  error
+}
+
+// spillOver passes the buffer to the sink once it holds more than limit
+// bytes.
+func (e *enc) spillOver(limit int) {
+	if e.sink == nil || len(e.b) <= limit {
+		return
+	}
+	if e.err == nil {
+		e.err = e.sink(e.b)
+	}
+	e.b = e.b[:0]
+}
 
 func (e *enc) u8(v uint8)     { e.b = append(e.b, v) }
 func (e *enc) u32(v uint32)   { e.b = binary.LittleEndian.AppendUint32(e.b, v) }

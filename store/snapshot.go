@@ -1,26 +1,49 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"slices"
-	"sort"
 )
 
-// Snapshot format: magic, then the LSN it covers and the next inode number,
-// then every node in inode order, then a crc32c of everything before it.
-// Nodes, names and xattrs are written in sorted order, so two equal trees
-// give byte-identical snapshots and equal checksums.
-const snapMagic = "LHSNAP01"
+// Snapshot format (version 2): magic "LHSNAP02", the LSN it covers, the
+// next inode number, the node count, then every node in inode order (its
+// inode number, link count and parent, then encodeNode: attributes, data
+// chunks with trailing zeros left out, entries and xattrs, all sorted),
+// then a crc32c of everything before it. Two equal trees give
+// byte-identical snapshots and equal checksums, and a file costs what its
+// data costs, not a 64 KiB chunk. Version 1 ("LHSNAP01", whole chunks, a
+// different field order) is still read.
+const (
+	snapMagic   = "LHSNAP02"
+	snapMagicV1 = "LHSNAP01"
+)
 
 // ErrBadSnapshot means a snapshot failed its checksum or its structure.
 var ErrBadSnapshot = errors.New("bad snapshot")
 
+// encodeSnapshot returns the snapshot of t covering lsn.
 func encodeSnapshot(t *tree, lsn uint64) []byte {
-	e := &enc{b: make([]byte, 0, 4096)}
+	var b bytes.Buffer
+	writeSnapshot(&b, t, lsn) // a bytes.Buffer does not fail
+	return b.Bytes()
+}
+
+// writeSnapshot streams the snapshot of t covering lsn to w, in pieces of
+// about 1 MiB, so a large store never sits in memory twice.
+func writeSnapshot(w io.Writer, t *tree, lsn uint64) error {
+	var crc uint32
+	e := &enc{b: make([]byte, 0, 2<<20)}
+	e.sink = func(p []byte) error {
+		crc = crc32.Update(crc, castagnoli, p)
+		_, err := w.Write(p)
+		return err
+	}
 	e.b = append(e.b, snapMagic...)
 	e.u64(lsn)
 	e.u64(t.nextIno)
@@ -31,42 +54,25 @@ func encodeSnapshot(t *tree, lsn uint64) []byte {
 		}
 		inos = append(inos, ino)
 	}
-	sort.Slice(inos, func(i, j int) bool { return inos[i] < inos[j] })
+	slices.Sort(inos)
 	e.u64(uint64(len(inos)))
+	identity := func(ino uint64) uint64 { return ino }
 	for _, ino := range inos {
 		n := t.nodes[ino]
 		e.u64(n.ino)
-		e.u32(n.mode)
-		e.u32(n.uid)
-		e.u32(n.gid)
 		e.u32(n.nlink)
-		e.i64(n.size)
-		e.i64(n.atime)
-		e.i64(n.mtime)
-		e.i64(n.ctime)
 		e.u64(n.parent)
-		e.str(n.target)
-		idx := sortedChunkIndexes(n.chunks)
-		e.u32(uint32(len(idx)))
-		for _, i := range idx {
-			e.i64(i)
-			e.bytes(n.chunks[i])
-		}
-		names := sortedKeys(n.children)
-		e.u32(uint32(len(names)))
-		for _, name := range names {
-			e.str(name)
-			e.u64(n.children[name])
-		}
-		xnames := sortedKeys(n.xattrs)
-		e.u32(uint32(len(xnames)))
-		for _, name := range xnames {
-			e.str(name)
-			e.bytes(n.xattrs[name])
-		}
+		encodeNode(e, n, identity)
+		e.spillOver(1 << 20)
 	}
-	e.u32(crc32.Checksum(e.b, castagnoli))
-	return e.b
+	e.spillOver(0)
+	if e.err != nil {
+		return e.err
+	}
+	e.u32(crc)
+	e.sink = nil
+	_, err := w.Write(e.b)
+	return err
 }
 
 func sortedChunkIndexes(chunks map[int64][]byte) []int64 {
@@ -83,12 +89,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	return keys
 }
 
 func decodeSnapshot(b []byte) (*tree, uint64, error) {
-	if len(b) < len(snapMagic)+4 || string(b[:len(snapMagic)]) != snapMagic {
+	if len(b) < len(snapMagic)+4 {
+		return nil, 0, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
+	}
+	version := string(b[:len(snapMagic)])
+	if version != snapMagic && version != snapMagicV1 {
 		return nil, 0, fmt.Errorf("%w: no snapshot header", ErrBadSnapshot)
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
@@ -100,33 +110,13 @@ func decodeSnapshot(b []byte) (*tree, uint64, error) {
 	t := &tree{nodes: map[uint64]*node{}, nextIno: d.u64(), open: map[uint64]int{}}
 	count := d.u64()
 	for i := uint64(0); i < count && d.err == nil; i++ {
-		n := &node{ino: d.u64(), mode: d.u32(), uid: d.u32(), gid: d.u32(), nlink: d.u32(),
-			size: d.i64(), atime: d.i64(), mtime: d.i64(), ctime: d.i64(), parent: d.u64(), target: d.str()}
-		if nc := d.u32(); nc > 0 {
-			n.chunks = make(map[int64][]byte, nc)
-			for j := uint32(0); j < nc && d.err == nil; j++ {
-				idx := d.i64()
-				n.chunks[idx] = d.bytes()
-			}
-		}
-		nch := d.u32()
-		if n.isDir() {
-			n.children = make(map[string]uint64, nch)
-		}
-		for j := uint32(0); j < nch && d.err == nil; j++ {
-			name := d.str()
-			if n.children != nil {
-				n.children[name] = d.u64()
-			} else {
-				d.u64()
-			}
-		}
-		if nx := d.u32(); nx > 0 {
-			n.xattrs = make(map[string][]byte, nx)
-			for j := uint32(0); j < nx && d.err == nil; j++ {
-				name := d.str()
-				n.xattrs[name] = d.bytes()
-			}
+		var n *node
+		if version == snapMagicV1 {
+			n = decodeNodeV1(d)
+		} else {
+			ino, nlink, parent := d.u64(), d.u32(), d.u64()
+			n = decodeNode(d)
+			n.ino, n.nlink, n.parent = ino, nlink, parent
 		}
 		t.nodes[n.ino] = n
 	}
@@ -140,6 +130,17 @@ func decodeSnapshot(b []byte) (*tree, uint64, error) {
 		return nil, 0, fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 	}
 	return t, lsn, nil
+}
+
+// decodeNodeV1 reads one node of a version 1 snapshot.
+func decodeNodeV1(d *dec) *node {
+	n := &node{ino: d.u64(), mode: d.u32(), uid: d.u32(), gid: d.u32(), nlink: d.u32(),
+		size: d.i64(), atime: d.i64(), mtime: d.i64(), ctime: d.i64(), parent: d.u64(), target: d.str()}
+	decodeContent(d, n)
+	for idx, c := range n.chunks {
+		n.chunks[idx] = trimZeros(c) // version 1 stored whole chunks
+	}
+	return n
 }
 
 // check verifies the tree's invariants: a root directory, every entry
@@ -156,10 +157,8 @@ func (t *tree) check() error {
 		if n.ino >= t.nextIno {
 			return fmt.Errorf("inode %d not below next inode %d", n.ino, t.nextIno)
 		}
-		for idx, c := range n.chunks {
-			if len(c) != chunkSize || idx < 0 {
-				return fmt.Errorf("inode %d: bad chunk %d", n.ino, idx)
-			}
+		if err := checkNode(n); err != nil {
+			return fmt.Errorf("inode %d: %v", n.ino, err)
 		}
 		for name, c := range n.children {
 			child, ok := t.nodes[c]

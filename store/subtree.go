@@ -184,6 +184,7 @@ func encodeNode(e *enc, n *node, ref func(ino uint64) uint64) {
 	for _, i := range idx {
 		e.i64(i)
 		e.bytes(trimZeros(n.chunks[i]))
+		e.spillOver(1 << 20)
 	}
 	names := sortedKeys(n.children)
 	e.u32(uint32(len(names)))
@@ -204,6 +205,13 @@ func encodeNode(e *enc, n *node, ref func(ino uint64) uint64) {
 func decodeNode(d *dec) *node {
 	n := &node{mode: d.u32(), uid: d.u32(), gid: d.u32(), size: d.i64(),
 		atime: d.i64(), mtime: d.i64(), ctime: d.i64(), target: d.str()}
+	decodeContent(d, n)
+	return n
+}
+
+// decodeContent reads a node's chunks, entries and xattrs, the end of a
+// node in every format.
+func decodeContent(d *dec, n *node) {
 	if nc := d.u32(); nc > 0 && d.err == nil {
 		n.chunks = make(map[int64][]byte, min(nc, 1<<16))
 		for j := uint32(0); j < nc && d.err == nil; j++ {
@@ -229,7 +237,6 @@ func decodeNode(d *dec) *node {
 			n.xattrs[name] = d.bytes()
 		}
 	}
-	return n
 }
 
 // trimZeros drops a chunk's trailing zeros: they read the same as absent
@@ -388,7 +395,7 @@ func (t *tree) applySubtree(ev *event) error {
 		}
 		n.mode, n.uid, n.gid = sn.mode, sn.uid, sn.gid
 		n.size, n.atime, n.mtime, n.ctime = sn.size, sn.atime, sn.mtime, sn.ctime
-		n.target, n.xattrs, n.chunks = sn.target, sn.xattrs, fullChunks(sn.chunks)
+		n.target, n.xattrs, n.chunks = sn.target, sn.xattrs, sn.chunks
 		n.nlink = links[i]
 		if sn.isDir() {
 			n.nlink = 2
@@ -425,20 +432,6 @@ func (t *tree) orphan(n *node) {
 	if n.isDir() {
 		n.children = map[string]uint64{}
 	}
-}
-
-// fullChunks turns trimmed chunks back into the tree's chunkSize form.
-func fullChunks(in map[int64][]byte) map[int64][]byte {
-	if len(in) == 0 {
-		return nil
-	}
-	out := make(map[int64][]byte, len(in))
-	for idx, c := range in {
-		full := make([]byte, chunkSize)
-		copy(full, c)
-		out[idx] = full
-	}
-	return out
 }
 
 // SnapshotSubtree returns the directory at path ("." is the root) and

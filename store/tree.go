@@ -1,6 +1,7 @@
 package store
 
 import (
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -36,7 +37,7 @@ type node struct {
 	mtime    int64
 	ctime    int64
 	parent   uint64            // directories only: the containing directory
-	chunks   map[int64][]byte  // regular files: chunk index -> chunkSize bytes
+	chunks   map[int64][]byte  // regular files: chunk index -> its bytes up to the last written (at most chunkSize)
 	target   string            // symlinks
 	children map[string]uint64 // directories
 	xattrs   map[string][]byte
@@ -427,18 +428,18 @@ func (t *tree) applySetattr(ev *event) error {
 	return nil
 }
 
-// truncate sets a file's size, dropping whole chunks past it and zeroing
-// the tail of the last partial one, so growing again reads zeros.
+// truncate sets a file's size, dropping whole chunks past it and cutting
+// the last partial one, so growing again reads zeros.
 func (n *node) truncate(size int64) {
 	if size < n.size {
-		last := size / chunkSize
+		last, keep := size/chunkSize, int(size%chunkSize)
 		for idx := range n.chunks {
-			if idx > last || (idx == last && size%chunkSize == 0) {
+			if idx > last || (idx == last && keep == 0) {
 				delete(n.chunks, idx)
 			}
 		}
-		if c, ok := n.chunks[last]; ok {
-			clear(c[size%chunkSize:])
+		if c, ok := n.chunks[last]; ok && len(c) > keep {
+			n.chunks[last] = c[:keep]
 		}
 	}
 	n.size = size
@@ -463,13 +464,9 @@ func (t *tree) applyWrite(ev *event) error {
 		n.chunks = map[int64][]byte{}
 	}
 	for off, p := ev.off, ev.data; len(p) > 0; {
-		idx, in := off/chunkSize, off%chunkSize
-		c, ok := n.chunks[idx]
-		if !ok {
-			c = make([]byte, chunkSize)
-			n.chunks[idx] = c
-		}
-		k := copy(c[in:], p)
+		idx, in := off/chunkSize, int(off%chunkSize)
+		k := min(len(p), chunkSize-in)
+		n.chunks[idx] = writeChunk(n.chunks[idx], in, p[:k])
 		p, off = p[k:], off+int64(k)
 	}
 	if end > n.size {
@@ -477,6 +474,19 @@ func (t *tree) applyWrite(ev *event) error {
 	}
 	n.mtime, n.ctime = ev.time, ev.time
 	return nil
+}
+
+// writeChunk writes p at in of chunk c, which holds only the bytes up to
+// the last one written (the rest of the chunk reads as zeros), growing it
+// as needed, and returns it.
+func writeChunk(c []byte, in int, p []byte) []byte {
+	if need := in + len(p); need > len(c) {
+		old := len(c)
+		c = slices.Grow(c, need-old)[:need]
+		clear(c[old:max(in, old)])
+	}
+	copy(c[in:], p)
+	return c
 }
 
 // readAt copies file data at off into p and returns the count, zeros for
@@ -491,13 +501,12 @@ func (n *node) readAt(p []byte, off int64) int {
 	total := len(p)
 	for len(p) > 0 {
 		idx, in := off/chunkSize, off%chunkSize
-		var k int
-		if c, ok := n.chunks[idx]; ok {
-			k = copy(p, c[in:])
-		} else {
-			k = min(len(p), int(chunkSize-in))
-			clear(p[:k])
+		k := min(len(p), int(chunkSize-in))
+		m := 0
+		if c := n.chunks[idx]; int(in) < len(c) {
+			m = copy(p[:k], c[in:])
 		}
+		clear(p[m:k])
 		p, off = p[k:], off+int64(k)
 	}
 	return total
