@@ -8,9 +8,13 @@
 // never makes a syscall on its own mount (the Go runtime can deadlock): ops
 // run in an executor process, this binary re-executed with EnvExecutor set,
 // started before the mount and spoken to with fsop frames over its stdin
-// and stdout. An op that outlives Config.OpTimeout marks the executor hung:
-// it is killed and replaced, the op answers an error, the bridge serves on.
-// Handles held by a replaced executor are gone (later ops on them: EBADF).
+// and stdout. Frames connections (GET /v1/frames, the proxy's transport)
+// are handed to the executor once upgraded, and it serves their ops itself.
+// An op that outlives Config.OpTimeout marks the executor hung: it is
+// killed and replaced, the op answers an error, the bridge serves on; a
+// watchdog asks the executor about the ops of its connections, and
+// replaces an executor that has died or does not answer. Handles held by a
+// replaced executor are gone (later ops on them: EBADF).
 //
 // # Backend selection
 //
@@ -25,9 +29,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"time"
 
@@ -127,9 +131,12 @@ type Bridge struct {
 	hmu     sync.Mutex
 	started time.Time
 	prioMu  sync.Mutex
-	nice    int        // what SetPriority last set
-	prioErr string     // its last failure, logged once
-	frames  frameConns // upgraded GET /v1/frames connections (frames.go)
+	nice    int           // what SetPriority last set
+	prioErr string        // its last failure, logged once
+	frames  frameConns    // upgraded GET /v1/frames connections served here (degraded)
+	stopDog chan struct{} // closed by Close: the watchdog ends
+	dogDone chan struct{} // closed when it has
+	closing sync.Once
 }
 
 // Start opens the store, starts the executor, and mounts with the first
@@ -137,7 +144,7 @@ type Bridge struct {
 func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	cfg.defaults()
 	b := &Bridge{cfg: cfg, log: cfg.Logger, metrics: metrics.NewBridge(cfg.Registerer),
-		handles: map[uint64]bool{}, started: time.Now()}
+		handles: map[uint64]bool{}, started: time.Now(), stopDog: make(chan struct{}), dogDone: make(chan struct{})}
 	var err error
 	if cfg.DataDir == "" {
 		b.st = store.OpenMemory(store.Options{})
@@ -155,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		}
 	}
 	// The executor first: forking after the mount is up is what deadlocks.
-	if b.exec, err = startExecutor(nil); err != nil {
+	if b.exec, err = b.startExecutor(); err != nil {
 		b.st.Close()
 		return nil, err
 	}
@@ -169,8 +176,14 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		b.log.Error("NO FUSE MOUNT: running DEGRADED, ops execute on the store directly; results no longer include a FUSE library",
 			"backend", cfg.Backend, "fallback", cfg.Fallback)
 	} else if err := b.exec.control(ctx, ctlAttach, cfg.MountDir); err != nil {
+		close(b.dogDone)
 		b.Close(ctx)
 		return nil, fmt.Errorf("attach executor to %s: %w", cfg.MountDir, err)
+	}
+	if b.exec != nil {
+		go b.watchExecutor()
+	} else {
+		close(b.dogDone)
 	}
 	os.Setenv(EnvActiveBackend, b.active)
 	b.metrics.Active.WithLabelValues(b.active, cfg.Role).Set(1)
@@ -243,23 +256,13 @@ func (b *Bridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	b.rlockExec()
 	res, err := b.execLocked(ctx, op, false)
 	b.opsMu.RUnlock()
-	if b.cfg.InjectDivergence > 0 && err == nil && len(res.Data) > 0 && time.Since(b.started) > b.cfg.InjectAfter &&
-		rand.Float64() < b.cfg.InjectDivergence {
-		res.Data = append([]byte{res.Data[0] ^ 0x20}, res.Data[1:]...)
-	}
-	result := metrics.ResultOK
-	switch {
-	case errors.Is(err, errRefused):
-		result = metrics.ResultRefused
-	case err != nil:
-		result = metrics.ResultFailed
-	case res.Errno != "":
-		result = metrics.ResultErrno
-	}
-	b.metrics.Operations.WithLabelValues(b.active, string(op.Kind), result).Inc()
 	if err == nil {
-		b.metrics.Duration.WithLabelValues(b.active, string(op.Kind)).Observe(time.Since(start).Seconds())
-		b.trackHandle(op, &res)
+		b.injection().apply(&res)
+	}
+	result := opResult(&res, err)
+	b.count(op.Kind, result, time.Since(start))
+	if result == metrics.ResultOK && (op.Kind == fsop.Open || op.Kind == fsop.Close) {
+		b.trackHandle(op.Kind, op.Handle)
 	}
 	if errors.Is(err, errFailed) && !errors.Is(err, context.Canceled) {
 		b.log.Error("op failed", "op", op.Kind, "path", op.Path, "err", err)
@@ -322,7 +325,7 @@ func (b *Bridge) replaceExecutor(hung *executorProc) {
 	}
 	b.log.Error("executor hung: killing and replacing it; its open handles are lost")
 	hung.kill()
-	ex, err := startExecutor(nil)
+	ex, err := b.startExecutor()
 	if err != nil {
 		b.log.Error("cannot start a new executor", "err", err)
 		return
@@ -340,18 +343,77 @@ func (b *Bridge) replaceExecutor(hung *executorProc) {
 	b.hmu.Unlock()
 }
 
-func (b *Bridge) trackHandle(op *fsop.Op, res *fsop.Result) {
-	if res.Errno != "" || (op.Kind != fsop.Open && op.Kind != fsop.Close) {
-		return
+// count counts an op's outcome in the metrics (its duration if it ran).
+func (b *Bridge) count(kind fsop.Kind, result string, d time.Duration) {
+	b.metrics.Operations.WithLabelValues(b.active, string(kind), result).Inc()
+	if result == metrics.ResultOK || result == metrics.ResultErrno {
+		b.metrics.Duration.WithLabelValues(b.active, string(kind)).Observe(d.Seconds())
 	}
+}
+
+// trackHandle notes a successful open or close of handle.
+// startExecutor starts an executor process for this bridge.
+func (b *Bridge) startExecutor() (*executorProc, error) {
+	env := []string{envMaxFrame + "=" + strconv.FormatInt(b.cfg.MaxBody, 10)}
+	if b.cfg.InjectDivergence > 0 {
+		env = append(env, envInject+"="+b.injection().String())
+	}
+	return startExecutor(env, b.fromExecutor)
+}
+
+// watchExecutor is the watchdog of the ops the executor serves on handed
+// connections, which do not pass through Exec: every quarter of the op
+// timeout (at least 100 ms, at most 2 s) it asks the executor whether any
+// has run longer than the timeout (the executor answers those with an
+// error itself), and replaces an executor that says so, does not answer
+// within the timeout, or has died.
+func (b *Bridge) watchExecutor() {
+	defer close(b.dogDone)
+	every := min(max(b.cfg.OpTimeout/4, 100*time.Millisecond), 2*time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.stopDog:
+			return
+		case <-t.C:
+		}
+		b.opsMu.RLock()
+		ex := b.exec
+		b.opsMu.RUnlock()
+		if ex == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.OpTimeout)
+		err := ex.control(ctx, ctlInflight, b.cfg.OpTimeout.String())
+		cancel()
+		select {
+		case <-b.stopDog: // closing: the executor may be stopping
+			return
+		default:
+		}
+		if err != nil {
+			b.log.Error("executor watchdog", "err", err)
+			ex.hung.Store(true)
+			b.replaceExecutor(ex)
+		}
+	}
+}
+
+func (b *Bridge) trackHandle(kind fsop.Kind, handle uint64) {
 	b.hmu.Lock()
 	defer b.hmu.Unlock()
-	if op.Kind == fsop.Open {
-		b.handles[op.Handle] = true
+	if kind == fsop.Open {
+		b.handles[handle] = true
 	} else {
-		delete(b.handles, op.Handle)
+		delete(b.handles, handle)
 	}
 	b.metrics.Handles.Set(float64(len(b.handles)))
+}
+
+// injection is Config.InjectDivergence from InjectAfter on.
+func (b *Bridge) injection() injection {
+	return injection{rate: b.cfg.InjectDivergence, from: b.started.Add(b.cfg.InjectAfter)}
 }
 
 // RunCommand runs argv with LIGHTHOUSE_ACTIVE_FUSE_BACKEND in its
@@ -367,8 +429,11 @@ func (b *Bridge) RunCommand(ctx context.Context, argv []string) error {
 // Close finishes running ops, closes handles, unmounts and flushes the
 // store's log, within ctx.
 func (b *Bridge) Close(ctx context.Context) error {
-	// Frames connections first: their running ops hold opsMu shared.
-	errs := []error{b.frames.shutdown(ctx)}
+	// Frames connections first: their running ops hold opsMu shared, or
+	// run in the executor.
+	errs := []error{b.frames.shutdown(ctx), b.drainHanded(ctx)}
+	b.closing.Do(func() { close(b.stopDog) })
+	<-b.dogDone
 	b.opsMu.Lock()
 	defer b.opsMu.Unlock()
 	if b.exec != nil {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -416,23 +415,7 @@ func TestHungExecutor(t *testing.T) {
 		t.Run(backend, func(t *testing.T) {
 			b := startBridge(t, bridgeOpts{Backend: backend, Args: []string{"--op-timeout", "2s"}})
 			b.ok(t, fsop.Op{Kind: fsop.WriteFile, Path: "before", Data: []byte("1")})
-			execs := executorPIDs(b.PID())
-			if len(execs) != 1 {
-				t.Fatalf("executor children of bridge %d: %v, want exactly one", b.PID(), execs)
-			}
-			hung := execs[0]
-			t.Cleanup(func() {
-				// Never leave a stopped process behind.
-				if _, ppid, ok := procStat(hung); ok && ppid == b.PID() {
-					syscall.Kill(hung, syscall.SIGKILL)
-				}
-			})
-			if err := syscall.Kill(hung, syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
-			if !waitFor(5*time.Second, func() bool { s, _, _ := procStat(hung); return s == 'T' }) {
-				t.Fatalf("executor %d did not stop", hung)
-			}
+			hung := stopExecutor(t, b)
 
 			start := time.Now()
 			status, _, body, err := b.tryOp(fsop.Op{Kind: fsop.WriteFile, Path: "during", Data: []byte("2")})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -14,7 +15,6 @@ import (
 	"syscall"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
-	"github.com/lighthouse-fs/lighthouse/sysexec"
 )
 
 // EnvExecutor marks a process started as a bridge's executor: main
@@ -23,8 +23,22 @@ const EnvExecutor = "LIGHTHOUSE_EXECUTOR"
 
 // Control messages from a bridge to its executor.
 const (
-	ctlAttach   = "attach"    // Arg: the mount point; open it as the root
-	ctlCloseAll = "close-all" // close every handle and the root
+	ctlAttach   = "attach"    // Arg: the mount point; open it as the root (and resume)
+	ctlCloseAll = "close-all" // close every handle and the root; pause handed connections' ops
+	ctlResume   = "resume"    // let handed connections' ops run again (after a failed restore)
+	ctlInflight = "inflight"  // Arg: the op timeout; answer handed ops running longer, and say so
+	ctlDrain    = "drain"     // stop reading handed connections, let their ops finish, close them
+)
+
+// Messages from an executor to its bridge carry execRequest in their ID.
+const (
+	// execRequest marks the frames the executor starts: its questions to
+	// the bridge (control messages of handed connections: state,
+	// priority) and the bridge's answers, and ctlStats.
+	execRequest = 1 << 63
+	// ctlStats: Arg is a batch of handed ops' outcomes (statsBuffer); no
+	// answer.
+	ctlStats = "stats"
 )
 
 // Errors an executor reports for an op. errRefused means a bad request
@@ -36,119 +50,8 @@ var (
 
 const maxFrame = 80 << 20 // a 64 MiB read plus headroom
 
-// RunExecutorIfChild turns this process into an executor if it was started
-// as one, and never returns then.
-func RunExecutorIfChild() {
-	if os.Getenv(EnvExecutor) == "" {
-		return
-	}
-	err := serveExecutor(os.Stdin, os.Stdout)
-	if err != nil && !errors.Is(err, io.EOF) {
-		fmt.Fprintln(os.Stderr, "lighthouse executor:", err)
-		os.Exit(1)
-	}
-	os.Exit(0)
-}
-
-// serveExecutor is the executor's main loop: ops arrive as frames and run
-// concurrently, each answered by a frame with the same id.
-func serveExecutor(in io.Reader, out io.Writer) error {
-	r := bufio.NewReaderSize(in, 256<<10)
-	w := bufio.NewWriterSize(out, 256<<10)
-	var wmu sync.Mutex
-	reply := func(f fsop.Frame) {
-		wmu.Lock()
-		defer wmu.Unlock()
-		fsop.WriteFrame(w, f)
-		w.Flush()
-	}
-	var (
-		mu sync.RWMutex // held shared by running ops, exclusively to swap ex
-		ex *sysexec.Executor
-		wg sync.WaitGroup
-	)
-	defer func() {
-		wg.Wait()
-		if ex != nil {
-			ex.Close()
-		}
-	}()
-	for {
-		f, err := fsop.ReadFrame(r, maxFrame)
-		if err != nil {
-			return err
-		}
-		switch f.Type {
-		case fsop.FrameControl:
-			c, err := fsop.DecodeControl(f.Payload)
-			if err == nil {
-				mu.Lock()
-				err = control(&ex, c)
-				mu.Unlock()
-			}
-			msg := ""
-			if err != nil {
-				msg = err.Error()
-			}
-			reply(fsop.Frame{ID: f.ID, Type: fsop.FrameControl, Payload: []byte(msg)})
-		case fsop.FrameOp:
-			op, err := fsop.DecodeOp(f.Payload)
-			if err != nil {
-				reply(errorFrame(f.ID, errRefused, err))
-				continue
-			}
-			wg.Add(1)
-			go func(id uint64) {
-				defer wg.Done()
-				mu.RLock()
-				cur := ex
-				if cur == nil {
-					mu.RUnlock()
-					reply(errorFrame(id, errFailed, errors.New("executor has no root attached")))
-					return
-				}
-				res, err := cur.Exec(&op)
-				mu.RUnlock()
-				if err != nil {
-					reply(errorFrame(id, errRefused, err))
-					return
-				}
-				reply(fsop.Frame{ID: id, Type: fsop.FrameResult, Payload: fsop.AppendResult(nil, &res)})
-			}(f.ID)
-		default:
-			reply(errorFrame(f.ID, errRefused, fmt.Errorf("unknown frame type %d", f.Type)))
-		}
-	}
-}
-
-func control(ex **sysexec.Executor, c fsop.Control) error {
-	switch c.Kind {
-	case ctlAttach:
-		if *ex != nil {
-			(*ex).Close()
-			*ex = nil
-		}
-		e, err := sysexec.New(c.Arg, sysexec.Limits{})
-		if err != nil {
-			return err
-		}
-		*ex = e
-		return nil
-	case ctlCloseAll:
-		if *ex != nil {
-			err := (*ex).Close()
-			*ex = nil
-			return err
-		}
-		return nil
-	}
-	return fmt.Errorf("unknown control %q", c.Kind)
-}
-
 // errorFrame carries kind ("refused" or "failed") and the message.
-func errorFrame(id uint64, kind, err error) fsop.Frame {
-	return fsop.Frame{ID: id, Type: fsop.FrameError, Payload: []byte(kind.Error() + ": " + err.Error())}
-}
+func errorFrame(id uint64, kind, err error) fsop.Frame { return frameErr(id, kind, err) }
 
 // parseErrorFrame turns an error frame back into an error wrapping
 // errRefused or errFailed.
@@ -163,17 +66,17 @@ func parseErrorFrame(p []byte) error {
 
 // executorProc is the bridge's side of one executor process.
 type executorProc struct {
-	cmd *exec.Cmd
-	in  io.WriteCloser
+	cmd     *exec.Cmd
+	in      io.WriteCloser
+	handoff *net.UnixConn // frames connections go to the executor here
+	// fromExec handles the frames the executor starts (execRequest).
+	fromExec func(p *executorProc, f fsop.Frame)
 
 	wmu sync.Mutex
 	w   *bufio.Writer
 
-	mu      sync.Mutex
-	nextID  uint64
-	pending map[uint64]chan fsop.Frame
-	dead    chan struct{} // closed when the process is gone
-	deadErr error
+	calls waiters       // the bridge's requests waiting for answers
+	dead  chan struct{} // closed when the process is gone
 	// hung is set when an op outlived the op timeout: no later op is sent
 	// to this executor, it is replaced first (Bridge.rlockExec).
 	hung atomic.Bool
@@ -182,13 +85,19 @@ type executorProc struct {
 // startExecutor starts an executor process (this binary, re-executed). It
 // must be started before the mount it will use, and never inherits a file
 // on a FUSE mount (go-fuse fs/api.go, "Deadlocks" 1a-1c).
-func startExecutor(extraEnv []string) (*executorProc, error) {
+func startExecutor(extraEnv []string, fromExec func(*executorProc, fsop.Frame)) (*executorProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
+	handoff, childEnd, err := handoffPair()
+	if err != nil {
+		return nil, err
+	}
+	defer childEnd.Close() // the child has its own copy
 	cmd := exec.Command(exe)
-	cmd.Env = append(append(os.Environ(), EnvExecutor+"=1"), extraEnv...)
+	cmd.Env = append(append(os.Environ(), EnvExecutor+"=1", envHandoff+"=3"), extraEnv...)
+	cmd.ExtraFiles = []*os.File{childEnd} // descriptor 3
 	cmd.Dir = "/"
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -201,10 +110,11 @@ func startExecutor(extraEnv []string) (*executorProc, error) {
 		return nil, err
 	}
 	if err := cmd.Start(); err != nil {
+		handoff.Close()
 		return nil, fmt.Errorf("start executor: %w", err)
 	}
-	p := &executorProc{cmd: cmd, in: in, w: bufio.NewWriterSize(in, 256<<10),
-		pending: map[uint64]chan fsop.Frame{}, dead: make(chan struct{})}
+	p := &executorProc{cmd: cmd, in: in, handoff: handoff, fromExec: fromExec, w: bufio.NewWriterSize(in, 256<<10),
+		dead: make(chan struct{})}
 	go p.readLoop(bufio.NewReaderSize(out, 256<<10))
 	return p, nil
 }
@@ -217,22 +127,17 @@ func (p *executorProc) readLoop(r *bufio.Reader) {
 		if err != nil {
 			break
 		}
-		p.mu.Lock()
-		ch := p.pending[f.ID]
-		delete(p.pending, f.ID)
-		p.mu.Unlock()
-		if ch != nil {
-			ch <- f
+		if f.ID&execRequest != 0 {
+			if p.fromExec != nil {
+				p.fromExec(p, f)
+			}
+			continue
 		}
+		p.calls.deliver(f)
 	}
 	p.cmd.Wait()
-	p.mu.Lock()
-	p.deadErr = fmt.Errorf("executor process ended: %v (%v)", err, p.cmd.ProcessState)
-	for id, ch := range p.pending {
-		close(ch)
-		delete(p.pending, id)
-	}
-	p.mu.Unlock()
+	p.handoff.Close()
+	p.calls.fail(fmt.Errorf("executor process ended: %v (%v)", err, p.cmd.ProcessState))
 	close(p.dead)
 }
 
@@ -240,26 +145,12 @@ func (p *executorProc) readLoop(r *bufio.Reader) {
 // of the process. A context that ends first leaves the op running: the
 // caller decides whether the executor is hung.
 func (p *executorProc) call(ctx context.Context, typ uint8, payload []byte) (fsop.Frame, error) {
-	ch := make(chan fsop.Frame, 1)
-	p.mu.Lock()
-	if p.deadErr != nil {
-		err := p.deadErr
-		p.mu.Unlock()
+	id, ch, err := p.calls.add(0)
+	if err != nil {
 		return fsop.Frame{}, fmt.Errorf("%w: %v", errFailed, err)
 	}
-	p.nextID++
-	id := p.nextID
-	p.pending[id] = ch
-	p.mu.Unlock()
-
-	p.wmu.Lock()
-	err := fsop.WriteFrame(p.w, fsop.Frame{ID: id, Type: typ, Payload: payload})
-	if err == nil {
-		err = p.w.Flush()
-	}
-	p.wmu.Unlock()
-	if err != nil {
-		p.forget(id)
+	if err := p.send(fsop.Frame{ID: id, Type: typ, Payload: payload}); err != nil {
+		p.calls.forget(id)
 		return fsop.Frame{}, fmt.Errorf("%w: write to executor: %v", errFailed, err)
 	}
 	select {
@@ -269,15 +160,20 @@ func (p *executorProc) call(ctx context.Context, typ uint8, payload []byte) (fso
 		}
 		return f, nil
 	case <-ctx.Done():
-		p.forget(id)
+		p.calls.forget(id)
 		return fsop.Frame{}, fmt.Errorf("%w: %v", errFailed, ctx.Err())
 	}
 }
 
-func (p *executorProc) forget(id uint64) {
-	p.mu.Lock()
-	delete(p.pending, id)
-	p.mu.Unlock()
+// send writes one frame to the executor.
+func (p *executorProc) send(f fsop.Frame) error {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	err := fsop.WriteFrame(p.w, f)
+	if err == nil {
+		err = p.w.Flush()
+	}
+	return err
 }
 
 // exec runs one op.

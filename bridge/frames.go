@@ -8,6 +8,13 @@ package bridge
 // in completion order. One keep-alive HTTP+JSON round trip costs about
 // three times a frame round trip on loopback: the proxy, which must add at
 // most a quarter to a bridge's latency, cannot afford it.
+//
+// Once upgraded, a connection is handed to the executor process (handoff.go),
+// which serves its ops itself: an op then crosses one process boundary on
+// its way to the mount instead of two (docs/performance.md, "Where a bridge
+// op's time goes"). Control messages it cannot answer (state, priority) it
+// passes back to the bridge. A degraded bridge, with no executor, serves
+// its frames connections itself.
 
 import (
 	"bufio"
@@ -123,8 +130,9 @@ func headerHasToken(h http.Header, name, token string) bool {
 	return false
 }
 
-// handleFrames upgrades the connection and serves frames on it until the
-// peer closes it, a read fails, or the bridge closes.
+// handleFrames upgrades the connection and hands it to the executor, or,
+// degraded, serves frames on it until the peer closes it, a read fails, or
+// the bridge closes.
 func (b *Bridge) handleFrames(w http.ResponseWriter, r *http.Request) {
 	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", FramesProtocol) {
 		w.Header().Set("Connection", "Upgrade")
@@ -154,29 +162,100 @@ func (b *Bridge) handleFrames(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Frames the client sent without waiting for the 101 may already sit
-	// in the server's small reader: read them first, then the connection
-	// through a larger buffer.
-	var src io.Reader = conn
+	// in the server's small reader: they go first.
+	var early []byte
 	if n := brw.Reader.Buffered(); n > 0 {
-		early, _ := brw.Reader.Peek(n)
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		p, _ := brw.Reader.Peek(n)
+		early = bytes.Clone(p)
 	}
-	fc := &frameConn{b: b, conn: conn, w: bufio.NewWriterSize(conn, framesBufSize),
+	if b.handOff(conn, early) {
+		return
+	}
+	var src io.Reader = conn
+	if len(early) > 0 {
+		src = io.MultiReader(bytes.NewReader(early), conn)
+	}
+	serveFrames(&b.frames, localFrames{b}, conn, src, int(b.cfg.MaxBody))
+}
+
+// frameServer runs what arrives on frames connections: the bridge itself
+// (localFrames, degraded) or its executor (execFrames).
+type frameServer interface {
+	// runOp runs a validated op that arrived as frame id on fc. It may
+	// answer the frame itself (a hung op): it then returns errAnswered.
+	runOp(fc *frameConn, id uint64, op *fsop.Op) (fsop.Result, error)
+	// control answers control message c, frame id.
+	control(id uint64, c fsop.Control) fsop.Frame
+}
+
+// errAnswered: the frame was answered already; nothing more is sent.
+var errAnswered = errors.New("answered")
+
+// serveFrames serves frames on conn, read from src (conn, maybe behind
+// early bytes), until the stream ends, then closes conn. A connection
+// refused by conns (closing) is closed at once.
+func serveFrames(conns *frameConns, srv frameServer, conn net.Conn, src io.Reader, maxFrame int) {
+	fc := &frameConn{srv: srv, conns: conns, conn: conn, w: bufio.NewWriterSize(conn, framesBufSize),
 		sem: make(chan struct{}, framesMaxInFlight)}
-	if !b.frames.add(fc) {
+	if !conns.add(fc) {
 		conn.Close()
 		return
 	}
-	defer b.frames.remove(fc)
-	fc.serve(bufio.NewReaderSize(src, framesBufSize))
+	defer conns.remove(fc)
+	fc.serve(bufio.NewReaderSize(src, framesBufSize), maxFrame)
+}
+
+// localFrames is a degraded bridge serving frames itself.
+type localFrames struct{ b *Bridge }
+
+func (l localFrames) runOp(_ *frameConn, _ uint64, op *fsop.Op) (fsop.Result, error) {
+	return l.b.Exec(context.Background(), op)
+}
+
+func (l localFrames) control(id uint64, c fsop.Control) fsop.Frame { return l.b.controlFrame(id, c) }
+
+// controlFrame answers the control messages of a frames connection: ping,
+// priority and state. The executor passes those of the connections it
+// serves here too.
+func (b *Bridge) controlFrame(id uint64, c fsop.Control) fsop.Frame {
+	switch c.Kind {
+	case FramesPing:
+		return okFrame(id)
+	case fsop.ControlPriority:
+		if err := b.SetPriority(c.Arg); err != nil {
+			return resultFrame(id, fsop.Result{}, err)
+		}
+		return okFrame(id)
+	case fsop.ControlState:
+		res, err := b.State(c.Arg)
+		return resultFrame(id, res, err)
+	}
+	return frameErr(id, errRefused, fmt.Errorf("unknown control %q", c.Kind))
+}
+
+func okFrame(id uint64) fsop.Frame {
+	return fsop.Frame{ID: id, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlOK})}
+}
+
+// resultFrame is the answer to id: res, or err as an error frame.
+func resultFrame(id uint64, res fsop.Result, err error) fsop.Frame {
+	if err != nil {
+		kind := errFailed
+		if errors.Is(err, errRefused) {
+			kind = errRefused
+		}
+		return frameErr(id, kind, err)
+	}
+	return fsop.Frame{ID: id, Type: fsop.FrameResult, Payload: fsop.AppendResult(nil, &res)}
 }
 
 // frameConn is one upgraded connection.
 type frameConn struct {
-	b    *Bridge
-	conn net.Conn
-	sem  chan struct{} // one token per op running
-	ops  sync.WaitGroup
+	srv   frameServer
+	conns *frameConns
+	conn  net.Conn
+	sem   chan struct{} // one token per op running
+	ops   sync.WaitGroup
 
 	// writing counts the replies between "ready" and "written": the writer
 	// that brings it to zero flushes, so replies finishing together share
@@ -189,12 +268,11 @@ type frameConn struct {
 
 // serve reads frames until the stream ends, then waits for the ops it
 // started and closes the connection.
-func (fc *frameConn) serve(r *bufio.Reader) {
+func (fc *frameConn) serve(r *bufio.Reader, maxFrame int) {
 	defer func() {
 		fc.ops.Wait()
 		fc.conn.Close()
 	}()
-	maxFrame := int(fc.b.cfg.MaxBody)
 	for {
 		f, err := fsop.ReadFrame(r, maxFrame)
 		if err != nil {
@@ -204,7 +282,7 @@ func (fc *frameConn) serve(r *bufio.Reader) {
 			}
 			return
 		}
-		if fc.b.frames.closing.Load() {
+		if fc.conns.closing.Load() {
 			fc.reply(frameErr(f.ID, errFailed, errors.New("the bridge is shutting down")))
 			return
 		}
@@ -224,23 +302,11 @@ func (fc *frameConn) serve(r *bufio.Reader) {
 			go fc.run(f.ID, op)
 		case fsop.FrameControl:
 			c, err := fsop.DecodeControl(f.Payload)
-			switch {
-			case err != nil:
+			if err != nil {
 				fc.reply(frameErr(f.ID, errRefused, err))
-			case c.Kind == FramesPing:
-				fc.reply(fsop.Frame{ID: f.ID, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlOK})})
-			case c.Kind == fsop.ControlPriority:
-				if err := fc.b.SetPriority(c.Arg); err != nil {
-					fc.replyResult(f.ID, fsop.Result{}, err)
-				} else {
-					fc.reply(fsop.Frame{ID: f.ID, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlOK})})
-				}
-			case c.Kind == fsop.ControlState:
-				res, err := fc.b.State(c.Arg)
-				fc.replyResult(f.ID, res, err)
-			default:
-				fc.reply(frameErr(f.ID, errRefused, fmt.Errorf("unknown control %q", c.Kind)))
+				continue
 			}
+			fc.reply(fc.srv.control(f.ID, c))
 		default:
 			fc.reply(frameErr(f.ID, errRefused, fmt.Errorf("unknown frame type %d", f.Type)))
 		}
@@ -251,19 +317,17 @@ func (fc *frameConn) serve(r *bufio.Reader) {
 // connection is gone; the reply is then dropped.
 func (fc *frameConn) run(id uint64, op fsop.Op) {
 	defer fc.ops.Done()
-	res, err := fc.b.Exec(context.Background(), &op)
-	fc.replyResult(id, res, err)
+	res, err := fc.srv.runOp(fc, id, &op)
+	if err != errAnswered {
+		fc.replyResult(id, res, err)
+	}
 	<-fc.sem
 }
 
 // replyResult answers request id with res, or with err as an error frame.
 func (fc *frameConn) replyResult(id uint64, res fsop.Result, err error) {
 	if err != nil {
-		kind := errFailed
-		if errors.Is(err, errRefused) {
-			kind = errRefused
-		}
-		fc.reply(frameErr(id, kind, err))
+		fc.reply(resultFrame(id, res, err))
 		return
 	}
 	bp := replyBufs.Get().(*[]byte)

@@ -66,20 +66,23 @@ type framesConn struct {
 	nc net.Conn
 	br *bufio.Reader
 	bw *bufio.Writer
+	// sending holds a token while a sendAsync writes: the next send waits
+	// (its replies can come back before its final Flush returns).
+	sending chan struct{}
 }
 
 // framesDial upgrades a connection to srv, sending early frames together
 // with the request (before the 101), and checks the 101.
-func framesDial(t *testing.T, srv *httptest.Server, early ...fsop.Frame) *framesConn {
+func framesDial(t *testing.T, addr string, early ...fsop.Frame) *framesConn {
 	t.Helper()
-	nc, err := net.Dial("tcp", srv.Listener.Addr().String())
+	nc, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	c := &framesConn{t: t, nc: nc, br: bufio.NewReader(nc), bw: bufio.NewWriterSize(nc, 64<<10)}
+	c := &framesConn{t: t, nc: nc, br: bufio.NewReader(nc), bw: bufio.NewWriterSize(nc, 64<<10), sending: make(chan struct{}, 1)}
 	fmt.Fprintf(c.bw, "GET /v1/frames HTTP/1.1\r\nHost: %s\r\nConnection: keep-alive, Upgrade\r\nUpgrade: %s\r\n\r\n",
-		srv.Listener.Addr(), bridge.FramesProtocol)
+		addr, bridge.FramesProtocol)
 	for _, f := range early {
 		fsop.WriteFrame(c.bw, f)
 	}
@@ -100,7 +103,9 @@ func framesDial(t *testing.T, srv *httptest.Server, early ...fsop.Frame) *frames
 
 // sendAsync is send for another goroutine: errors show up as read errors.
 func (c *framesConn) sendAsync(frames ...fsop.Frame) {
+	c.sending <- struct{}{}
 	go func() {
+		defer func() { <-c.sending }()
 		for _, f := range frames {
 			if fsop.WriteFrame(c.bw, f) != nil {
 				return
@@ -112,6 +117,8 @@ func (c *framesConn) sendAsync(frames ...fsop.Frame) {
 
 func (c *framesConn) send(frames ...fsop.Frame) {
 	c.t.Helper()
+	c.sending <- struct{}{}
+	defer func() { <-c.sending }()
 	for _, f := range frames {
 		if err := fsop.WriteFrame(c.bw, f); err != nil {
 			c.t.Fatal(err)
@@ -175,7 +182,7 @@ func TestFramesUpgrade(t *testing.T) {
 			t.Errorf("GET /v1/frames with %v: %s %v %s, want 426 naming %s", h, resp.Status, resp.Header, body, bridge.FramesProtocol)
 		}
 	}
-	c := framesDial(t, srv)
+	c := framesDial(t, srv.Listener.Addr().String())
 	c.send(opFrame(1, fsop.Op{Kind: fsop.Stat, Path: "."}))
 	if res := mustResult(t, c.mustRecv()); res.Errno != "" || res.Stat == nil {
 		t.Errorf("stat . over frames: %+v", res)
@@ -186,10 +193,15 @@ func TestFramesUpgrade(t *testing.T) {
 // one write, ids chosen by the client, each answered exactly once.
 func TestFramesPipelined(t *testing.T) {
 	_, srv := framesBridge(t, bridge.Config{}, true)
-	const n = 600 // more than the 256 a connection runs at once
+	checkPipelined(t, srv.Listener.Addr().String(), 600) // more than the 256 a connection runs at once
+}
+
+// checkPipelined sends n writes, then n reads, without waiting, on one
+// connection to addr, and checks every answer.
+func checkPipelined(t *testing.T, addr string, n int) {
 	data := func(i int) []byte { return bytes.Repeat([]byte{byte(i), byte(i >> 8)}, 1+i%700) }
 	early := []fsop.Frame{opFrame(1<<40, fsop.Op{Kind: fsop.Mkdir, Path: "p", Mode: 0o755})}
-	c := framesDial(t, srv, early...)
+	c := framesDial(t, addr, early...)
 	if f := c.mustRecv(); f.ID != 1<<40 || mustResult(t, f).Errno != "" {
 		t.Fatalf("early frame: %d %q", f.ID, f.Payload)
 	}
@@ -231,7 +243,7 @@ func TestFramesPipelined(t *testing.T) {
 // fast ones sent after it.
 func TestFramesOutOfOrder(t *testing.T) {
 	_, srv := framesBridge(t, bridge.Config{}, true)
-	c := framesDial(t, srv)
+	c := framesDial(t, srv.Listener.Addr().String())
 	big := make([]byte, 16<<20)
 	for attempt := range 5 {
 		frames := []fsop.Frame{opFrame(1, fsop.Op{Kind: fsop.WriteFile, Path: "big", Data: big})}
@@ -255,7 +267,12 @@ func TestFramesOutOfOrder(t *testing.T) {
 // with their id, and the connection stays up.
 func TestFramesErrors(t *testing.T) {
 	_, srv := framesBridge(t, bridge.Config{}, true)
-	c := framesDial(t, srv)
+	checkFrameErrors(t, framesDial(t, srv.Listener.Addr().String()))
+}
+
+// checkFrameErrors sends malformed requests on c, checks their error
+// frames, and that c still works after them.
+func checkFrameErrors(t *testing.T, c *framesConn) {
 	c.send(opFrame(1, fsop.Op{Kind: fsop.Open, Path: "f", Handle: 9, Flags: 0o102, Mode: 0o644}))
 	if res := mustResult(t, c.mustRecv()); res.Errno != "" {
 		t.Fatalf("open: %s", res.Errno)
@@ -296,7 +313,12 @@ func TestFramesErrors(t *testing.T) {
 // and the connection closed (the stream is out of step).
 func TestFramesTooLarge(t *testing.T) {
 	_, srv := framesBridge(t, bridge.Config{MaxBody: 4096}, true)
-	c := framesDial(t, srv)
+	checkTooLarge(t, framesDial(t, srv.Listener.Addr().String()))
+}
+
+// checkTooLarge checks that c, to a bridge with a MaxBody of 4096, answers
+// a larger frame with an error frame and closes.
+func checkTooLarge(t *testing.T, c *framesConn) {
 	c.send(opFrame(1, fsop.Op{Kind: fsop.WriteFile, Path: "ok", Data: make([]byte, 1000)}))
 	mustResult(t, c.mustRecv())
 	c.sendAsync(opFrame(2, fsop.Op{Kind: fsop.WriteFile, Path: "big", Data: make([]byte, 8192)}))
@@ -313,8 +335,8 @@ func TestFramesTooLarge(t *testing.T) {
 // finish and answer, then closes the connections; new upgrades get 503.
 func TestFramesShutdown(t *testing.T) {
 	b, srv := framesBridge(t, bridge.Config{}, false)
-	c := framesDial(t, srv)
-	idle := framesDial(t, srv) // a connection with nothing running
+	c := framesDial(t, srv.Listener.Addr().String())
+	idle := framesDial(t, srv.Listener.Addr().String()) // a connection with nothing running
 	const n = 300
 	var frames []fsop.Frame
 	for i := range n {
@@ -384,14 +406,14 @@ func TestFramesShutdown(t *testing.T) {
 // nothing behind: the ops finish, Close does not wait for anything.
 func TestFramesPeerGone(t *testing.T) {
 	b, srv := framesBridge(t, bridge.Config{}, false)
-	c := framesDial(t, srv)
+	c := framesDial(t, srv.Listener.Addr().String())
 	var frames []fsop.Frame
 	for i := range 100 {
 		frames = append(frames, opFrame(uint64(i+1), fsop.Op{Kind: fsop.WriteFile, Path: fmt.Sprintf("g%d", i), Data: make([]byte, 32<<10)}))
 	}
 	c.send(frames...)
 	c.nc.Close()
-	c2 := framesDial(t, srv)
+	c2 := framesDial(t, srv.Listener.Addr().String())
 	c2.send(opFrame(1, fsop.Op{Kind: fsop.Stat, Path: "."}))
 	mustResult(t, c2.mustRecv())
 	c2.nc.Close()
@@ -411,7 +433,7 @@ func TestFramesPeerGone(t *testing.T) {
 // leaving the root is refused on both.
 func TestFramesState(t *testing.T) {
 	_, srv := framesBridge(t, bridge.Config{}, true)
-	c := framesDial(t, srv)
+	c := framesDial(t, srv.Listener.Addr().String())
 	c.send(opFrame(1, fsop.Op{Kind: fsop.WriteFile, Path: "f", Data: []byte("abc")}))
 	if res := mustResult(t, c.mustRecv()); res.Errno != "" {
 		t.Fatalf("write_file: %+v", res)
@@ -462,7 +484,7 @@ func TestFramesPriority(t *testing.T) {
 	}
 	b, srv := framesBridge(t, bridge.Config{MirrorNice: 7}, true)
 	t.Cleanup(func() { b.SetPriority(bridge.PriorityServing) })
-	c := framesDial(t, srv)
+	c := framesDial(t, srv.Listener.Addr().String())
 	set := func(id uint64, prio string) fsop.Frame {
 		c.send(fsop.Frame{ID: id, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlPriority, Arg: prio})})
 		return c.mustRecv()

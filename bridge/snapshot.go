@@ -160,6 +160,10 @@ func (b *Bridge) restoreRemounting(ctx context.Context, restore func() error, do
 	b.opsMu.Lock()
 	defer b.opsMu.Unlock()
 	if b.exec != nil {
+		// Until the attach below, the executor holds the ops of the frames
+		// connections it serves; resume lets them fail instead if the
+		// restore ends before (an attach that worked makes it a no-op).
+		defer b.exec.control(ctx, ctlResume, "")
 		if err := b.exec.control(ctx, ctlCloseAll, ""); err != nil {
 			return fmt.Errorf("close handles before restore: %w", err)
 		}

@@ -587,6 +587,31 @@ func procStat(pid int) (state byte, ppid int, ok bool) {
 	return f[0][0], ppid, true
 }
 
+// stopExecutor SIGSTOPs the executor of bridge b (as a hung one would
+// behave) and returns its pid; it is killed at the end of the test if it
+// is still b's child.
+func stopExecutor(t *testing.T, b *bridgeProc) int {
+	t.Helper()
+	execs := executorPIDs(b.PID())
+	if len(execs) != 1 {
+		t.Fatalf("executor children of bridge %d: %v, want exactly one", b.PID(), execs)
+	}
+	hung := execs[0]
+	t.Cleanup(func() {
+		// Never leave a stopped process behind.
+		if _, ppid, ok := procStat(hung); ok && ppid == b.PID() {
+			syscall.Kill(hung, syscall.SIGKILL)
+		}
+	})
+	if err := syscall.Kill(hung, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if !waitFor(5*time.Second, func() bool { s, _, _ := procStat(hung); return s == 'T' }) {
+		t.Fatalf("executor %d did not stop", hung)
+	}
+	return hung
+}
+
 // waitFor polls cond every 20 ms until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
