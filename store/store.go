@@ -226,6 +226,7 @@ func Open(dir string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("open store %s: %w", dir, err)
 		}
 	}
+	s.maybeCompact() // the log of earlier runs may be over the size already
 	return s, nil
 }
 
@@ -310,8 +311,11 @@ func (s *Store) Recovery() Recovery { return s.recovery }
 // from an older generation mean nothing.
 func (s *Store) Generation() uint64 { return s.gen.Load() }
 
-// Close flushes the log and releases the data directory.
+// Close flushes the log and releases the data directory, after a
+// compaction that is running.
 func (s *Store) Close() error {
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
@@ -670,7 +674,7 @@ func (s *Store) maybeCompact() {
 	if s.compacting.CompareAndSwap(false, true) {
 		go func() {
 			defer s.compacting.Store(false)
-			if err := s.Compact(); err != nil {
+			if err := s.Compact(); err != nil && !errors.Is(err, ErrClosed) {
 				s.logf("store: compaction: %v", err)
 			}
 		}()
@@ -694,15 +698,16 @@ func (s *Store) Compact() error {
 		s.mu.RUnlock()
 		return err
 	}
-	snap := encodeSnapshot(s.t, lsn)
+	snap, w := encodeSnapshot(s.t, lsn), s.wal
 	s.mu.RUnlock()
-	return s.installSnapshot(snap, lsn)
+	return s.installSnapshot(w, snap, lsn)
 }
 
 // installSnapshot makes snap (covering lsn) the on-disk base and deletes
 // the segments it covers. Segments start after a rotation, so every
-// segment that starts at or before lsn is covered.
-func (s *Store) installSnapshot(snap []byte, lsn uint64) error {
+// segment that starts at or before lsn is covered. w is the log (its size
+// counts the segments left).
+func (s *Store) installSnapshot(w *wal, snap []byte, lsn uint64) error {
 	if err := writeFileAtomic(filepath.Join(s.dir, snapshotFile), func(f io.Writer) error {
 		_, err := f.Write(snap)
 		return err
@@ -718,7 +723,7 @@ func (s *Store) installSnapshot(snap []byte, lsn uint64) error {
 			os.Remove(seg.path)
 		}
 	}
-	return nil
+	return w.recount()
 }
 
 // Snapshot returns the whole tree in snapshot form, for export; its last
@@ -753,7 +758,7 @@ func (s *Store) Restore(snap []byte) error {
 			return err
 		}
 		// Re-encode under our own LSN so replay skips the old log.
-		if err := s.installSnapshot(encodeSnapshot(t, lsn), lsn); err != nil {
+		if err := s.installSnapshot(s.wal, encodeSnapshot(t, lsn), lsn); err != nil {
 			return err
 		}
 	}

@@ -583,7 +583,7 @@ func (s *Store) restoreBySnapshot(ev *event) error {
 	if err := s.t.apply(ev); err != nil {
 		return err
 	}
-	if err := s.installSnapshot(encodeSnapshot(s.t, lsn), lsn); err != nil {
+	if err := s.installSnapshot(s.wal, encodeSnapshot(s.t, lsn), lsn); err != nil {
 		s.wal.fail(err)
 		return fmt.Errorf("%w: %v", syscall.EIO, err)
 	}

@@ -68,7 +68,9 @@ type wal struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	f        *os.File
+	curStart uint64 // first LSN of the current segment
 	segBytes int64  // bytes in the current segment
+	oldBytes int64  // bytes in the earlier segments still on disk (not yet covered by a snapshot)
 	pending  []byte // records not yet written
 	spare    []byte
 	last     uint64 // last appended LSN
@@ -90,8 +92,35 @@ func openWAL(dir string, policy SyncPolicy, window time.Duration, last uint64) (
 	if err := w.openSegment(last + 1); err != nil {
 		return nil, err
 	}
+	if err := w.recount(); err != nil {
+		w.f.Close()
+		return nil, err
+	}
 	go w.commitLoop()
 	return w, nil
+}
+
+// recount sets oldBytes from the segments on disk: a store restarted
+// before its log reached the compaction size still counts the segments of
+// its earlier runs.
+func (w *wal) recount() error {
+	segs, err := listSegments(w.dir)
+	if err != nil {
+		return err
+	}
+	var old int64
+	for _, seg := range segs {
+		if seg.start == w.curStart {
+			continue
+		}
+		if st, err := os.Stat(seg.path); err == nil {
+			old += st.Size()
+		}
+	}
+	w.mu.Lock()
+	w.oldBytes = old
+	w.mu.Unlock()
+	return nil
 }
 
 // openSegment starts a new segment whose first record will be start.
@@ -109,7 +138,7 @@ func (w *wal) openSegment(start uint64) error {
 		f.Close()
 		return err
 	}
-	w.f, w.segBytes = f, st.Size()
+	w.f, w.segBytes, w.curStart = f, st.Size(), start
 	return nil
 }
 
@@ -209,12 +238,13 @@ func (w *wal) rotate() (uint64, error) {
 	if err := unix.Fdatasync(int(w.f.Fd())); err != nil {
 		return 0, err
 	}
-	old := w.f
+	old, oldBytes := w.f, w.segBytes
 	if err := w.openSegment(w.last + 1); err != nil {
 		w.err = err
 		return 0, err
 	}
 	old.Close()
+	w.oldBytes += oldBytes
 	return w.last, nil
 }
 
@@ -229,11 +259,12 @@ func (w *wal) fail(err error) {
 	w.cond.Broadcast()
 }
 
-// size is the bytes in the current segment, to decide on compaction.
+// size is the bytes of log a snapshot would cover, every segment still on
+// disk, to decide on compaction.
 func (w *wal) size() int64 {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.segBytes + int64(len(w.pending))
+	return w.oldBytes + w.segBytes + int64(len(w.pending))
 }
 
 func (w *wal) close() error {
