@@ -14,57 +14,56 @@ import (
 	"github.com/lighthouse-fs/lighthouse/proxy"
 )
 
-// replayDivergence replays one divergence line from the baseline state and
-// says whether its class reproduces on its op.
-func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *progress) (string, error) {
-	d := l.div
+// lineRun is what replaying one op sequence from the baseline showed.
+type lineRun struct {
+	onOp, earlier []proxy.Divergence // divergences on the last op, and before it
+	rec           *proxy.Record      // the last op's record
+	lastErr       error              // the last op's error, if any
+}
+
+// runSequence resets the bridges to the baseline and runs ops through a
+// fresh proxy (no resync during them: they run on the state they diverge
+// on), collecting the divergences.
+func (rp *replayer) runSequence(ctx context.Context, ops []fsop.Op, prog *progress) (lineRun, error) {
+	var out lineRun
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err := rp.clients[0].Restore(rctx, rp.baseline)
 	cancel()
 	if err != nil {
-		return "", fmt.Errorf("line %d: reset the primary to the starting state: %w", l.line, err)
+		return out, fmt.Errorf("reset the primary to the starting state: %w", err)
 	}
 	var mu sync.Mutex
 	var divs []proxy.Divergence
 	var recBuf bytes.Buffer
-	// No resync for a quarantine during the line: its few ops run on the
-	// state they diverged on.
 	p, err := rp.newProxy(rp.collect(&mu, &divs), &recBuf, time.Hour)
 	if err != nil {
-		return "", fmt.Errorf("line %d: %w", l.line, err)
+		return out, err
 	}
 	initial := p.Stats().Resyncs
 	cctx := proxy.WithClient(context.WithoutCancel(ctx), "replay")
-	ops := append(append([]fsop.Op(nil), d.Recent...), d.Op)
-	var lastErr error
 	for i, op := range ops {
 		if ctx.Err() != nil {
 			break
 		}
 		_, err := rp.exec(cctx, p, op)
 		if i == len(ops)-1 {
-			lastErr = err
+			out.lastErr = err
 		}
 		prog.add(1)
 	}
 	closeReplayProxy(p)
 	rp.stats.add(p.Stats(), initial)
 	if err := ctx.Err(); err != nil {
-		return "", err
+		return out, err
 	}
 	final := uint64(len(ops)) // seq numbers start at 1, one per Exec
-	var onOp, earlier []proxy.Divergence
 	for _, x := range divs {
-		if notAllowed(x) {
-			rp.stats.notAllowed = append(rp.stats.notAllowed, x)
-		}
 		if x.Seq == final {
-			onOp = append(onOp, x)
+			out.onOp = append(out.onOp, x)
 		} else {
-			earlier = append(earlier, x)
+			out.earlier = append(out.earlier, x)
 		}
 	}
-	var rec *proxy.Record
 	dec := json.NewDecoder(&recBuf)
 	for {
 		var r proxy.Record
@@ -72,9 +71,27 @@ func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *pr
 			break
 		}
 		if r.Seq == final {
-			rec = &r
+			out.rec = &r
 		}
 	}
+	return out, nil
+}
+
+// replayDivergence replays one divergence line from the baseline state and
+// says whether its class reproduces on its op.
+func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *progress) (string, error) {
+	d := l.div
+	ops := append(append([]fsop.Op(nil), d.Recent...), d.Op)
+	run, err := rp.runSequence(ctx, ops, prog)
+	if err != nil {
+		return "", fmt.Errorf("line %d: %w", l.line, err)
+	}
+	for _, x := range append(append([]proxy.Divergence(nil), run.earlier...), run.onOp...) {
+		if notAllowed(x) {
+			rp.stats.notAllowed = append(rp.stats.notAllowed, x)
+		}
+	}
+	onOp, earlier, rec, lastErr := run.onOp, run.earlier, run.rec, run.lastErr
 
 	what := fmt.Sprintf("line %d: seq %d %s %q", l.line, d.Seq, d.Op.Kind, d.Op.Path)
 	if d.Op.To != "" {

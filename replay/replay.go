@@ -20,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,10 @@ type Config struct {
 	Allowlist, DivergenceLog string
 	// Out gets the report.
 	Out io.Writer
+	// Minimize shrinks each divergence line instead of replaying it once
+	// (delta debugging over its recent ops) and prints the smallest
+	// sequence that still diverges the same way, as a conformance case.
+	Minimize bool
 }
 
 var (
@@ -174,6 +179,9 @@ func Run(ctx context.Context, path string, cfg Config) (err error) {
 		return fmt.Errorf("snapshot of the primary: %w", err)
 	}
 
+	if f.Minimize {
+		return rp.minimizeAll(ctx, path, in.divs)
+	}
 	divs := in.divs
 	total := in.records
 	for _, d := range divs {
@@ -202,6 +210,33 @@ func Run(ctx context.Context, path string, cfg Config) (err error) {
 	v := verdict.Judge(verdict.Run{Ops: rp.stats.ops, Compared: rp.stats.compared, Divergent: int64(len(rp.stats.notAllowed)), Drained: true}, verdict.Rules{})
 	if v.Outcome != verdict.Pass {
 		return verdict.WithStatus(v.ExitCode, fmt.Errorf("%w: %d (see above; docs/compatibility.md lists the known ones)", ErrNotAllowed, len(rp.stats.notAllowed)))
+	}
+	return nil
+}
+
+// minimizeAll shrinks every divergence line of the file, in order.
+func (rp *replayer) minimizeAll(ctx context.Context, path string, divs []replayLine) error {
+	if len(divs) == 0 {
+		return verdict.Usage(fmt.Errorf("%w: %s has no divergence lines to minimize (--record lines have no history)", ErrInput, path))
+	}
+	var missed []string
+	for _, l := range divs {
+		fmt.Fprintf(rp.out, "line %d: shrinking %d ops (%s on %s %q)\n", l.line, len(l.div.Recent)+1, l.div.Class, l.div.Op.Kind, l.div.Op.Path)
+		m, err := rp.minimize(ctx, l)
+		if errors.Is(err, ErrNotReproduced) {
+			fmt.Fprintf(rp.out, "%v\n", err)
+			missed = append(missed, fmt.Sprint(l.line))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if err := rp.minimizeReport(m); err != nil {
+			return err
+		}
+	}
+	if len(missed) > 0 {
+		return verdict.Failed(fmt.Errorf("%w: line %s", ErrNotReproduced, strings.Join(missed, ", ")))
 	}
 	return nil
 }

@@ -30,6 +30,13 @@ stopped at the end. With them, the shadow is first made equal to the primary
 (a snapshot of the primary is installed on it) and, for divergence lines,
 both are reset to that snapshot before each line: use scratch bridges.
 
+--minimize shrinks each divergence line instead: delta debugging over its
+recent ops (the op itself always last), each candidate replayed on the
+bridges reset to their starting state, keeping those whose last op still
+diverges with the same op kind and class. It prints the smallest sequence
+and the line to append to conformance/traffic-cases.jsonl (then make
+compat). Exit status 1 if a line does not reproduce at all.
+
 --pace recorded keeps the time gaps between record lines (ops still run one
 at a time); fast (the default) runs them back to back.
 
@@ -54,6 +61,7 @@ when the bridges could not be started or reached; 0 otherwise.
 	fl.StringVar(&f.Pace, "pace", "fast", "fast: ops back to back; recorded: keep the recorded gaps between record lines")
 	fl.StringVar(&f.Dir, "dir", "", "working directory of the fresh bridges: mounts, stores, logs (default: a temporary directory)")
 	fl.StringVar(&f.Allowlist, "allowlist", "", "known differences (YAML); default: the built-in compare/allowlist.yaml")
+	fl.BoolVar(&f.Minimize, "minimize", false, "shrink each divergence line to the fewest ops that still diverge the same way, printed as a conformance case")
 	fl.StringVar(&f.DivergenceLog, "divergence-log", "", "also write every divergence the replay finds (JSON lines) to this file")
 	return cmd
 }
