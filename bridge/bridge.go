@@ -148,11 +148,13 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	var err error
 	if cfg.DataDir == "" {
 		b.st = store.OpenMemory(store.Options{})
-	} else if b.st, err = store.Open(cfg.DataDir, store.Options{Sync: cfg.Sync, Logf: func(f string, a ...any) {
-		b.log.Info(fmt.Sprintf(f, a...), "component", "store")
-	}}); err != nil {
+	} else if b.st, err = store.Open(cfg.DataDir, store.Options{Sync: cfg.Sync,
+		Logf:  func(f string, a ...any) { b.log.Info(fmt.Sprintf(f, a...), "component", "store") },
+		Warnf: func(f string, a ...any) { b.log.Warn(fmt.Sprintf(f, a...), "component", "store") },
+	}); err != nil {
 		return nil, err
 	}
+	b.reportRecovery()
 	// A bridge that runs as another user than root (the container's uid
 	// 1000) owns its store's root, or its own executor could not write there.
 	if uid := os.Geteuid(); uid != 0 {

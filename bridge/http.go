@@ -104,7 +104,8 @@ type Info = fsop.BridgeInfo
 func (b *Bridge) Info() Info {
 	return Info{ActiveBackend: b.active, Backend: b.cfg.Backend, Fallback: b.cfg.Fallback, Role: b.cfg.Role,
 		Mount: b.cfg.MountDir, Degraded: b.active == Degraded, Inodes: b.st.Inodes(), Generation: b.st.Generation(),
-		UptimeSeconds: int64(time.Since(b.started).Seconds()), PID: os.Getpid(), Nice: b.currentNice()}
+		UptimeSeconds: int64(time.Since(b.started).Seconds()), PID: os.Getpid(), Nice: b.currentNice(),
+		RecoveryCutBytes: b.st.Recovery().CutBytes, DataLoss: b.dataLoss()}
 }
 
 // handleState answers GET /v1/state?path=P with State(P) as a result
@@ -156,7 +157,11 @@ func (b *Bridge) Probe(ctx context.Context) error {
 func (b *Bridge) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
-	if err := b.Probe(ctx); err != nil {
+	err := b.dataLossErr()
+	if err == nil {
+		err = b.Probe(ctx)
+	}
+	if err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error(), "active_backend": b.active})
 		return
 	}

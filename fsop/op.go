@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -235,4 +236,21 @@ type BridgeInfo struct {
 	UptimeSeconds int64  `json:"uptime_seconds"`
 	PID           int    `json:"pid"`
 	Nice          int    `json:"nice"` // 0 serving; DefaultMirrorNice while only mirroring
+	// RecoveryCutBytes is the torn log tail the store cut when the bridge
+	// started (no acknowledged record in it).
+	RecoveryCutBytes int64 `json:"recovery_cut_bytes"`
+	// DataLoss is set while the store reports that a repair of its damaged
+	// log moved acknowledged records aside: such a bridge is not ready and
+	// must never be a resync's source.
+	DataLoss *DataLoss `json:"data_loss,omitempty"`
+}
+
+// DataLoss describes a repair of a damaged log (store.DataLoss).
+type DataLoss struct {
+	Time       time.Time `json:"time"`
+	Segment    string    `json:"segment"`    // the damaged log segment
+	Offset     int64     `json:"offset"`     // where the damage started in it
+	AfterLSN   uint64    `json:"after_lsn"`  // the last record kept
+	Bytes      int64     `json:"bytes"`      // log bytes moved aside
+	Quarantine string    `json:"quarantine"` // where they are kept
 }

@@ -46,8 +46,14 @@ type Bridge struct {
 	Restores   prometheus.Counter       // snapshots installed through PUT /v1/snapshot
 	// SubtreeRestores: subtree snapshots installed through PUT /v1/snapshot?path=P
 	SubtreeRestores prometheus.Counter
-	Handles         prometheus.Gauge // open handles
-	Nice            prometheus.Gauge // nice value: 0 serving, higher while only mirroring
+	// RecoveryDropped {kind}: log bytes the store's recovery removed when
+	// the bridge started: torn_tail (no acknowledged record in it) or
+	// repaired (acknowledged records moved to the quarantine).
+	RecoveryDropped *prometheus.CounterVec
+	// DataLoss is 1 while the store reports a repaired data loss.
+	DataLoss prometheus.Gauge
+	Handles  prometheus.Gauge // open handles
+	Nice     prometheus.Gauge // nice value: 0 serving, higher while only mirroring
 }
 
 // NewBridge registers the bridge metrics on reg.
@@ -78,6 +84,14 @@ func NewBridge(reg prometheus.Registerer) *Bridge {
 		SubtreeRestores: f.NewCounter(prometheus.CounterOpts{
 			Name: "lighthouse_bridge_subtree_restores_total",
 			Help: "Subtree snapshots installed through PUT /v1/snapshot?path=P (resyncs of one directory).",
+		}),
+		RecoveryDropped: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_store_recovery_dropped_bytes_total",
+			Help: "Log bytes the store's recovery removed at start, by kind: torn_tail (a bad last record, no acknowledged record lost) or repaired (damage before the end: acknowledged records moved to the quarantine).",
+		}, []string{"kind"}),
+		DataLoss: f.NewGauge(prometheus.GaugeOpts{
+			Name: "lighthouse_store_data_loss",
+			Help: "1 while the bridge's store reports a repaired data loss (acknowledged records moved aside): /readyz fails and the bridge must not be a resync's source.",
 		}),
 		Handles: f.NewGauge(prometheus.GaugeOpts{
 			Name: "lighthouse_bridge_open_handles",

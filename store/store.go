@@ -119,6 +119,12 @@ type Options struct {
 	CompactBytes int64
 	// Logf reports recovery and compaction; nil means log.Printf.
 	Logf func(format string, args ...any)
+	// Warnf reports what recovery cut, skipped or repaired; nil means Logf.
+	Warnf func(format string, args ...any)
+	// Repair lets Open move a damaged log, from the damage on, to the
+	// quarantine directory (a copy of every byte) and record the data
+	// loss, instead of refusing with a *DamageError.
+	Repair bool
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
 	// NameMax is the longest name a new entry or a lookup may use (longer
@@ -153,7 +159,18 @@ type Recovery struct {
 	SnapshotLSN uint64 // the LSN the snapshot covered (0: no snapshot)
 	Replayed    int    // log records applied on top of it
 	LastLSN     uint64
-	CutBytes    int64 // bytes of torn or corrupt tail removed
+	// CutBytes: a torn tail cut (a bad record with nothing intact after
+	// it, so no acknowledged record: under every policy a record is
+	// acknowledged only after it was written whole).
+	CutBytes int64
+	// SkippedBytes: damaged bytes passed over because the records after
+	// them continue the sequence (the snapshot covers what they held).
+	SkippedBytes int64
+	// RepairedBytes: log moved to the quarantine by this Open (Repair).
+	RepairedBytes int64
+	// DataLoss is a repair's record, this Open's or an earlier one's,
+	// until the tree is restored from a good copy (nil: none).
+	DataLoss *DataLoss
 }
 
 // Store is an event-sourced filesystem tree. It is safe for concurrent use.
@@ -238,6 +255,14 @@ func (s *Store) logf(format string, args ...any) {
 	log.Printf(format, args...)
 }
 
+func (s *Store) warnf(format string, args ...any) {
+	if s.opts.Warnf != nil {
+		s.opts.Warnf(format, args...)
+		return
+	}
+	s.logf(format, args...)
+}
+
 func (s *Store) now() int64 {
 	if s.opts.Now != nil {
 		return s.opts.Now().UnixNano()
@@ -245,67 +270,12 @@ func (s *Store) now() int64 {
 	return time.Now().UnixNano()
 }
 
-// recover rebuilds the tree from the snapshot and the log segments after it.
-func (s *Store) recover() error {
-	t, snapLSN, err := loadSnapshot(filepath.Join(s.dir, snapshotFile), s.now())
-	if err != nil {
-		return err
-	}
-	segs, err := listSegments(s.dir)
-	if err != nil {
-		return err
-	}
-	rec := Recovery{SnapshotLSN: snapLSN, LastLSN: snapLSN}
-	for i, seg := range segs {
-		good, err := readSegment(seg.path, func(lsn uint64, payload []byte) error {
-			if lsn <= rec.LastLSN {
-				return nil // covered by the snapshot
-			}
-			if lsn != rec.LastLSN+1 {
-				return fmt.Errorf("%w: lsn %d follows %d", errTorn, lsn, rec.LastLSN)
-			}
-			ev, err := decodeEvent(payload)
-			if err != nil {
-				return fmt.Errorf("%w: %v", errTorn, err)
-			}
-			if err := t.apply(&ev); err != nil {
-				// Applied once live, so it cannot fail now unless the log is
-				// not this tree's: say so, keep going.
-				s.logf("store: replay lsn %d: %v (skipped)", lsn, err)
-			}
-			rec.LastLSN = lsn
-			rec.Replayed++
-			return nil
-		})
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, errTorn) {
-			return fmt.Errorf("read %s: %w", seg.path, err)
-		}
-		// Cut the tail here; set any later segments aside for forensics.
-		st, _ := os.Stat(seg.path)
-		if st != nil {
-			rec.CutBytes += st.Size() - good
-		}
-		if err := os.Truncate(seg.path, good); err != nil {
-			return fmt.Errorf("cut torn tail of %s: %w", seg.path, err)
-		}
-		for _, later := range segs[i+1:] {
-			if st, err := os.Stat(later.path); err == nil {
-				rec.CutBytes += st.Size()
-			}
-			os.Rename(later.path, later.path+".corrupt")
-		}
-		s.logf("store: cut %d bytes of torn or corrupt log after lsn %d in %s", rec.CutBytes, rec.LastLSN, filepath.Base(seg.path))
-		break
-	}
-	s.t, s.recovery = t, rec
-	return nil
-}
-
 // Recovery reports what Open replayed.
-func (s *Store) Recovery() Recovery { return s.recovery }
+func (s *Store) Recovery() Recovery {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.recovery
+}
 
 // Generation changes whenever Restore replaces the whole tree: inode numbers
 // from an older generation mean nothing.
@@ -764,7 +734,8 @@ func (s *Store) Restore(snap []byte) error {
 	}
 	s.t = t
 	s.gen.Add(1)
-	return nil
+	// The tree came from a good copy: a repaired loss no longer shows.
+	return s.clearDataLossLocked()
 }
 
 // Inodes returns the number of live nodes (for tests and metrics).

@@ -317,39 +317,6 @@ func listSegments(dir string) ([]segment, error) {
 	return segs, nil
 }
 
-// errTorn marks a record that is cut short or fails its checksum.
-var errTorn = errors.New("torn or corrupt record")
-
-// readSegment calls fn for each intact record in order. It returns the
-// offset just past the last intact record and errTorn if something that is
-// not a record follows it.
-func readSegment(path string, fn func(lsn uint64, payload []byte) error) (good int64, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, err
-	}
-	off := int64(0)
-	for int64(len(data))-off > 0 {
-		rest := data[off:]
-		if len(rest) < recHeader {
-			return off, errTorn
-		}
-		n := binary.LittleEndian.Uint32(rest[0:])
-		if n > maxRecord || int64(len(rest)) < recHeader+int64(n) {
-			return off, errTorn
-		}
-		want := binary.LittleEndian.Uint32(rest[4:])
-		if crc32.Checksum(rest[8:recHeader+n], castagnoli) != want {
-			return off, errTorn
-		}
-		if err := fn(binary.LittleEndian.Uint64(rest[8:]), rest[recHeader:recHeader+n]); err != nil {
-			return off, err
-		}
-		off += recHeader + int64(n)
-	}
-	return off, nil
-}
-
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {

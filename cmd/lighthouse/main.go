@@ -39,7 +39,7 @@ func main() {
 	root.AddCommand(mountCmd(), compatCmd(), bridgeCmd(), validateCmd(), proxyCmd(), replayCmd(), upCmd())
 	root.AddCommand(statusCmd(), promoteCmd(), rollbackCmd())
 	root.AddCommand(reportCmd())
-	root.AddCommand(benchCmd(), workloadCmd())
+	root.AddCommand(benchCmd(), workloadCmd(), storeCmd())
 	ran := markUsageErrors(root)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !*ran {
