@@ -45,6 +45,7 @@ type proxyFlags struct {
 	rolloutConfig         string
 	stateFile             string
 	advanceAfter          int
+	aa                    bool
 }
 
 func (f *proxyFlags) register(cmd *cobra.Command) {
@@ -64,6 +65,7 @@ func (f *proxyFlags) register(cmd *cobra.Command) {
 	fl.Float64Var(&f.weight, "weight", -1, "candidate (shadow bridge) serving weight at start, 0..1 (overrides --phase)")
 	fl.StringVar(&f.rolloutConfig, "rollout-config", "", "rollout config file (phase, weight, thresholds, window); SIGHUP reloads it")
 	fl.StringVar(&f.stateFile, "state-file", "", "where rollout decisions are persisted, so a restart keeps a rollback")
+	fl.BoolVar(&f.aa, "aa", false, "A/A run: both bridges must run the same FUSE library, and no allowlist applies, so every chance difference counts (the noise floor; see `lighthouse up --aa`)")
 	fl.IntVar(&f.advanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: only by an operator)")
 }
 
@@ -114,6 +116,9 @@ func startProxy(ctx context.Context, f *proxyFlags, reg prometheus.Registerer) (
 		}
 		names[i] = info.ActiveBackend
 	}
+	if f.aa && names[0] != names[1] {
+		return nil, verdict.Usage(fmt.Errorf("--aa: the bridges run %s and %s; an A/A run needs the same library on both", names[0], names[1]))
+	}
 	if names[0] == names[1] {
 		slog.Warn("both bridges run the same backend: this is an A/A pair, measuring the noise floor", "backend", names[0])
 		names[1] += "-shadow"
@@ -143,7 +148,9 @@ func startProxy(ctx context.Context, f *proxyFlags, reg prometheus.Registerer) (
 	if f.readback <= 0 {
 		cfg.ReadbackRate = -1
 	}
-	if f.allowlist != "" {
+	if f.aa {
+		cfg.Allowlist = compare.Allowlist{} // noise must show, not be excused
+	} else if f.allowlist != "" {
 		l, err := compare.LoadAllowlist(f.allowlist)
 		if err != nil {
 			return nil, err

@@ -21,9 +21,11 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/metrics"
+	"github.com/lighthouse-fs/lighthouse/noise"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/report"
 	"github.com/lighthouse-fs/lighthouse/verdict"
@@ -45,6 +47,7 @@ type upFlags struct {
 	phase                       string
 	advanceAfter                int
 	minCoverage                 float64
+	aa                          string // A/A: the library both bridges run
 }
 
 func upCmd() *cobra.Command {
@@ -73,7 +76,14 @@ Each run starts from fresh stores and logs unless --keep. Stale mounts left
 under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runUp(cmd.Context(), &f)
+			if f.aa != "" && f.aa != "bazil" && f.aa != "gofuse" {
+				return verdict.Usage(fmt.Errorf("--aa %q: want bazil or gofuse", f.aa))
+			}
+			err := runUp(cmd.Context(), &f)
+			if st := verdict.Status(err); f.aa != "" && f.workload && (st == verdict.ExitPass || st == verdict.ExitFail || st == verdict.ExitInconclusive) {
+				err = errors.Join(err, reportNoiseFloor(f))
+			}
+			return err
 		},
 	}
 	fl := cmd.Flags()
@@ -91,6 +101,7 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl.StringVar(&f.shadowListen, "shadow-listen", "127.0.0.1:8766", "shadow bridge address")
 	fl.Float64Var(&f.inject, "inject-divergence", 0, "make the shadow bridge corrupt this fraction of read results (tests of the FAIL verdict)")
 	fl.DurationVar(&f.injectAfter, "inject-after", 0, "start the injection this long after the shadow bridge starts")
+	fl.StringVar(&f.aa, "aa", "", "A/A run: both bridges run this library (bazil or gofuse), no allowlist applies, and the report ends with the noise floor and the rules it does not justify")
 	fl.StringVar(&f.phase, "phase", "shadow", "rollout phase to start in: shadow, canary, progressive, full")
 	fl.IntVar(&f.advanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: never)")
 	for _, name := range []string{"proxy-listen", "admin", "primary-listen", "shadow-listen", "inject-divergence", "inject-after"} {
@@ -129,8 +140,12 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 			return fmt.Errorf("%s port %s is in use: another `lighthouse up` (or a bridge or proxy) may be running; stop it first (%w)", p.what, p.addr, err)
 		}
 	}
-	primary := &bridgeProc{role: "primary", backend: "bazil", listen: f.primaryListen, dir: dir}
-	shadow := &bridgeProc{role: "shadow", backend: "gofuse", listen: f.shadowListen, dir: dir, inject: f.inject, injectAfter: f.injectAfter}
+	primaryLib, shadowLib := "bazil", "gofuse"
+	if f.aa != "" {
+		primaryLib, shadowLib = f.aa, f.aa
+	}
+	primary := &bridgeProc{role: "primary", backend: primaryLib, listen: f.primaryListen, dir: dir}
+	shadow := &bridgeProc{role: "shadow", backend: shadowLib, listen: f.shadowListen, dir: dir, inject: f.inject, injectAfter: f.injectAfter}
 	bridges := []*bridgeProc{primary, shadow}
 	mountPoints := []string{lay.front, primary.mnt(), shadow.mnt()}
 	// Nothing of ours is running (the ports are free): a mount left on our
@@ -206,6 +221,7 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 	pf.primaryURL, pf.shadowURL = primary.url(), shadow.url()
 	pf.record, pf.divergenceLog = lay.record, lay.divergences
 	pf.phase, pf.advanceAfter = f.phase, f.advanceAfter
+	pf.aa = f.aa != ""
 	pf.stateFile = filepath.Join(lay.dir, "rollout-state.json")
 	if !f.keep {
 		os.Remove(pf.stateFile)
@@ -242,6 +258,27 @@ func runUp(ctx context.Context, f *upFlags) (err error) {
 		}
 	}
 	return runWorkload(ctx, f, lay, rp, reg, bridges)
+}
+
+// reportNoiseFloor reads the record log of an A/A run, once the proxy has
+// stopped and flushed it, and prints the noise floor with the comparator
+// and allowlist rules it does not justify.
+func reportNoiseFloor(f upFlags) error {
+	dir, err := filepath.Abs(f.dir)
+	if err != nil {
+		return err
+	}
+	fh, err := os.Open(newUpLayout(dir).record)
+	if err != nil {
+		return fmt.Errorf("A/A noise floor: %w", err)
+	}
+	defer fh.Close()
+	floor, err := noise.Analyze(fh, compare.DefaultAllowlist())
+	if err != nil {
+		return fmt.Errorf("A/A noise floor: %w", err)
+	}
+	floor.WriteText(os.Stdout, f.aa)
+	return nil
 }
 
 // drainLimit is how long `up` waits for the mirror to catch up after the
