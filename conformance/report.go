@@ -240,16 +240,19 @@ func (r *Report) Markdown(a, b string, ex Expectations) string {
 		"append the line and run `make compat`. Such cases form the traffic family.\n\n")
 	for _, f := range families {
 		fmt.Fprintf(&s, "\n## %s\n\n", f)
-		found := false
+		var agree []string
 		for _, o := range byFamily[f] {
 			if !o.Differs(a, b) && !o.Differs(Reference, a) && !o.Differs(Reference, b) {
+				agree = append(agree, "`"+o.Case.Name+"`")
 				continue
 			}
-			found = true
 			r.caseMarkdown(&s, o, a, b, ex)
 		}
-		if !found {
-			fmt.Fprintf(&s, "No differences found: %s, %s and the reference agree on all %d cases.\n", a, b, len(byFamily[f]))
+		switch {
+		case len(agree) == len(byFamily[f]):
+			fmt.Fprintf(&s, "No differences found: %s, %s and the reference agree on all %d cases: %s.\n", a, b, len(agree), strings.Join(agree, ", "))
+		case len(agree) > 0:
+			fmt.Fprintf(&s, "%s, %s and the reference agree on every step of the other cases: %s.\n", a, b, strings.Join(agree, ", "))
 		}
 	}
 	return s.String()

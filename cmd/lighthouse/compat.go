@@ -105,7 +105,7 @@ func runCompat(dir, markdown string, names []string, asJSON bool, extra []confor
 	}
 	targets := []conformance.Target{conformance.DirTarget(conformance.Reference, ref)}
 	for _, b := range []string{"bazil", "gofuse"} {
-		srv, mnt, err := startMount(dir, b)
+		srv, mnt, err := startMount(dir, b, false)
 		if err != nil {
 			return err
 		}
@@ -139,6 +139,9 @@ func runCompat(dir, markdown string, names []string, asJSON bool, extra []confor
 		fmt.Println(rep.Summary())
 	}
 	if markdown != "" {
+		if rep.Settings, err = probeSettings(dir); err != nil {
+			return err
+		}
 		if err := os.WriteFile(markdown, []byte(rep.Markdown("bazil", "gofuse", ex)), 0o644); err != nil {
 			return err
 		}
@@ -156,16 +159,24 @@ func runCompat(dir, markdown string, names []string, asJSON bool, extra []confor
 // startMount serves a fresh store through backend in a `lighthouse mount`
 // child and waits until the kernel shows the mount (read from /proc, never
 // the mount).
-func startMount(dir, backend string) (*supervise.Proc, string, error) {
+// With debug, the library logs every request to DIR/BACKEND-probe.log
+// (a memory store on its own mount point, for probeSettings).
+func startMount(dir, backend string, debug bool) (*supervise.Proc, string, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, "", err
 	}
-	mnt := filepath.Join(dir, "mnt", backend)
-	data := filepath.Join(dir, "data", backend)
-	p, err := supervise.Start(supervise.Config{Name: backend + " mount", Path: exe,
-		Args: []string{"mount", "--backend", backend, "--data", data, "--sync", "none", "--name-max", strconv.Itoa(conformance.MountNameMax), mnt},
-		Log:  filepath.Join(dir, backend+".log"), Mounts: []string{mnt}})
+	name := backend
+	args := []string{"mount", "--backend", backend, "--name-max", strconv.Itoa(conformance.MountNameMax)}
+	if debug {
+		name += "-probe"
+		args = append(args, "--fuse-debug")
+	} else {
+		args = append(args, "--data", filepath.Join(dir, "data", backend), "--sync", "none")
+	}
+	mnt := filepath.Join(dir, "mnt", name)
+	p, err := supervise.Start(supervise.Config{Name: name + " mount", Path: exe, Args: append(args, mnt),
+		Log: filepath.Join(dir, name+".log"), Mounts: []string{mnt}})
 	if err != nil {
 		return nil, "", err
 	}
@@ -173,6 +184,31 @@ func startMount(dir, backend string) (*supervise.Proc, string, error) {
 		return nil, "", errors.Join(err, p.Stop(mountGrace))
 	}
 	return p, mnt, nil
+}
+
+// probeSettings mounts each library with its debug log on, runs the
+// settings probe and renders what the logs show (the section of
+// docs/compatibility.md that `make compat` writes the same way).
+func probeSettings(dir string) (string, error) {
+	got := map[string]conformance.Settings{}
+	for _, b := range []string{"bazil", "gofuse"} {
+		srv, mnt, err := startMount(dir, b, true)
+		if err != nil {
+			return "", err
+		}
+		perr := conformance.Probe(mnt)
+		if err := errors.Join(perr, srv.Stop(mountGrace)); err != nil {
+			return "", fmt.Errorf("settings probe on %s: %w", b, err)
+		}
+		log, err := os.ReadFile(filepath.Join(dir, b+"-probe.log"))
+		if err != nil {
+			return "", err
+		}
+		if got[b], err = conformance.ParseSettings(string(log)); err != nil {
+			return "", fmt.Errorf("settings probe on %s: %w", b, err)
+		}
+	}
+	return conformance.SettingsMarkdown("bazil", "gofuse", got["bazil"], got["gofuse"]), nil
 }
 
 // mountGrace is how long a mount server has to unmount after SIGTERM.
