@@ -189,6 +189,9 @@ type Store struct {
 	gen        atomic.Uint64
 	recovery   Recovery
 	watchers   watchers // OnSubtreeReplaced
+	// compactLock is how long the last compaction held the tree lock
+	// (ns): writes wait at most that long for it.
+	compactLock atomic.Int64
 }
 
 const snapshotFile = "snapshot"
@@ -658,29 +661,34 @@ func (s *Store) Compact() error {
 	}
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
-	s.mu.RLock()
+	// Under the lock only the log's rotation and a frozen view of the
+	// tree: the snapshot is encoded and written from the view while
+	// mutations go on.
+	s.mu.Lock()
+	locked := time.Now()
 	if s.wal == nil {
-		s.mu.RUnlock()
+		s.mu.Unlock()
 		return ErrClosed
 	}
 	lsn, err := s.wal.rotate()
 	if err != nil {
-		s.mu.RUnlock()
+		s.mu.Unlock()
 		return err
 	}
-	snap, w := encodeSnapshot(s.t, lsn), s.wal
-	s.mu.RUnlock()
-	return s.installSnapshot(w, snap, lsn)
+	view, w := s.t.freeze(), s.wal
+	s.mu.Unlock()
+	s.compactLock.Store(int64(time.Since(locked)))
+	return s.installSnapshot(w, view, lsn)
 }
 
-// installSnapshot makes snap (covering lsn) the on-disk base and deletes
-// the segments it covers. Segments start after a rotation, so every
-// segment that starts at or before lsn is covered. w is the log (its size
-// counts the segments left).
-func (s *Store) installSnapshot(w *wal, snap []byte, lsn uint64) error {
+// installSnapshot makes the snapshot of t (covering lsn) the on-disk base
+// and deletes the segments it covers. Segments start after a rotation, so
+// every segment that starts at or before lsn is covered. t is not changed
+// meanwhile (a frozen view, or the tree under the store's lock); w is the
+// log (its size counts the segments left).
+func (s *Store) installSnapshot(w *wal, t *tree, lsn uint64) error {
 	if err := writeFileAtomic(filepath.Join(s.dir, snapshotFile), func(f io.Writer) error {
-		_, err := f.Write(snap)
-		return err
+		return writeSnapshot(&syncingWriter{w: f}, t, lsn)
 	}); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
@@ -696,18 +704,47 @@ func (s *Store) installSnapshot(w *wal, snap []byte, lsn uint64) error {
 	return w.recount()
 }
 
+// syncingWriter writes a snapshot file and flushes it to disk every
+// syncEvery bytes, so the kernel never holds a large store's snapshot as
+// dirty pages to write back at once: the log's own fdatasync would wait
+// behind that.
+type syncingWriter struct {
+	w       io.Writer
+	pending int
+}
+
+const syncEvery = 16 << 20
+
+func (s *syncingWriter) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.pending += n
+	if f, ok := s.w.(*os.File); ok && err == nil && s.pending >= syncEvery {
+		s.pending = 0
+		err = unix.Fdatasync(int(f.Fd()))
+	}
+	return n, err
+}
+
+// CompactLockHeld is how long the last compaction held the tree lock:
+// the longest a mutation waited for it.
+func (s *Store) CompactLockHeld() time.Duration { return time.Duration(s.compactLock.Load()) }
+
 // Snapshot returns the whole tree in snapshot form, for export; its last
 // four bytes are its checksum (see Checksum).
+//
+// It is encoded from a frozen view of the tree, so mutations do not wait
+// for it.
 func (s *Store) Snapshot() []byte {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	s.mu.Lock()
 	var lsn uint64
 	if s.wal != nil {
 		s.wal.mu.Lock()
 		lsn = s.wal.last
 		s.wal.mu.Unlock()
 	}
-	return encodeSnapshot(s.t, lsn)
+	view := s.t.freeze()
+	s.mu.Unlock()
+	return encodeSnapshot(view, lsn)
 }
 
 // Restore replaces the whole tree with snap (from Snapshot) atomically: on
@@ -728,7 +765,7 @@ func (s *Store) Restore(snap []byte) error {
 			return err
 		}
 		// Re-encode under our own LSN so replay skips the old log.
-		if err := s.installSnapshot(s.wal, encodeSnapshot(t, lsn), lsn); err != nil {
+		if err := s.installSnapshot(s.wal, t, lsn); err != nil {
 			return err
 		}
 	}

@@ -375,6 +375,7 @@ func (t *tree) applySubtree(ev *event) error {
 	for _, n := range old.nodes[1:] {
 		t.orphan(n)
 	}
+	d = t.w(d)
 	ino := func(i uint64) uint64 {
 		if i == 0 {
 			return d.ino
@@ -390,8 +391,7 @@ func (t *tree) applySubtree(ev *event) error {
 	for i, sn := range sub {
 		n := d
 		if i > 0 {
-			n = &node{ino: ino(uint64(i))}
-			t.nodes[n.ino] = n
+			n = t.newNode(&node{ino: ino(uint64(i))})
 		}
 		n.mode, n.uid, n.gid = sn.mode, sn.uid, sn.gid
 		n.size, n.atime, n.mtime, n.ctime = sn.size, sn.atime, sn.mtime, sn.ctime
@@ -428,6 +428,7 @@ func (t *tree) orphan(n *node) {
 		delete(t.nodes, n.ino)
 		return
 	}
+	n = t.w(n)
 	n.nlink = 0
 	if n.isDir() {
 		n.children = map[string]uint64{}
@@ -583,7 +584,7 @@ func (s *Store) restoreBySnapshot(ev *event) error {
 	if err := s.t.apply(ev); err != nil {
 		return err
 	}
-	if err := s.installSnapshot(s.wal, encodeSnapshot(s.t, lsn), lsn); err != nil {
+	if err := s.installSnapshot(s.wal, s.t, lsn); err != nil {
 		s.wal.fail(err)
 		return fmt.Errorf("%w: %v", syscall.EIO, err)
 	}

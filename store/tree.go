@@ -1,6 +1,7 @@
 package store
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -41,6 +42,15 @@ type node struct {
 	target   string            // symlinks
 	children map[string]uint64 // directories
 	xattrs   map[string][]byte
+
+	// Copy-on-write (see tree.freeze): gen is the tree generation in which
+	// this node struct was made; a node of an older one may be in a frozen
+	// view, so tree.w copies it before a change. sharedChunks says its
+	// chunk slices may be a view's too: a chunk not in owned is copied
+	// before it is written.
+	gen          uint64
+	sharedChunks bool
+	owned        map[int64]bool
 }
 
 func (n *node) isDir() bool  { return n.mode&syscall.S_IFMT == syscall.S_IFDIR }
@@ -71,6 +81,7 @@ func (n *node) allocated() int64 {
 type tree struct {
 	nodes   map[uint64]*node
 	nextIno uint64
+	gen     uint64 // incremented by freeze
 	// open counts the open handles per inode (memory only), so an unlinked
 	// file stays readable until its last handle is released.
 	open map[uint64]int
@@ -82,6 +93,58 @@ func newTree(now int64) *tree {
 		atime: now, mtime: now, ctime: now, children: map[string]uint64{},
 	}
 	return &tree{nodes: map[uint64]*node{RootIno: root}, nextIno: RootIno + 1, open: map[uint64]int{}}
+}
+
+// freeze returns a view of t as it is now, which stays unchanged and may
+// be read without the store's lock while t changes on: the snapshot of a
+// compaction is encoded from it while the log keeps appending. It costs a
+// copy of the inode map; afterwards each node is copied on its first
+// change (tree.w) and each data chunk on its first write.
+func (t *tree) freeze() *tree {
+	v := &tree{nodes: maps.Clone(t.nodes), nextIno: t.nextIno, gen: t.gen}
+	t.gen++
+	return v
+}
+
+// w returns node n (by its inode number) ready to be changed: n itself if
+// no frozen view can hold it, else a copy, with its own maps, that
+// replaces it in the tree. Every change to a node goes through w.
+func (t *tree) w(n *node) *node {
+	cur, ok := t.nodes[n.ino]
+	if !ok {
+		cur = n
+	}
+	if cur.gen == t.gen {
+		return cur
+	}
+	c := *cur
+	c.children, c.xattrs, c.chunks = maps.Clone(cur.children), maps.Clone(cur.xattrs), maps.Clone(cur.chunks)
+	c.gen, c.sharedChunks, c.owned = t.gen, len(cur.chunks) > 0, nil
+	if ok {
+		t.nodes[c.ino] = &c
+	}
+	return &c
+}
+
+// newNode makes a node of the current generation.
+func (t *tree) newNode(n *node) *node {
+	n.gen = t.gen
+	t.nodes[n.ino] = n
+	return n
+}
+
+// chunkForWrite returns chunk idx of n (made writable by w) for an
+// in-place change: copied first if a frozen view may share it.
+func (n *node) chunkForWrite(idx int64) []byte {
+	c := n.chunks[idx]
+	if !n.sharedChunks || n.owned[idx] || c == nil {
+		return c
+	}
+	if n.owned == nil {
+		n.owned = map[int64]bool{}
+	}
+	n.owned[idx] = true
+	return slices.Clone(c)
 }
 
 func (t *tree) get(ino uint64) (*node, error) {
@@ -180,6 +243,7 @@ func (t *tree) applyNew(ev *event) error {
 		return syscall.EIO // an inode number reused: the log and the tree disagree
 	}
 	n := &node{ino: ev.ino, uid: ev.uid, gid: ev.gid, nlink: 1, atime: ev.time, mtime: ev.time, ctime: ev.time}
+	p = t.w(p)
 	switch ev.kind {
 	case evMkdir:
 		n.mode = syscall.S_IFDIR | ev.mode&0o7777
@@ -200,7 +264,7 @@ func (t *tree) applyNew(ev *event) error {
 		n.target = string(ev.data)
 		n.size = int64(len(ev.data))
 	}
-	t.nodes[n.ino] = n
+	t.newNode(n)
 	p.children[ev.name] = n.ino
 	p.mtime, p.ctime = ev.time, ev.time
 	return nil
@@ -227,6 +291,7 @@ func (t *tree) applyLink(ev *event) error {
 	if n.nlink == 0 {
 		return syscall.ENOENT // linkat of an unlinked open file
 	}
+	n, p = t.w(n), t.w(p)
 	p.children[ev.newName] = n.ino
 	n.nlink++
 	n.ctime = ev.time
@@ -256,9 +321,12 @@ func (t *tree) applyRemove(ev *event) error {
 		if len(n.children) > 0 {
 			return syscall.ENOTEMPTY
 		}
-		p.nlink--
 	} else if n.isDir() {
 		return syscall.EISDIR
+	}
+	p = t.w(p)
+	if n.isDir() {
+		p.nlink--
 	}
 	delete(p.children, ev.name)
 	p.mtime, p.ctime = ev.time, ev.time
@@ -269,6 +337,7 @@ func (t *tree) applyRemove(ev *event) error {
 // dropLink removes one name of n; n's data goes when the last name and the
 // last open handle are gone.
 func (t *tree) dropLink(n *node, now int64) {
+	n = t.w(n)
 	if n.isDir() {
 		n.nlink = 0
 	} else if n.nlink > 0 {
@@ -331,6 +400,7 @@ func (t *tree) applyRename(ev *event) error {
 		if dst.isDir() && t.isAncestor(dst.ino, op.ino) {
 			return syscall.EINVAL
 		}
+		op, np, src, dst = t.w(op), t.w(np), t.w(src), t.w(dst)
 		return t.exchange(op, ev.name, src, np, ev.newName, dst, ev.time)
 	}
 	if dst != nil {
@@ -350,6 +420,9 @@ func (t *tree) applyRename(ev *event) error {
 		} else if dst.isDir() {
 			return syscall.EISDIR
 		}
+	}
+	op, np, src = t.w(op), t.w(np), t.w(src)
+	if dst != nil {
 		if dst.isDir() {
 			np.nlink--
 		}
@@ -394,18 +467,17 @@ func (t *tree) applySetattr(ev *event) error {
 		return err
 	}
 	if ev.valid&SetSize != 0 {
-		if n.isDir() {
+		switch {
+		case n.isDir():
 			return syscall.EISDIR
-		}
-		if !n.isReg() {
+		case !n.isReg() || ev.size < 0:
 			return syscall.EINVAL
-		}
-		if ev.size < 0 {
-			return syscall.EINVAL
-		}
-		if ev.size > MaxFileSize {
+		case ev.size > MaxFileSize:
 			return syscall.EFBIG
 		}
+	}
+	n = t.w(n)
+	if ev.valid&SetSize != 0 {
 		n.truncate(ev.size)
 		n.mtime = ev.time
 	}
@@ -460,13 +532,14 @@ func (t *tree) applyWrite(ev *event) error {
 	if ev.off < 0 || end > MaxFileSize {
 		return syscall.EFBIG
 	}
+	n = t.w(n)
 	if n.chunks == nil {
 		n.chunks = map[int64][]byte{}
 	}
 	for off, p := ev.off, ev.data; len(p) > 0; {
 		idx, in := off/chunkSize, int(off%chunkSize)
 		k := min(len(p), chunkSize-in)
-		n.chunks[idx] = writeChunk(n.chunks[idx], in, p[:k])
+		n.chunks[idx] = writeChunk(n.chunkForWrite(idx), in, p[:k])
 		p, off = p[k:], off+int64(k)
 	}
 	if end > n.size {
@@ -525,6 +598,7 @@ func (t *tree) applyXattr(ev *event) error {
 		if !exists {
 			return syscall.ENODATA
 		}
+		n = t.w(n)
 		delete(n.xattrs, ev.name)
 		n.ctime = ev.time
 		return nil
@@ -539,6 +613,7 @@ func (t *tree) applyXattr(ev *event) error {
 	case len(ev.data) > MaxXattrSize:
 		return syscall.E2BIG
 	}
+	n = t.w(n)
 	if n.xattrs == nil {
 		n.xattrs = map[string][]byte{}
 	}
