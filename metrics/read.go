@@ -80,6 +80,17 @@ func (f Families) Sum(name string, match map[string]string) float64 {
 	return sum
 }
 
+// SumBy is Sum per value of label by.
+func (f Families) SumBy(name, by string, match map[string]string) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range f[name].GetMetric() {
+		if hasLabels(m, match) {
+			out[labelValue(m, by)] += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+		}
+	}
+	return out
+}
+
 func hasLabels(m *dto.Metric, match map[string]string) bool {
 	n := 0
 	for _, lp := range m.GetLabel() {

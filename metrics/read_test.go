@@ -89,4 +89,7 @@ func TestSum(t *testing.T) {
 			t.Errorf("Sum(%v) = %v, want %v", tc.match, got, tc.want)
 		}
 	}
+	if got := f.SumBy("ops_total", "backend", map[string]string{"result": "ok"}); len(got) != 2 || got["bazil"] != 3 || got["gofuse"] != 7 {
+		t.Errorf("SumBy: %v", got)
+	}
 }
