@@ -229,7 +229,7 @@ func TestHandedFramesShutdown(t *testing.T) {
 	}
 	c.sendAsync(frames...)
 	mustResult(t, c.mustRecv())
-	b.cmd.Process.Signal(syscall.SIGTERM)
+	b.Signal(syscall.SIGTERM)
 	replies := 1
 	for {
 		f, err := c.recv()
@@ -245,11 +245,11 @@ func TestHandedFramesShutdown(t *testing.T) {
 		}
 	}
 	select {
-	case <-b.exited:
+	case <-b.Exited():
 	case <-time.After(stopTimeout):
 		t.Fatal("bridge did not exit after SIGTERM")
 	}
-	if st := b.cmd.ProcessState; !st.Success() {
+	if st := b.State(); !st.Success() {
 		t.Errorf("bridge exited with %v", st)
 	}
 	t.Logf("%d of %d ops answered before the connection closed", replies, n)

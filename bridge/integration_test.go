@@ -845,17 +845,17 @@ func TestGracefulShutdown(t *testing.T) {
 			<-ws[0].ackedN(25)
 			start := time.Now()
 			sigterm.Store(start.UnixNano())
-			b.cmd.Process.Signal(syscall.SIGTERM)
+			b.Signal(syscall.SIGTERM)
 			for _, w := range ws {
 				w.wait()
 			}
 			select {
-			case <-b.exited:
+			case <-b.Exited():
 			case <-time.After(stopTimeout):
 				t.Fatalf("bridge did not exit within %v of SIGTERM", stopTimeout)
 			}
-			t.Logf("exited %v after SIGTERM: %v", time.Since(start).Round(time.Millisecond), b.cmd.ProcessState)
-			if code := b.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Logf("exited %v after SIGTERM: %v", time.Since(start).Round(time.Millisecond), b.State())
+			if code := b.State().ExitCode(); code != 0 {
 				t.Errorf("exit code %d, want 0", code)
 			}
 			if _, mounted := fusemount.Find(b.Mount); mounted {

@@ -19,7 +19,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,6 +29,8 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
@@ -94,11 +95,8 @@ func leakedMounts() []string {
 	defer mountsMu.Unlock()
 	var leaked []string
 	for dir := range mountsStarted {
-		if _, ok := fusemount.Find(dir); ok {
-			leaked = append(leaked, dir)
-			fusemount.Abort(dir)
-			fusemount.Unmount(dir)
-		}
+		left, _ := supervise.Detach(dir)
+		leaked = append(leaked, left...)
 	}
 	return leaked
 }
@@ -137,17 +135,11 @@ type bridgeOpts struct {
 
 // bridgeProc is one running `lighthouse bridge` process.
 type bridgeProc struct {
-	t      testing.TB
-	URL    string // http://127.0.0.1:PORT
-	Dir    string
-	Mount  string
-	Data   string
-	cmd    *exec.Cmd
-	log    *logFileReader
-	exited chan struct{}
-
-	mu     sync.Mutex
-	killed bool // SIGKILLed on purpose: a stale mount is expected
+	*supervise.Proc
+	URL   string // http://127.0.0.1:PORT
+	Dir   string
+	Mount string
+	Data  string
 }
 
 // startBridge starts a bridge and waits until it is ready. The bridge is
@@ -161,8 +153,7 @@ func startBridge(t testing.TB, o bridgeOpts) *bridgeProc {
 	if o.Role == "" {
 		o.Role = "primary"
 	}
-	b := &bridgeProc{t: t, Dir: o.Dir, Mount: filepath.Join(o.Dir, "m"), Data: filepath.Join(o.Dir, "d"),
-		exited: make(chan struct{})}
+	b := &bridgeProc{Dir: o.Dir, Mount: filepath.Join(o.Dir, "m"), Data: filepath.Join(o.Dir, "d")}
 	args := []string{"bridge", "--listen", "127.0.0.1:0", "--mount", b.Mount, "--data", b.Data, "--role", o.Role}
 	if o.Backend != "" {
 		args = append(args, "--backend", o.Backend)
@@ -174,63 +165,30 @@ func startBridge(t testing.TB, o bridgeOpts) *bridgeProc {
 	if len(o.Command) > 0 {
 		args = append(append(args, "--"), o.Command...)
 	}
-	// Output goes to a file, not a pipe: if this test process dies, a
-	// bridge writing its shutdown log to a broken pipe would die of SIGPIPE
-	// before unmounting.
-	logFile, err := os.CreateTemp(o.Dir, "bridge-*.log")
+	logFile, err := os.CreateTemp(o.Dir, "bridge-*.log") // a restarted bridge gets its own
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logFile.Close()
-	b.log = &logFileReader{path: logFile.Name()}
-	b.cmd = exec.Command(lighthouseBin, args...)
-	b.cmd.Env = bridgeEnv(o.Env)
-	b.cmd.Dir = "/" // never inside a mount
-	b.cmd.Stdout, b.cmd.Stderr = logFile, logFile
-	// If the test binary dies, the bridge shuts down (and unmounts) too.
-	b.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	logFile.Close()
 	mountsMu.Lock()
 	mountsStarted[b.Mount] = true
 	mountsMu.Unlock()
-	if err := b.cmd.Start(); err != nil {
-		t.Fatalf("start bridge: %v", err)
-	}
-	go func() { b.cmd.Wait(); close(b.exited) }()
-	t.Cleanup(b.cleanup)
-
-	const marker = "bridge listening addr="
-	addr := ""
-	if !waitFor(startTimeout, func() bool {
-		addr = b.log.after(marker)
-		return addr != "" || b.hasExited()
-	}) {
-		t.Fatalf("bridge %v: no %q line after %v", args, marker, startTimeout)
-	}
-	if addr == "" {
-		t.Fatalf("bridge %v exited before listening (%v)", args, b.cmd.ProcessState)
-	}
-	b.URL = "http://" + addr
+	p, f := supervisetest.Start(t, supervisetest.Child{Config: supervise.Config{Name: "bridge " + strings.Join(args[1:], " "),
+		Path: lighthouseBin, Args: args, Env: bridgeEnv(o.Env), Log: logFile.Name(), Mounts: []string{b.Mount}},
+		Ready: "bridge listening addr=", ReadyTimeout: startTimeout, StopTimeout: stopTimeout})
+	b.Proc, b.URL = p, "http://"+f["addr"]
 	ready := "/readyz"
 	if o.Degraded {
 		ready = "/v1/info"
 	}
-	deadline := time.Now().Add(startTimeout)
-	for {
-		status, body, err := b.get(ready)
-		if err == nil && status == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("bridge %s: GET %s not 200 after %v: %d %s %v", b.URL, ready, startTimeout, status, body, err)
-		}
-		select {
-		case <-b.exited:
-			t.Fatalf("bridge exited before it was ready (%v)", b.cmd.ProcessState)
-		case <-time.After(50 * time.Millisecond):
-		}
+	if _, err := p.WaitHTTP(context.Background(), b.URL+ready, startTimeout); err != nil {
+		t.Fatal(err)
 	}
 	return b
 }
+
+// PID is the bridge's process id.
+func (b *bridgeProc) PID() int { return b.Pid() }
 
 // bridgeEnv is the test's environment without LIGHTHOUSE_* variables, with
 // extra applied on top.
@@ -257,102 +215,6 @@ func bridgeEnv(extra []string) []string {
 		out = append(out, k+"="+env[k])
 	}
 	return out
-}
-
-func (b *bridgeProc) PID() int { return b.cmd.Process.Pid }
-
-func (b *bridgeProc) hasExited() bool {
-	select {
-	case <-b.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// Kill sends SIGKILL, as a crash would, and waits for the process to end.
-// Its mount stays behind, stale.
-func (b *bridgeProc) Kill() {
-	b.mu.Lock()
-	b.killed = true
-	b.mu.Unlock()
-	b.cmd.Process.Signal(syscall.SIGKILL)
-	<-b.exited
-}
-
-// Terminate sends SIGTERM and waits up to stopTimeout for the exit; it
-// reports whether the process exited in time.
-func (b *bridgeProc) Terminate() bool {
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-b.exited:
-		return true
-	case <-time.After(stopTimeout):
-		return false
-	}
-}
-
-// forceStop ends a bridge that did not stop: abort its FUSE connection (so
-// nothing waits on it), detach the mount, SIGKILL.
-func (b *bridgeProc) forceStop() {
-	fusemount.Abort(b.Mount)
-	fusemount.Unmount(b.Mount)
-	b.cmd.Process.Signal(syscall.SIGKILL)
-	<-b.exited
-}
-
-func (b *bridgeProc) cleanup() {
-	t := b.t
-	b.mu.Lock()
-	killed := b.killed
-	b.mu.Unlock()
-	if !b.hasExited() {
-		if !b.Terminate() {
-			t.Errorf("bridge on %s did not exit within %v of SIGTERM: connection aborted, SIGKILL", b.Mount, stopTimeout)
-			b.forceStop()
-		} else if st := b.cmd.ProcessState; !st.Success() {
-			t.Errorf("bridge on %s exited with %v after SIGTERM", b.Mount, st)
-		}
-	}
-	if _, mounted := fusemount.Find(b.Mount); mounted {
-		if !killed {
-			t.Errorf("mount %s still there after its bridge exited (%v): detached", b.Mount, b.cmd.ProcessState)
-		}
-		fusemount.Abort(b.Mount)
-		if err := fusemount.Unmount(b.Mount); err != nil {
-			t.Errorf("detach %s: %v", b.Mount, err)
-		}
-	}
-	if t.Failed() {
-		t.Logf("bridge %s (mount %s) output:\n%s", b.URL, b.Mount, b.log.String())
-	}
-}
-
-// logFileReader reads a bridge's output file.
-type logFileReader struct{ path string }
-
-func (l *logFileReader) String() string {
-	b, err := os.ReadFile(l.path)
-	if err != nil {
-		return err.Error()
-	}
-	return string(b)
-}
-
-// after returns the word that follows marker in the output, or "".
-func (l *logFileReader) after(marker string) string {
-	_, rest, ok := strings.Cut(l.String(), marker)
-	if !ok {
-		return ""
-	}
-	word, _, ok := strings.Cut(rest, " ")
-	if !ok {
-		word, _, ok = strings.Cut(rest, "\n")
-		if !ok {
-			return "" // the line is not complete yet
-		}
-	}
-	return strings.TrimSpace(word)
 }
 
 // --- HTTP ---
@@ -623,5 +485,17 @@ func waitFor(d time.Duration, cond func() bool) bool {
 			return false
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Terminate sends SIGTERM and waits up to stopTimeout for the exit; it
+// reports whether the process exited in time.
+func (b *bridgeProc) Terminate() bool {
+	b.Signal(syscall.SIGTERM)
+	select {
+	case <-b.Exited():
+		return true
+	case <-time.After(stopTimeout):
+		return false
 	}
 }

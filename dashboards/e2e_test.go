@@ -1,7 +1,6 @@
 package dashboards
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -19,12 +18,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 )
 
@@ -72,105 +72,14 @@ func runMain(m *testing.M) int {
 
 func exists(path string) bool { _, err := os.Stat(path); return err == nil }
 
-// proc is a child process started by the test; it is stopped (SIGTERM,
-// then SIGKILL) in t.Cleanup, and its FUSE mounts checked.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string
-	exited chan struct{}
-	mounts []string
-}
-
-// start runs bin with args, logging to dir/name.log, and waits for a
-// stderr line containing ready ("" for none); it returns that line's
-// key=value fields.
-func start(t *testing.T, dir, name, ready, bin string, args ...string) (*proc, map[string]string) {
+// start runs bin with args, logging to dir/name.log, serving the FUSE
+// mounts listed, and waits for a log line containing ready ("" for none);
+// it returns that line's key=value fields. It is stopped (SIGTERM, then
+// abort and SIGKILL) in t.Cleanup, and its mounts checked.
+func start(t *testing.T, dir, name, ready string, mounts []string, bin string, args ...string) (*supervise.Proc, map[string]string) {
 	t.Helper()
-	p := &proc{name: name, log: filepath.Join(dir, name+".log"), exited: make(chan struct{})}
-	logf, err := os.Create(p.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(bin, args...)
-	p.cmd.Dir = "/"
-	p.cmd.Stdout = logf
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM} // the test dies: so do they
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	fields := make(chan map[string]string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logf, line)
-			if ready != "" && strings.Contains(line, ready) {
-				f := map[string]string{}
-				for _, w := range strings.Fields(line) {
-					if k, v, ok := strings.Cut(w, "="); ok {
-						f[k] = strings.Trim(v, `"`)
-					}
-				}
-				select {
-				case fields <- f:
-				default:
-				}
-			}
-		}
-		io.Copy(logf, stderr)
-		p.cmd.Wait()
-		logf.Close()
-		close(p.exited)
-	}()
-	t.Cleanup(func() { p.stop(t) })
-	if ready == "" {
-		return p, nil
-	}
-	select {
-	case f := <-fields:
-		return p, f
-	case <-p.exited:
-		t.Fatalf("%s exited before it was ready:\n%s", name, p.tail(30))
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not ready after 30s:\n%s", name, p.tail(30))
-	}
-	return nil, nil
-}
-
-func (p *proc) tail(n int) string {
-	b, _ := os.ReadFile(p.log)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return "  " + strings.Join(lines[max(0, len(lines)-n):], "\n  ")
-}
-
-func (p *proc) stop(t *testing.T) {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(20 * time.Second):
-		t.Errorf("%s did not stop within 20s of SIGTERM: killing it", p.name)
-		for _, m := range p.mounts {
-			fusemount.Abort(m)
-		}
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-	for _, m := range p.mounts {
-		if _, ok := fusemount.Find(m); ok {
-			t.Errorf("%s left its FUSE mount on %s: detaching it", p.name, m)
-			fusemount.Abort(m)
-			fusemount.Unmount(m)
-		}
-	}
-	if t.Failed() {
-		t.Logf("log of %s:\n%s", p.name, p.tail(15))
-	}
+	return supervisetest.Start(t, supervisetest.Child{Config: supervise.Config{Name: name, Path: bin, Args: args,
+		Log: filepath.Join(dir, name+".log"), Mounts: mounts}, Ready: ready})
 }
 
 func freeAddr(t *testing.T) string {
@@ -254,24 +163,22 @@ func startHarness(t *testing.T) *harness {
 		for _, m := range ms {
 			if strings.HasPrefix(m.Dir, h.dir+"/") {
 				t.Errorf("FUSE mount left on %s", m.Dir)
-				fusemount.Abort(m.Dir)
-				fusemount.Unmount(m.Dir)
+				supervise.Detach(m.Dir)
 			}
 		}
 	})
 	bridge := func(backend, role string) string {
 		mnt := filepath.Join(h.dir, "mnt-"+role)
-		p, f := start(t, h.dir, role, "bridge listening", lighthouseBin, "bridge",
+		p, f := start(t, h.dir, role, "bridge listening", []string{mnt}, lighthouseBin, "bridge",
 			"--backend", backend, "--role", role, "--listen", "127.0.0.1:0", "--mount", mnt)
-		p.mounts = []string{mnt}
 		if f["active_backend"] != backend {
-			t.Fatalf("%s bridge runs %q, not %s:\n%s", role, f["active_backend"], backend, p.tail(20))
+			t.Fatalf("%s bridge runs %q, not %s:\n%s", role, f["active_backend"], backend, supervisetest.Tail(p, 20))
 		}
 		waitOK(t, "http://"+f["addr"]+"/readyz")
 		return f["addr"]
 	}
 	h.primary, h.shadow = bridge(PrimaryBackend, "primary"), bridge(CandidateBackend, "shadow")
-	_, f := start(t, h.dir, "proxy", "proxy listening", lighthouseBin, "proxy",
+	_, f := start(t, h.dir, "proxy", "proxy listening", nil, lighthouseBin, "proxy",
 		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--primary", "http://"+h.primary, "--shadow", "http://"+h.shadow, "--phase", "shadow")
 	h.api, h.admin = f["api"], f["admin"]
@@ -297,7 +204,7 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	promAddr := freeAddr(t)
-	start(t, h.dir, "prometheus", "", prometheusBin, "--config.file="+cfgPath,
+	start(t, h.dir, "prometheus", "", nil, prometheusBin, "--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(h.dir, "tsdb"), "--web.listen-address="+promAddr)
 	h.prom = "http://" + promAddr
 	waitOK(t, h.prom+"/-/ready")

@@ -72,12 +72,8 @@ func TestRealBridgesAgree(t *testing.T) {
 	if st.Compared < sent/2 {
 		t.Errorf("only %d of %d ops compared (skipped: %v)", st.Compared, sent, st.Skipped)
 	}
-	allowed := map[string]float64{}
-	for _, m := range scrape(t, px.adminURL()+"/metrics") {
-		if m.name == "lighthouse_fuse_backend_divergence_total" && m.labels["class"] == compare.ClassAllowed {
-			allowed[m.labels["op"]] += m.value
-		}
-	}
+	allowed := scrape(t, px.adminURL()+"/metrics").SumBy("lighthouse_fuse_backend_divergence_total", "op",
+		map[string]string{"class": compare.ClassAllowed})
 	t.Logf("allowed differences by op: %v", allowed)
 	if allowed["rename"] == 0 || allowed["stat"]+allowed["lstat"] == 0 {
 		t.Errorf("allowed differences by op %v: the mix should provoke both the renameat2 and the sticky bit ones", allowed)

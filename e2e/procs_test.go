@@ -1,22 +1,21 @@
 package e2e
 
 import (
-	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
+	"github.com/lighthouse-fs/lighthouse/metrics"
 )
 
 const (
@@ -42,8 +41,7 @@ func testRoot(t *testing.T) string {
 		for _, m := range ms {
 			if strings.HasPrefix(m.Dir, root+"/") {
 				t.Errorf("FUSE mount left on %s after every process stopped: detaching it", m.Dir)
-				fusemount.Abort(m.Dir)
-				if err := fusemount.Unmount(m.Dir); err != nil {
+				if _, err := supervise.Detach(m.Dir); err != nil {
 					t.Errorf("detach %s: %v", m.Dir, err)
 				}
 			}
@@ -53,79 +51,17 @@ func testRoot(t *testing.T) string {
 }
 
 // child is a lighthouse (or prometheus) process started by a test.
-type child struct {
-	t       *testing.T
-	name    string
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
-	mounts  []string // FUSE mounts it serves: checked when it stops
-	killed  bool     // SIGKILLed on purpose
-	stopped bool
-	mu      sync.Mutex
-}
+type child struct{ *supervise.Proc }
 
-// startChild starts bin with args, its output in root/name.log, and waits
-// for a stderr line containing ready; it returns that line's key=value
-// fields. The child is stopped in t.Cleanup.
-func startChild(t *testing.T, root, name, ready, bin string, args ...string) (*child, map[string]string) {
+// startChild starts bin with args, its output in root/name.log, serving
+// the FUSE mounts listed (checked when it stops), and waits for a log line
+// containing ready; it returns that line's key=value fields. The child is
+// stopped in t.Cleanup.
+func startChild(t *testing.T, root, name, ready string, mounts []string, bin string, args ...string) (*child, map[string]string) {
 	t.Helper()
-	c := &child{t: t, name: name, logPath: filepath.Join(root, name+".log"), exited: make(chan struct{})}
-	logFile, err := os.OpenFile(c.logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.cmd = exec.Command(bin, args...)
-	c.cmd.Dir = "/" // never inside a mount
-	c.cmd.Env = childEnv()
-	c.cmd.Stdout = logFile
-	// If the test binary dies, its children stop (and unmount) too.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stderr, err := c.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	fields := make(chan map[string]string, 1)
-	copied := make(chan struct{})
-	go func() {
-		defer close(copied)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 4<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			fmt.Fprintln(logFile, line)
-			if ready != "" && strings.Contains(line, ready) {
-				select {
-				case fields <- parseFields(line):
-				default:
-				}
-			}
-		}
-		io.Copy(logFile, stderr)
-	}()
-	go func() {
-		<-copied
-		c.cmd.Wait()
-		logFile.Close()
-		close(c.exited)
-	}()
-	t.Cleanup(c.stop)
-	if ready == "" {
-		return c, nil
-	}
-	select {
-	case f := <-fields:
-		return c, f
-	case <-c.exited:
-		t.Fatalf("%s exited before it was ready (%v):\n%s", name, c.cmd.ProcessState, c.tail(40))
-	case <-time.After(readyTimeout):
-		t.Fatalf("%s not ready after %v:\n%s", name, readyTimeout, c.tail(40))
-	}
-	return nil, nil
+	p, f := supervisetest.Start(t, supervisetest.Child{Config: supervise.Config{Name: name, Path: bin, Args: args, Env: childEnv(),
+		Log: filepath.Join(root, name+".log"), AppendLog: true, Mounts: mounts}, Ready: ready, ReadyTimeout: readyTimeout, StopTimeout: stopTimeout})
+	return &child{p}, f
 }
 
 // childExtraEnv is added to the next children's environment (a test that
@@ -145,78 +81,16 @@ func childEnv() []string {
 	return env
 }
 
-// parseFields returns the key=value words of a log line.
-func parseFields(line string) map[string]string {
-	out := map[string]string{}
-	for _, w := range strings.Fields(line) {
-		if k, v, ok := strings.Cut(w, "="); ok {
-			out[k] = strings.Trim(v, `"`)
-		}
-	}
-	return out
-}
+// tail returns the last n lines of the child's log, indented.
+func (c *child) tail(n int) string { return supervisetest.Tail(c.Proc, n) }
 
-// tail returns the last n lines of the child's log.
-func (c *child) tail(n int) string {
-	b, _ := os.ReadFile(c.logPath)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return "  " + strings.Join(lines, "\n  ")
-}
-
-// stop ends the child with SIGTERM (a bridge unmounts), waits, and makes
-// sure none of its mounts is left: a child that does not stop in time has
-// its FUSE connections aborted, its mounts detached and is killed.
-func (c *child) stop() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopped {
-		return
-	}
-	c.stopped = true
-	t := c.t
-	if !c.killed {
-		c.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-c.exited:
-		case <-time.After(stopTimeout):
-			t.Errorf("%s did not stop within %v of SIGTERM: aborting its FUSE connection and killing it\n%s", c.name, stopTimeout, c.tail(20))
-			for _, m := range c.mounts {
-				fusemount.Abort(m)
-			}
-			c.cmd.Process.Kill()
-			<-c.exited
-		}
-	}
-	for _, m := range c.mounts {
-		if _, ok := fusemount.Find(m); ok {
-			t.Errorf("%s left a FUSE mount on %s: detaching it", c.name, m)
-			fusemount.Abort(m)
-			if err := fusemount.Unmount(m); err != nil {
-				t.Errorf("detach %s: %v", m, err)
-			}
-		}
-	}
-	if !c.killed && c.cmd.ProcessState != nil && !c.cmd.ProcessState.Success() {
-		t.Errorf("%s exited with %v after SIGTERM:\n%s", c.name, c.cmd.ProcessState, c.tail(20))
-	}
-	if t.Failed() {
-		t.Logf("log of %s (%s):\n%s", c.name, c.logPath, c.tail(30))
-	}
-}
+// stop ends the child now as its cleanup would (SIGTERM, then abort,
+// kill, detach); the cleanup reports what went wrong.
+func (c *child) stop() { c.Stop(stopTimeout) }
 
 // kill ends the child with SIGKILL, as a crash would; its mounts stay
-// behind (stale) and are no longer its to check: the caller owns them.
-func (c *child) kill() {
-	c.mu.Lock()
-	c.killed = true
-	c.mounts = nil
-	c.mu.Unlock()
-	c.cmd.Process.Kill()
-	<-c.exited
-}
+// behind (stale): the caller owns them.
+func (c *child) kill() { c.Kill() }
 
 // bridgeProc is a `lighthouse bridge` child.
 type bridgeProc struct {
@@ -241,9 +115,8 @@ func startBridge(t *testing.T, root, backend, role, listen string) *bridgeProc {
 		}
 		name = fmt.Sprintf("%s-%d", role, i)
 	}
-	c, f := startChild(t, root, name, "bridge listening", lighthouseBin, "bridge",
+	c, f := startChild(t, root, name, "bridge listening", []string{b.mnt}, lighthouseBin, "bridge",
 		"--backend", backend, "--role", role, "--listen", listen, "--mount", b.mnt, "--data", b.data, "--sync", bridgeSync)
-	c.mounts = []string{b.mnt}
 	b.child, b.addr = c, f["addr"]
 	if f["active_backend"] != backend {
 		t.Fatalf("%s bridge runs %q, not %s:\n%s", role, f["active_backend"], backend, c.tail(20))
@@ -266,7 +139,7 @@ func startProxy(t *testing.T, root string, primary, shadow *bridgeProc, extra ..
 	t.Helper()
 	args := append([]string{"proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--primary", primary.url(), "--shadow", shadow.url()}, extra...)
-	c, f := startChild(t, root, "proxy", "proxy listening", lighthouseBin, args...)
+	c, f := startChild(t, root, "proxy", "proxy listening", nil, lighthouseBin, args...)
 	p := &proxyProc{child: c, api: f["api"], admin: f["admin"]}
 	waitOK(t, p.url()+"/readyz", readyTimeout)
 	return p
@@ -305,90 +178,12 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// metricSample is one line of a Prometheus text exposition.
-type metricSample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
 // scrape reads url's Prometheus text format.
-func scrape(t *testing.T, url string) []metricSample {
+func scrape(t *testing.T, url string) metrics.Families {
 	t.Helper()
-	resp, err := http.Get(url)
+	f, err := metrics.Scrape(context.Background(), url)
 	if err != nil {
 		t.Fatalf("scrape %s: %v", url, err)
 	}
-	defer resp.Body.Close()
-	var out []metricSample
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 4<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := metricSample{labels: map[string]string{}}
-		rest := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.name = line[:i]
-			j := strings.LastIndexByte(line, '}')
-			for _, kv := range splitLabels(line[i+1 : j]) {
-				if k, v, ok := strings.Cut(kv, "="); ok {
-					s.labels[k] = strings.Trim(v, `"`)
-				}
-			}
-			rest = strings.TrimSpace(line[j+1:])
-		} else {
-			s.name, rest, _ = strings.Cut(line, " ")
-		}
-		v, err := strconv.ParseFloat(strings.Fields(rest)[0], 64)
-		if err != nil {
-			t.Fatalf("scrape %s: bad line %q", url, line)
-		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// splitLabels splits `a="x",b="y,z"` at the commas between labels.
-func splitLabels(s string) []string {
-	var out []string
-	inQuote, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			inQuote = !inQuote
-		case ',':
-			if !inQuote {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
-}
-
-// sumMetric adds the samples of name whose labels include match.
-func sumMetric(samples []metricSample, name string, match map[string]string) float64 {
-	var sum float64
-next:
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		for k, v := range match {
-			if s.labels[k] != v {
-				continue next
-			}
-		}
-		sum += s.value
-	}
-	return sum
+	return f
 }

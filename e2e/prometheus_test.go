@@ -90,7 +90,7 @@ func TestPrometheusScrapes(t *testing.T) {
 		t.Fatal(err)
 	}
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	startChild(t, root, "prometheus", "", prometheusBin, "--config.file="+cfgPath,
+	startChild(t, root, "prometheus", "", nil, prometheusBin, "--config.file="+cfgPath,
 		"--storage.tsdb.path="+filepath.Join(root, "prometheus-data"), "--web.listen-address="+listen, "--log.level=warn")
 	prom := "http://" + listen
 	waitOK(t, prom+"/-/ready", 30*time.Second)

@@ -58,7 +58,7 @@ func TestAdminTokenAndSIGHUP(t *testing.T) {
 	}
 
 	hup := func() {
-		if err := px.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := px.Signal(syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -65,8 +65,8 @@ func TestCanaryRollsBackOnDivergence(t *testing.T) {
 	}
 	served := func() (gofuse, all float64) {
 		m := scrape(t, px.adminURL()+"/metrics")
-		return sumMetric(m, "lighthouse_proxy_operations_total", map[string]string{"served_by": "gofuse"}),
-			sumMetric(m, "lighthouse_proxy_operations_total", nil)
+		return m.Sum("lighthouse_proxy_operations_total", map[string]string{"served_by": "gofuse"}),
+			m.Sum("lighthouse_proxy_operations_total", nil)
 	}
 	g, a := served()
 	share := g / a
@@ -89,10 +89,10 @@ func TestCanaryRollsBackOnDivergence(t *testing.T) {
 	}
 	t.Logf("rolled back after %d reads: %s", reads, st.Rollout.State.Decision.Reason)
 	m := scrape(t, px.adminURL()+"/metrics")
-	if n := sumMetric(m, "lighthouse_fuse_rollbacks_total", map[string]string{"trigger": "divergence"}); n != 1 {
+	if n := m.Sum("lighthouse_fuse_rollbacks_total", map[string]string{"trigger": "divergence"}); n != 1 {
 		t.Fatalf("lighthouse_fuse_rollbacks_total{trigger=divergence} = %v", n)
 	}
-	if w := sumMetric(m, "lighthouse_rollout_candidate_weight", nil); w != 0 {
+	if w := m.Sum("lighthouse_rollout_candidate_weight", nil); w != 0 {
 		t.Fatalf("weight gauge %v after rollback", w)
 	}
 	g0, _ := served()
@@ -118,8 +118,7 @@ func startBridgeArgs(t *testing.T, root, backend, role, listen string, extra ...
 	b := &bridgeProc{backend: backend, role: role, mnt: filepath.Join(root, "mnt-"+role), data: filepath.Join(root, "data-"+role)}
 	args := append([]string{"bridge", "--backend", backend, "--role", role, "--listen", listen,
 		"--mount", b.mnt, "--data", b.data, "--sync", bridgeSync}, extra...)
-	c, f := startChild(t, root, role, "bridge listening", lighthouseBin, args...)
-	c.mounts = []string{b.mnt}
+	c, f := startChild(t, root, role, "bridge listening", []string{b.mnt}, lighthouseBin, args...)
 	b.child, b.addr = c, f["addr"]
 	waitOK(t, b.url()+"/readyz", readyTimeout)
 	return b

@@ -58,7 +58,7 @@ func TestShadowKilledMidRun(t *testing.T) {
 
 	const span = 4 * time.Second
 	time.Sleep(span)
-	t.Logf("SIGKILL the shadow bridge (pid %d)", shad.cmd.Process.Pid)
+	t.Logf("SIGKILL the shadow bridge (pid %d)", shad.Pid())
 	killed := time.Now()
 	phase.Store(1)
 	shad.kill()
@@ -69,7 +69,7 @@ func TestShadowKilledMidRun(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		m := scrape(t, px.adminURL()+"/metrics")
-		if sumMetric(m, "lighthouse_proxy_resyncs_total", map[string]string{"result": "ok"}) >= 1 {
+		if m.Sum("lighthouse_proxy_resyncs_total", map[string]string{"result": "ok"}) >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -92,9 +92,9 @@ func TestShadowKilledMidRun(t *testing.T) {
 
 	st := waitProxyIdle(t, px, sent)
 	m := scrape(t, px.adminURL()+"/metrics")
-	resyncs := sumMetric(m, "lighthouse_proxy_resyncs_total", map[string]string{"result": "ok"})
-	failedResyncs := sumMetric(m, "lighthouse_proxy_resyncs_total", map[string]string{"result": "failed"})
-	skipped := sumMetric(m, "lighthouse_proxy_mirror_skipped_total", nil)
+	resyncs := m.Sum("lighthouse_proxy_resyncs_total", map[string]string{"result": "ok"})
+	failedResyncs := m.Sum("lighthouse_proxy_resyncs_total", map[string]string{"result": "failed"})
+	skipped := m.Sum("lighthouse_proxy_mirror_skipped_total", nil)
 	t.Logf("proxy: ops %d, compared %d, divergent %d, by class %v, skipped %v, resyncs %d (metrics: ok %.0f, failed %.0f, skipped %.0f)",
 		st.Ops, st.Compared, st.Divergent, st.ByClass, st.Skipped, st.Resyncs, resyncs, failedResyncs, skipped)
 	names := []string{"before the kill", "shadow down until resynced", "after the resync"}
