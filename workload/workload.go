@@ -55,6 +55,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/contract"
 )
 
 // Config sizes a workload. Zero values get the defaults.
@@ -73,17 +74,15 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultClients = 8
-	DefaultOps     = 30000
-	DefaultRoot    = "work"
+	DefaultRoot = "work"
 )
 
 func (c *Config) defaults() error {
 	if c.Clients == 0 {
-		c.Clients = DefaultClients
+		c.Clients = contract.Clients
 	}
 	if c.Ops == 0 {
-		c.Ops = DefaultOps
+		c.Ops = contract.Ops
 	}
 	if c.Root == "" {
 		c.Root = DefaultRoot

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 	"github.com/lighthouse-fs/lighthouse/verdict"
@@ -63,7 +64,7 @@ type adminStatus struct {
 }
 
 func adminFlag(cmd *cobra.Command, url *string) {
-	cmd.Flags().StringVar(url, "admin", "http://127.0.0.1:9765", "the proxy's admin address")
+	cmd.Flags().StringVar(url, "admin", contract.URL(contract.AdminAddr), "the proxy's admin address")
 }
 
 // printStatus renders the rollout and mirror state as a table.

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lighthouse-fs/lighthouse/bridge"
+	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/store"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
@@ -41,7 +42,7 @@ type bridgeFlags struct {
 func (f *bridgeFlags) register(cmd *cobra.Command) {
 	f.mountFlags.register(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:8765", "HTTP API address")
+	fl.StringVar(&f.listen, "listen", contract.PrimaryAddr, "HTTP API address")
 	fl.StringVar(&f.mount, "mount", "", "mount point (required unless degraded on purpose)")
 	fl.StringVar(&f.fallback, "fallback", "", "second-choice FUSE library (default $"+bridge.EnvFallback+")")
 	fl.StringVar(&f.role, "role", "primary", "role label in metrics: primary or shadow")
@@ -151,7 +152,7 @@ func validateCmd() *cobra.Command {
 	var url string
 	var allowDegraded bool
 	cmd := &cobra.Command{
-		Use:   "validate [--backend X] [--url http://127.0.0.1:8765]",
+		Use:   "validate [--backend X] [--url http://" + contract.PrimaryAddr + "]",
 		Short: "Check a FUSE backend end to end (the container health check): exit 0 if healthy, 1 if not",
 		Long: `With --url, ask a running bridge's /readyz and /v1/info. Without it, mount a
 fresh memory store through --backend in a temporary directory, write, read back

@@ -25,6 +25,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/front"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 	"github.com/lighthouse-fs/lighthouse/verdict"
@@ -50,10 +51,10 @@ type proxyFlags struct {
 
 func (f *proxyFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.listen, "listen", "127.0.0.1:8764", "client API address (the bridges' own protocol)")
-	fl.StringVar(&f.admin, "admin", "127.0.0.1:9765", "metrics and admin address")
-	fl.StringVar(&f.primaryURL, "primary", "http://127.0.0.1:8765", "primary bridge (bazil)")
-	fl.StringVar(&f.shadowURL, "shadow", "http://127.0.0.1:8766", "shadow bridge (go-fuse)")
+	fl.StringVar(&f.listen, "listen", contract.ProxyAddr, "client API address (the bridges' own protocol)")
+	fl.StringVar(&f.admin, "admin", contract.AdminAddr, "metrics and admin address")
+	fl.StringVar(&f.primaryURL, "primary", contract.URL(contract.PrimaryAddr), "primary bridge (bazil)")
+	fl.StringVar(&f.shadowURL, "shadow", contract.URL(contract.ShadowAddr), "shadow bridge (go-fuse)")
 	fl.StringVar(&f.mount, "mount", "", "also serve a front FUSE mount here: programs run in it generate the traffic")
 	fl.StringVar(&f.record, "record", "", "write every op and both results to this file (JSON lines) for `lighthouse replay`")
 	fl.StringVar(&f.divergenceLog, "divergence-log", "", "write each divergence (JSON lines) to this file (default: the log)")

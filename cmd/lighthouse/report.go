@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/report"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 	"github.com/lighthouse-fs/lighthouse/verdict"
@@ -74,11 +75,11 @@ last decision) heads the page.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&htmlPath, "html", "", "the HTML file to write")
-	fl.StringVar(&promURL, "prometheus", "http://127.0.0.1:9090", "the Prometheus server that scrapes the bridges and the proxy")
+	fl.StringVar(&promURL, "prometheus", contract.URL(contract.PrometheusAddr), "the Prometheus server that scrapes the bridges and the proxy")
 	fl.DurationVar(&since, "since", 15*time.Minute, "how far back the charts go")
 	fl.DurationVar(&step, "step", 0, "resolution of the series (default: --since/300, at least 1s)")
 	fl.StringVar(&window, "rate-window", "1m", "rate window of the divergence ratio and the latency quantiles (a Prometheus duration; at least 4 scrape intervals)")
-	fl.StringVar(&admin, "admin", "", "also show the rollout status of the proxy at this admin URL (e.g. http://127.0.0.1:9765)")
+	fl.StringVar(&admin, "admin", "", "also show the rollout status of the proxy at this admin URL (e.g. "+contract.URL(contract.AdminAddr)+")")
 	fl.StringVar(&title, "title", "", "page title")
 	return cmd
 }

@@ -23,6 +23,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/metrics"
 	"github.com/lighthouse-fs/lighthouse/noise"
@@ -87,18 +88,18 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.dir, "dir", ".lighthouse", "working directory: stores, mount points, logs, record and divergence log")
+	fl.StringVar(&f.dir, "dir", contract.Dir, "working directory: stores, mount points, logs, record and divergence log")
 	fl.BoolVar(&f.workload, "workload", false, "run the built-in workload, print the report and exit (0: PASS, 1: FAIL, 3: INCONCLUSIVE)")
 	fl.Float64Var(&f.minCoverage, "min-coverage", verdict.DefaultMinCoverage, "workload: the share of ops that must be compared for a PASS; below it the verdict is INCONCLUSIVE")
-	fl.IntVar(&f.ops, "ops", workload.DefaultOps, "workload: ops in all, the setup of the tree included")
-	fl.IntVar(&f.clients, "clients", workload.DefaultClients, "workload: concurrent clients")
-	fl.Uint64Var(&f.seed, "seed", 1, "workload: seed of the op sequence (the same seed sends the same ops)")
+	fl.IntVar(&f.ops, "ops", contract.Ops, "workload: ops in all, the setup of the tree included")
+	fl.IntVar(&f.clients, "clients", contract.Clients, "workload: concurrent clients")
+	fl.Uint64Var(&f.seed, "seed", contract.Seed, "workload: seed of the op sequence (the same seed sends the same ops)")
 	fl.BoolVar(&f.front, "front", true, "serve the front FUSE mount on DIR/front")
 	fl.BoolVar(&f.keep, "keep", false, "keep the stores and logs of the previous run instead of starting fresh")
-	fl.StringVar(&f.proxyListen, "proxy-listen", "127.0.0.1:8764", "proxy API address")
-	fl.StringVar(&f.admin, "admin", "127.0.0.1:9765", "proxy metrics and admin address")
-	fl.StringVar(&f.primaryListen, "primary-listen", "127.0.0.1:8765", "primary bridge address")
-	fl.StringVar(&f.shadowListen, "shadow-listen", "127.0.0.1:8766", "shadow bridge address")
+	fl.StringVar(&f.proxyListen, "proxy-listen", contract.ProxyAddr, "proxy API address")
+	fl.StringVar(&f.admin, "admin", contract.AdminAddr, "proxy metrics and admin address")
+	fl.StringVar(&f.primaryListen, "primary-listen", contract.PrimaryAddr, "primary bridge address")
+	fl.StringVar(&f.shadowListen, "shadow-listen", contract.ShadowAddr, "shadow bridge address")
 	fl.Float64Var(&f.inject, "inject-divergence", 0, "make the shadow bridge corrupt this fraction of read results (tests of the FAIL verdict)")
 	fl.DurationVar(&f.injectAfter, "inject-after", 0, "start the injection this long after the shadow bridge starts")
 	fl.StringVar(&f.aa, "aa", "", "A/A run: both bridges run this library (bazil or gofuse), no allowlist applies, and the report ends with the noise floor and the rules it does not justify")

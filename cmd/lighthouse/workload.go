@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/report"
 	"github.com/lighthouse-fs/lighthouse/verdict"
@@ -51,11 +52,11 @@ token in LIGHTHOUSE_ADMIN_TOKEN when the proxy has one.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.target, "target", "http://127.0.0.1:8764", "the proxy's client API")
+	fl.StringVar(&f.target, "target", contract.URL(contract.ProxyAddr), "the proxy's client API")
 	adminFlag(cmd, &f.admin)
-	fl.IntVar(&f.ops, "ops", workload.DefaultOps, "ops in all, the setup of the tree included")
-	fl.IntVar(&f.clients, "clients", workload.DefaultClients, "concurrent clients")
-	fl.Uint64Var(&f.seed, "seed", 1, "seed of the op sequence (the same seed sends the same ops)")
+	fl.IntVar(&f.ops, "ops", contract.Ops, "ops in all, the setup of the tree included")
+	fl.IntVar(&f.clients, "clients", contract.Clients, "concurrent clients")
+	fl.Uint64Var(&f.seed, "seed", contract.Seed, "seed of the op sequence (the same seed sends the same ops)")
 	fl.DurationVar(&f.drain, "drain-timeout", 2*time.Minute, "how long to wait for the mirror to catch up after the last op")
 	fl.Float64Var(&f.minCoverage, "min-coverage", verdict.DefaultMinCoverage, "the share of the run's ops that must be compared for a PASS; below it the verdict is INCONCLUSIVE")
 	return cmd
