@@ -54,9 +54,10 @@ type Config struct {
 
 // Proc is one running (or exited) child.
 type Proc struct {
-	cfg    Config
-	cmd    *exec.Cmd
-	exited chan struct{}
+	cfg      Config
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	logStart int64 // the log's size when the child started (AppendLog)
 
 	mu      sync.Mutex
 	killed  bool // Kill: a crash on purpose, its mounts are expected to stay
@@ -78,6 +79,10 @@ func Start(cfg Config) (*Proc, error) {
 		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
 	defer logFile.Close() // the child has its own descriptor
+	var logStart int64    // WaitLine reads only what this child writes
+	if st, err := logFile.Stat(); err == nil {
+		logStart = st.Size()
+	}
 	cmd := exec.Command(cfg.Path, cfg.Args...)
 	cmd.Env = cfg.Env
 	cmd.Dir = "/"
@@ -86,7 +91,7 @@ func Start(cfg Config) (*Proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cfg.Name, err)
 	}
-	p := &Proc{cfg: cfg, cmd: cmd, exited: make(chan struct{})}
+	p := &Proc{cfg: cfg, cmd: cmd, exited: make(chan struct{}), logStart: logStart}
 	go func() { cmd.Wait(); close(p.exited) }()
 	return p, nil
 }
@@ -143,7 +148,28 @@ func (p *Proc) Kill() {
 	p.mu.Lock()
 	p.killed = true
 	p.mu.Unlock()
+	p.reap()
+}
+
+// reapAbortAfter is how long a killed child may take to exit before the
+// connections of its mounts are aborted: a thread of a server blocked in a
+// request on its own mount (go-fuse looks at its mount point as it
+// mounts) waits uninterruptibly, even for SIGKILL, until the connection
+// ends.
+const reapAbortAfter = time.Second
+
+// reap kills the child and waits for it to exit, aborting its mounts'
+// connections if it does not.
+func (p *Proc) reap() {
 	p.cmd.Process.Kill()
+	select {
+	case <-p.exited:
+		return
+	case <-time.After(reapAbortAfter):
+	}
+	for _, m := range p.cfg.Mounts {
+		fusemount.Abort(m)
+	}
 	<-p.exited
 }
 
@@ -169,8 +195,7 @@ func (p *Proc) Stop(grace time.Duration) error {
 			for _, m := range p.cfg.Mounts {
 				fusemount.Abort(m)
 			}
-			p.cmd.Process.Kill()
-			<-p.exited
+			p.reap()
 			errs = append(errs, fmt.Errorf("%s did not stop within %s of SIGTERM: killed; see %s", p.cfg.Name, grace, p.cfg.Log))
 		}
 	}

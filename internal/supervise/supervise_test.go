@@ -125,6 +125,29 @@ func TestReady(t *testing.T) {
 	}
 }
 
+// TestReadyLineOfThisChild: a log appended to by an earlier child does not
+// make the next one ready.
+func TestReadyLineOfThisChild(t *testing.T) {
+	log := filepath.Join(t.TempDir(), "shared.log")
+	if err := os.WriteFile(log, []byte("level=INFO msg=\"child listening\" addr=127.0.0.1:1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Start(Config{Name: "second", Path: exe, Args: []string{"-test.run=^$"}, Env: append(os.Environ(), envRole+"=ready"),
+		Log: log, AppendLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(5 * time.Second)
+	f, err := p.WaitLine(context.Background(), "child listening", 10*time.Second)
+	if err != nil || f["addr"] == "127.0.0.1:1" {
+		t.Fatalf("WaitLine: %v, %v: the earlier child's line was taken", f, err)
+	}
+}
+
 func TestNeverReady(t *testing.T) {
 	p := startChild(t, "never")
 	if _, err := p.WaitLine(context.Background(), "starting", 10*time.Second); err != nil {
@@ -198,7 +221,12 @@ func TestMountKilled(t *testing.T) {
 	if err := p.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.Exited()
+	select { // a crash outside the supervisor's hands
+	case <-p.Exited():
+	case <-time.After(reapAbortAfter):
+		fusemount.Abort(mnt) // it blocked on its own mount as it died: see reap
+		<-p.Exited()
+	}
 	if got := Mounted(mnt); len(got) != 1 {
 		t.Fatalf("a killed server's mount should be left stale, found %v", got)
 	}

@@ -45,12 +45,13 @@ func (p *Proc) Wait(ctx context.Context, limit time.Duration, probe func(context
 	}
 }
 
-// WaitLine waits until a line of the child's log contains marker and
-// returns that line's key=value words (values unquoted), such as the
-// address a server announces.
+// WaitLine waits until a line the child wrote to its log contains marker
+// and returns that line's key=value words (values unquoted), such as the
+// address a server announces. Lines an earlier process appended to the
+// same log do not count.
 func (p *Proc) WaitLine(ctx context.Context, marker string, limit time.Duration) (map[string]string, error) {
 	var fields map[string]string
-	var off int64
+	off := p.logStart
 	var partial []byte
 	err := p.Wait(ctx, limit, func(context.Context) (bool, string, error) {
 		f, err := os.Open(p.cfg.Log)
