@@ -47,7 +47,7 @@ func TestCompatOneCase(t *testing.T) {
 // TestCompatFromDivergence turns a recorded divergence line into a case:
 // run at once on both libraries, or emitted as a traffic-cases.jsonl line.
 func TestCompatFromDivergence(t *testing.T) {
-	needFUSE(t)
+	supervisetest.RequireFUSE(t)
 	bin := lighthouseBin(t)
 	dir := t.TempDir()
 	log := filepath.Join(dir, "divergences.jsonl")

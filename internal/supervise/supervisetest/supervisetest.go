@@ -5,6 +5,7 @@ package supervisetest
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -60,4 +61,16 @@ func Start(t testing.TB, c Child) (*supervise.Proc, map[string]string) {
 // Tail is the last n lines of p's log, indented for a test's output.
 func Tail(p *supervise.Proc, n int) string {
 	return "  " + strings.ReplaceAll(p.Tail(n), "\n", "\n  ")
+}
+
+// RequireFUSE skips a test that mounts FUSE file systems where it cannot:
+// it needs root and /dev/fuse.
+func RequireFUSE(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts FUSE file systems")
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("needs /dev/fuse")
+	}
 }
