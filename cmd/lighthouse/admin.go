@@ -1,16 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,50 +14,10 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/proxyserver"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
-
-// adminClient talks to a proxy's admin port, with the bearer token from
-// LIGHTHOUSE_ADMIN_TOKEN when set.
-type adminClient struct{ url string }
-
-func (a adminClient) do(ctx context.Context, method, path string, body any, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.url, "/")+path, rd)
-	if err != nil {
-		return err
-	}
-	if tok := os.Getenv(rollout.EnvAdminToken); tok != "" {
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("admin API at %s: %w (is the proxy running? `lighthouse up` or `lighthouse proxy`)", a.url, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	switch {
-	case resp.StatusCode == http.StatusUnauthorized:
-		return fmt.Errorf("admin API refused the request (401): set %s to the proxy's token", rollout.EnvAdminToken)
-	case resp.StatusCode != http.StatusOK:
-		return fmt.Errorf("admin API: %s: %s", resp.Status, strings.TrimSpace(string(b)))
-	}
-	return json.Unmarshal(b, out)
-}
-
-// adminStatus is /admin/status as a client reads it.
-type adminStatus struct {
-	Rollout rollout.Status `json:"rollout"`
-	Proxy   *proxy.Status  `json:"proxy"`
-}
 
 func adminFlag(cmd *cobra.Command, url *string) {
 	cmd.Flags().StringVar(url, "admin", contract.URL(contract.AdminAddr), "the proxy's admin address")
@@ -100,8 +56,8 @@ func statusCmd() *cobra.Command {
 		Short: "Show the rollout phase, weight, trigger rates and mirror state of a running proxy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var st adminStatus
-			if err := (adminClient{url}).do(cmd.Context(), http.MethodGet, "/admin/status", nil, &st); err != nil {
+			var st proxyserver.AdminStatus
+			if err := (proxyserver.AdminClient{URL: url}).Do(cmd.Context(), http.MethodGet, "/admin/status", nil, &st); err != nil {
 				return err
 			}
 			printStatus(os.Stdout, st.Rollout, st.Proxy)
@@ -128,7 +84,7 @@ func promoteCmd() *cobra.Command {
 				req.Weight = &w
 			}
 			var st rollout.Status
-			if err := (adminClient{url}).do(cmd.Context(), http.MethodPost, "/admin/promote", req, &st); err != nil {
+			if err := (proxyserver.AdminClient{URL: url}).Do(cmd.Context(), http.MethodPost, "/admin/promote", req, &st); err != nil {
 				return err
 			}
 			printStatus(os.Stdout, st, nil)
@@ -151,7 +107,7 @@ func rollbackCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st rollout.Status
 			path := "/admin/rollback?reason=" + url.QueryEscape(reason)
-			if err := (adminClient{admin}).do(cmd.Context(), http.MethodPost, path, nil, &st); err != nil {
+			if err := (proxyserver.AdminClient{URL: admin}).Do(cmd.Context(), http.MethodPost, path, nil, &st); err != nil {
 				return err
 			}
 			printStatus(os.Stdout, st, nil)

@@ -11,12 +11,13 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/conformance"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 )
 
 // TestCompatOneCase reruns one catalogue entry (a RENAME_NOREPLACE case)
 // on both libraries in one command and reads its --json output.
 func TestCompatOneCase(t *testing.T) {
-	needFUSE(t)
+	supervisetest.RequireFUSE(t)
 	bin := lighthouseBin(t)
 	dir := t.TempDir()
 	out, err := exec.Command(bin, "compat", "--dir", dir, "--case", "rename/noreplace-free", "--json").Output()

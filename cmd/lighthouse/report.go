@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lighthouse-fs/lighthouse/internal/contract"
+	"github.com/lighthouse-fs/lighthouse/proxyserver"
 	"github.com/lighthouse-fs/lighthouse/report"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 	"github.com/lighthouse-fs/lighthouse/verdict"
@@ -87,7 +88,7 @@ last decision) heads the page.`,
 // rolloutStatus reads the proxy's rollout state as report rows.
 func rolloutStatus(ctx context.Context, url string) ([]report.KV, error) {
 	var st rollout.AdminStatus
-	if err := (adminClient{url}).do(ctx, http.MethodGet, "/admin/status", nil, &st); err != nil {
+	if err := (proxyserver.AdminClient{URL: url}).Do(ctx, http.MethodGet, "/admin/status", nil, &st); err != nil {
 		return nil, err
 	}
 	s := st.Rollout

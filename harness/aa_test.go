@@ -1,4 +1,4 @@
-package main
+package harness_test
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 )
 
 // TestUpAA runs a small A/A run (go-fuse on both sides) as `make run`
@@ -14,7 +16,7 @@ import (
 // diverges beyond directory order, and the rules the run does not justify
 // are flagged.
 func TestUpAA(t *testing.T) {
-	needFUSE(t)
+	supervisetest.RequireFUSE(t)
 	if testing.Short() {
 		t.Skip("builds the binary and mounts three file systems")
 	}

@@ -1,4 +1,4 @@
-package main
+package harness_test
 
 import (
 	"bytes"
@@ -10,22 +10,40 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
+	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
+	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
-func needFUSE(t *testing.T) {
+var (
+	binOnce   sync.Once
+	binPath   string
+	binErr    error
+	binRemove = func() {}
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	binRemove()
+	os.Exit(code)
+}
+
+// lighthouseBin builds the command once for the package's tests: `up`
+// starts its bridges from its own executable, so the harness cannot run
+// inside a test binary.
+func lighthouseBin(t *testing.T) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the bridges mount FUSE file systems")
+	binOnce.Do(func() { binPath, binRemove, binErr = testbin.BuildTemp() })
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("needs /dev/fuse")
-	}
+	return binPath
 }
 
 // freePorts returns n loopback addresses nothing listens on (they are
@@ -68,9 +86,9 @@ func fuseMountsUnder(t *testing.T, dir string) []string {
 	return out
 }
 
-// TestUp builds the binary once for its subtests.
+// TestUp runs `lighthouse up` and `lighthouse workload` as a user would.
 func TestUp(t *testing.T) {
-	needFUSE(t)
+	supervisetest.RequireFUSE(t)
 	if testing.Short() {
 		t.Skip("builds the binary and mounts three file systems")
 	}
