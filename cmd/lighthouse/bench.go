@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -41,57 +42,21 @@ The machines are noisy: compare ratios, never absolute times. With
 --json, and the command exits 1 if one worsened by more than --threshold.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			exe, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			cfg.Exe = exe
-			if cfg.ReadbackRate <= 0 {
-				cfg.ReadbackRate = -1 // bench.Config: negative is none, 0 the default
-			}
-			cfg.Log = os.Stderr
-			if progress {
-				cfg.Progress = os.Stderr
-			}
-			var base *bench.Report
-			if compareTo != "" { // fail before a long run, not after it
-				if base, err = bench.LoadReport(compareTo); err != nil {
-					return err
-				}
-			}
-			rep, err := bench.Run(cmd.Context(), cfg)
-			if err != nil {
-				if errors.Is(err, cmd.Context().Err()) {
-					return errors.New("interrupted: everything started was stopped")
-				}
-				return err
-			}
-			rep.WriteText(os.Stdout)
-			if jsonOut != "" {
-				if err := rep.WriteJSON(jsonOut); err != nil {
-					return err
-				}
-				fmt.Fprintln(os.Stderr, "wrote", jsonOut)
-			}
-			if markdown != "" {
-				var b strings.Builder
-				rep.Markdown(&b, rep.Settings.Concurrency)
-				if err := os.WriteFile(markdown, []byte(b.String()), 0o644); err != nil {
-					return err
-				}
-				fmt.Fprintln(os.Stderr, "wrote", markdown)
-			}
-			if base != nil {
-				fmt.Println()
-				if _, err := bench.Compare(os.Stdout, base, rep, threshold); errors.Is(err, bench.ErrRegression) {
-					return verdict.Failed(err)
-				} else if err != nil {
-					return err
-				}
-			}
-			return nil
+			return runBench(cmd.Context(), &cfg, benchOutput{jsonOut, markdown, compareTo, threshold, progress})
 		},
 	}
+	registerBenchFlags(cmd, &cfg)
+	fl := cmd.Flags()
+	fl.StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
+	fl.StringVar(&markdown, "markdown", "", "also write the tables as Markdown to this file (docs/performance.md)")
+	fl.StringVar(&compareTo, "compare", "", "check the ratios against this baseline (a --json report); exit 1 on a regression")
+	fl.Float64Var(&threshold, "threshold", 0.5, "with --compare: the relative worsening of a ratio that fails (0.5: 50%)")
+	fl.BoolVar(&progress, "progress", true, "show a progress bar on stderr")
+	return cmd
+}
+
+// registerBenchFlags binds what to measure and how to cfg.
+func registerBenchFlags(cmd *cobra.Command, cfg *bench.Config) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&cfg.Targets, "targets", nil, "targets to measure (default all)")
 	fl.StringSliceVar(&cfg.Ops, "ops", nil, "op types to run (default all)")
@@ -109,10 +74,64 @@ The machines are noisy: compare ratios, never absolute times. With
 	fl.IntSliceVar(&cfg.CPUs, "cpus", nil, "pin this process and its children to these CPUs (the regression check uses one: fewer cross-CPU wake-ups, less spread)")
 	fl.StringVar(&cfg.Dir, "dir", "", "working directory (default: a temporary one, removed afterwards)")
 	fl.StringVar(&cfg.ProfileDir, "profile", "", "write cpu.pprof and heap.pprof of this process here")
-	fl.StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
-	fl.StringVar(&markdown, "markdown", "", "also write the tables as Markdown to this file (docs/performance.md)")
-	fl.StringVar(&compareTo, "compare", "", "check the ratios against this baseline (a --json report); exit 1 on a regression")
-	fl.Float64Var(&threshold, "threshold", 0.5, "with --compare: the relative worsening of a ratio that fails (0.5: 50%)")
-	fl.BoolVar(&progress, "progress", true, "show a progress bar on stderr")
-	return cmd
+}
+
+// benchOutput is where `lighthouse bench` writes and what it checks.
+type benchOutput struct {
+	json, markdown, compareTo string
+	threshold                 float64
+	progress                  bool
+}
+
+// runBench runs the suite, writes the report and compares it.
+func runBench(ctx context.Context, cfg *bench.Config, o benchOutput) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Exe = exe
+	if cfg.ReadbackRate <= 0 {
+		cfg.ReadbackRate = -1 // bench.Config: negative is none, 0 the default
+	}
+	cfg.Log = os.Stderr
+	if o.progress {
+		cfg.Progress = os.Stderr
+	}
+	var base *bench.Report
+	if o.compareTo != "" { // fail before a long run, not after it
+		if base, err = bench.LoadReport(o.compareTo); err != nil {
+			return err
+		}
+	}
+	rep, err := bench.Run(ctx, *cfg)
+	if err != nil {
+		if errors.Is(err, ctx.Err()) {
+			return errors.New("interrupted: everything started was stopped")
+		}
+		return err
+	}
+	rep.WriteText(os.Stdout)
+	if o.json != "" {
+		if err := rep.WriteJSON(o.json); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", o.json)
+	}
+	if o.markdown != "" {
+		var b strings.Builder
+		rep.Markdown(&b, rep.Settings.Concurrency)
+		if err := os.WriteFile(o.markdown, []byte(b.String()), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "wrote", o.markdown)
+	}
+	if base != nil {
+		fmt.Println()
+		if _, err := bench.Compare(os.Stdout, base, rep, o.threshold); errors.Is(err, bench.ErrRegression) {
+			return verdict.Failed(err)
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
