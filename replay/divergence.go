@@ -93,6 +93,14 @@ func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *pr
 	}
 	onOp, earlier, rec, lastErr := run.onOp, run.earlier, run.rec, run.lastErr
 
+	return lineVerdict(l, lastErr, onOp, earlier, rec), nil
+}
+
+// lineVerdict says what replaying divergence line l showed: the recorded
+// class on its op again, another class, or why it did not reproduce, and
+// which earlier ops diverged.
+func lineVerdict(l replayLine, lastErr error, onOp, earlier []proxy.Divergence, rec *proxy.Record) string {
+	d := l.div
 	what := fmt.Sprintf("line %d: seq %d %s %q", l.line, d.Seq, d.Op.Kind, d.Op.Path)
 	if d.Op.To != "" {
 		what += fmt.Sprintf(" -> %q", d.Op.To)
@@ -128,5 +136,5 @@ func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *pr
 		}
 		verdict += "; earlier ops diverged: " + strings.Join(e, ", ")
 	}
-	return what + ": " + verdict, nil
+	return what + ": " + verdict
 }

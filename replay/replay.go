@@ -152,60 +152,18 @@ func Run(ctx context.Context, path string, cfg Config) (err error) {
 		urls = pair.urls
 		where, logs = "fresh bridges in "+pair.dir, pair.dir
 	}
-	for i, u := range urls {
-		c, err := bridgeclient.New(u, bridgeclient.Options{})
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		rp.clients[i] = c
-		info, err := c.WaitInfo(ctx, 30*time.Second)
-		if err != nil {
-			return fmt.Errorf("bridge %s: %w", u, err)
-		}
-		rp.names[i] = info.ActiveBackend
-	}
-	if f.PrimaryURL == "" && (rp.names[0] != "bazil" || rp.names[1] != "gofuse") {
-		return fmt.Errorf("the fresh bridges run %s and %s, not bazil and gofuse: a FUSE library could not mount (see the logs in %s)",
-			rp.names[0], rp.names[1], logs)
-	}
-	if rp.names[0] == rp.names[1] {
-		rp.names[1] += "-shadow"
-	}
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
-	rp.baseline, err = rp.clients[0].Snapshot(sctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("snapshot of the primary: %w", err)
+	defer rp.closeClients()
+	if err := rp.connect(ctx, urls, f.PrimaryURL == "", logs); err != nil {
+		return err
 	}
 
 	if f.Minimize {
 		return rp.minimizeAll(ctx, path, in.divs)
 	}
-	divs := in.divs
-	total := in.records
-	for _, d := range divs {
-		total += int64(len(d.div.Recent)) + 1
+	verdicts, err := rp.replay(ctx, path, in, where)
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "replaying %s: %d record lines, %d divergence lines (%d ops) on %s primary, %s shadow (%s)\n",
-		path, in.records, len(divs), total, rp.names[0], rp.names[1], where)
-	prog := newProgress(total)
-	defer prog.finish()
-
-	if in.records > 0 {
-		if err := rp.replayRecords(ctx, path, prog); err != nil {
-			return err
-		}
-	}
-	var verdicts []string
-	for _, l := range divs {
-		v, err := rp.replayDivergence(ctx, l, prog)
-		if err != nil {
-			return err
-		}
-		verdicts = append(verdicts, v)
-	}
-	prog.finish()
 	rp.report(in, verdicts)
 	v := verdict.Judge(verdict.Run{Ops: rp.stats.ops, Compared: rp.stats.compared, Divergent: int64(len(rp.stats.notAllowed)), Drained: true}, verdict.Rules{})
 	if v.Outcome != verdict.Pass {
@@ -239,6 +197,73 @@ func (rp *replayer) minimizeAll(ctx context.Context, path string, divs []replayL
 		return verdict.Failed(fmt.Errorf("%w: line %s", ErrNotReproduced, strings.Join(missed, ", ")))
 	}
 	return nil
+}
+
+// connect waits for both bridges, names their libraries, and takes the
+// primary's state as the baseline every divergence line starts from.
+// Fresh bridges must run the library they were started for.
+func (rp *replayer) connect(ctx context.Context, urls [2]string, fresh bool, logs string) error {
+	for i, u := range urls {
+		c, err := bridgeclient.New(u, bridgeclient.Options{})
+		if err != nil {
+			return err
+		}
+		rp.clients[i] = c
+		info, err := c.WaitInfo(ctx, 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("bridge %s: %w", u, err)
+		}
+		rp.names[i] = info.ActiveBackend
+	}
+	if fresh && (rp.names[0] != "bazil" || rp.names[1] != "gofuse") {
+		return fmt.Errorf("the fresh bridges run %s and %s, not bazil and gofuse: a FUSE library could not mount (see the logs in %s)",
+			rp.names[0], rp.names[1], logs)
+	}
+	if rp.names[0] == rp.names[1] {
+		rp.names[1] += "-shadow"
+	}
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var err error
+	if rp.baseline, err = rp.clients[0].Snapshot(sctx); err != nil {
+		return fmt.Errorf("snapshot of the primary: %w", err)
+	}
+	return nil
+}
+
+func (rp *replayer) closeClients() {
+	for _, c := range rp.clients {
+		if c != nil {
+			c.Close()
+		}
+	}
+}
+
+// replay replays the record lines as one stream, then each divergence
+// line on its own, and returns the divergence lines' verdicts.
+func (rp *replayer) replay(ctx context.Context, path string, in *replayInput, where string) ([]string, error) {
+	total := in.records
+	for _, d := range in.divs {
+		total += int64(len(d.div.Recent)) + 1
+	}
+	fmt.Fprintf(rp.out, "replaying %s: %d record lines, %d divergence lines (%d ops) on %s primary, %s shadow (%s)\n",
+		path, in.records, len(in.divs), total, rp.names[0], rp.names[1], where)
+	prog := newProgress(total)
+	defer prog.finish()
+	if in.records > 0 {
+		if err := rp.replayRecords(ctx, path, prog); err != nil {
+			return nil, err
+		}
+	}
+	var verdicts []string
+	for _, l := range in.divs {
+		v, err := rp.replayDivergence(ctx, l, prog)
+		if err != nil {
+			return nil, err
+		}
+		verdicts = append(verdicts, v)
+	}
+	return verdicts, nil
 }
 
 // newProxy starts a proxy over both bridges and makes the shadow equal to
