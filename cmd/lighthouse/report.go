@@ -91,21 +91,5 @@ func rolloutStatus(ctx context.Context, url string) ([]report.KV, error) {
 	if err := (proxyserver.AdminClient{URL: url}).Do(ctx, http.MethodGet, "/admin/status", nil, &st); err != nil {
 		return nil, err
 	}
-	s := st.Rollout
-	rows := []report.KV{
-		{Key: "phase", Value: s.State.Phase},
-		{Key: "candidate weight", Value: fmt.Sprintf("%.0f%%", 100*s.State.Weight)},
-		{Key: "rolled back", Value: fmt.Sprint(s.State.RolledBack)},
-		{Key: "divergence (window)", Value: fmt.Sprintf("%.3f%% of %d compared (threshold %.2f%%)", 100*s.Rates.Divergence, s.Rates.Compared, 100*s.Thresholds.Divergence)},
-		{Key: "candidate errors (window)", Value: fmt.Sprintf("%.3f%% of %d ops (threshold %.2f%%)", 100*s.Rates.ErrorRate, s.Rates.CandidateOp, 100*s.Thresholds.ErrorRate)},
-	}
-	if d := s.State.Decision; d != nil {
-		trig := d.Trigger
-		if trig != "" {
-			trig = " (" + trig + ")"
-		}
-		rows = append(rows, report.KV{Key: "last decision", Value: fmt.Sprintf("%s %s%s: weight %.0f%% -> %.0f%%: %s",
-			d.Time.UTC().Format(time.RFC3339), d.Action, trig, 100*d.From, 100*d.To, d.Reason)})
-	}
-	return rows, nil
+	return report.RolloutRows(st.Rollout), nil
 }

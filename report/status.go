@@ -1,0 +1,59 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/rollout"
+)
+
+// WriteStatus renders a proxy's rollout and mirror state as a table
+// (`lighthouse status`, `promote`, `rollback`); px may be nil.
+func WriteStatus(w io.Writer, st rollout.Status, px *proxy.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	s := st.State
+	fmt.Fprintf(tw, "phase\t%s\n", s.Phase)
+	fmt.Fprintf(tw, "candidate weight\t%.0f%%\n", 100*s.Weight)
+	fmt.Fprintf(tw, "rolled back\t%v\n", s.RolledBack)
+	fmt.Fprintf(tw, "divergence (window)\t%.3f%% of %d compared\t(threshold %.2f%%, cusum %.1f)\n", 100*st.Rates.Divergence, st.Rates.Compared, 100*st.Thresholds.Divergence, st.CUSUM[0])
+	fmt.Fprintf(tw, "candidate errors (window)\t%.3f%% of %d ops\t(threshold %.2f%%, cusum %.1f)\n", 100*st.Rates.ErrorRate, st.Rates.CandidateOp, 100*st.Thresholds.ErrorRate, st.CUSUM[1])
+	fmt.Fprintf(tw, "candidate ops over %v\t%.3f%%\t(P99 trigger at 1%%, cusum %.1f)\n", st.Thresholds.P99, 100*st.Rates.SlowRate, st.CUSUM[2])
+	if d := s.Decision; d != nil {
+		fmt.Fprintf(tw, "last decision\t%s %s\t%s -> %.0f%%: %s\n", d.Time.Format(time.RFC3339), d.Action, d.Trigger, 100*d.To, d.Reason)
+	}
+	if px != nil {
+		fmt.Fprintf(tw, "ops / compared / divergent\t%d / %d / %d\n", px.Ops, px.Compared, px.Divergent)
+		for _, b := range px.Bridges {
+			state := "in step"
+			if b.Stale {
+				state = "STALE: " + b.StaleReason
+			}
+			fmt.Fprintf(tw, "bridge %s (%s)\t%s\tqueue %d, lag %.2fs\n", b.Backend, b.Role, state, b.QueueDepth, b.LagSeconds)
+		}
+	}
+	tw.Flush()
+}
+
+// RolloutRows are a proxy's rollout state as the HTML report's status
+// rows.
+func RolloutRows(s rollout.Status) []KV {
+	rows := []KV{
+		{Key: "phase", Value: s.State.Phase},
+		{Key: "candidate weight", Value: fmt.Sprintf("%.0f%%", 100*s.State.Weight)},
+		{Key: "rolled back", Value: fmt.Sprint(s.State.RolledBack)},
+		{Key: "divergence (window)", Value: fmt.Sprintf("%.3f%% of %d compared (threshold %.2f%%)", 100*s.Rates.Divergence, s.Rates.Compared, 100*s.Thresholds.Divergence)},
+		{Key: "candidate errors (window)", Value: fmt.Sprintf("%.3f%% of %d ops (threshold %.2f%%)", 100*s.Rates.ErrorRate, s.Rates.CandidateOp, 100*s.Thresholds.ErrorRate)},
+	}
+	if d := s.State.Decision; d != nil {
+		trig := d.Trigger
+		if trig != "" {
+			trig = " (" + trig + ")"
+		}
+		rows = append(rows, KV{Key: "last decision", Value: fmt.Sprintf("%s %s%s: weight %.0f%% -> %.0f%%: %s",
+			d.Time.UTC().Format(time.RFC3339), d.Action, trig, 100*d.From, 100*d.To, d.Reason)})
+	}
+	return rows
+}

@@ -1,0 +1,49 @@
+package report
+
+import (
+	"bytes"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/rollout"
+)
+
+func rolledBack() rollout.Status {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	return rollout.Status{
+		State: rollout.State{Phase: "shadow", Weight: 0, RolledBack: true,
+			Decision: &rollout.Decision{Time: at, Action: "rollback", Trigger: "divergence", From: 0.1, To: 0, Reason: "divergence rate 0.8%"}},
+		Thresholds: rollout.DefaultThresholds(),
+		Rates:      rollout.Rates{Divergence: 0.008, Compared: 856, CandidateOp: 900},
+		CUSUM:      [3]float64{12.5, 0, 0},
+	}
+}
+
+func TestWriteStatus(t *testing.T) {
+	var out bytes.Buffer
+	WriteStatus(&out, rolledBack(), &proxy.Status{Ops: 10, Compared: 9, Divergent: 1,
+		Bridges: []proxy.BridgeStatus{{Backend: "gofuse", Role: "shadow", Stale: true, StaleReason: "lag", QueueDepth: 4, LagSeconds: 1.5}}})
+	for _, want := range []string{`(?m)^phase +shadow$`, `(?m)^rolled back +true$`,
+		`(?m)^divergence \(window\) +0\.800% of 856 compared +\(threshold 0\.10%, cusum 12\.5\)$`,
+		`(?m)^last decision +2026-01-02T03:04:05Z rollback +divergence -> 0%: divergence rate 0\.8%$`,
+		`(?m)^ops / compared / divergent +10 / 9 / 1$`, `(?m)^bridge gofuse \(shadow\) +STALE: lag +queue 4, lag 1\.50s$`} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
+			t.Errorf("status does not match %q:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	WriteStatus(&out, rollout.Status{}, nil)
+	if regexp.MustCompile(`ops / compared|last decision`).MatchString(out.String()) {
+		t.Errorf("no proxy and no decision, yet:\n%s", out.String())
+	}
+}
+
+func TestRolloutRows(t *testing.T) {
+	rows := RolloutRows(rolledBack())
+	if len(rows) != 6 || rows[0] != (KV{Key: "phase", Value: "shadow"}) ||
+		rows[5].Value != "2026-01-02T03:04:05Z rollback (divergence): weight 10% -> 0%: divergence rate 0.8%" {
+		t.Errorf("%+v", rows)
+	}
+}
