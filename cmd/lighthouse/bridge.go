@@ -3,7 +3,6 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -171,23 +170,7 @@ and remove a probe file through the mount, unmount, and report.`,
 // a fresh memory store.
 func runValidate(ctx context.Context, f *bridgeFlags, url string, allowDegraded bool) error {
 	if url != "" {
-		return validateURL(ctx, url)
-	}
-	if f.mount == "" {
-		dir, err := os.MkdirTemp("", "lighthouse-validate-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(dir)
-		// MkdirTemp makes it 0700. A non-root user mounts through
-		// the setuid fusermount3, which in a container (all
-		// capabilities dropped but SYS_ADMIN) is a root without
-		// CAP_DAC_OVERRIDE: it may only mount on a directory that
-		// others can search, as the bridge's own mount point is.
-		if err := os.Chmod(dir, 0o755); err != nil {
-			return err
-		}
-		f.mount = dir
+		return bridge.ValidateURL(ctx, url, os.Stdout)
 	}
 	f.data = ""
 	cfg, err := f.config(nil)
@@ -195,58 +178,5 @@ func runValidate(ctx context.Context, f *bridgeFlags, url string, allowDegraded 
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	b, err := bridge.Start(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	probeErr := b.Probe(ctx)
-	closeErr := b.Close(ctx)
-	fmt.Printf("backend %s: active %s, probe: %s\n", cfg.Backend, b.Active(), okOr(probeErr))
-	switch {
-	case probeErr != nil:
-		return probeErr
-	case closeErr != nil:
-		return fmt.Errorf("unmount: %w", closeErr)
-	case b.Active() == bridge.Degraded && !allowDegraded:
-		return fmt.Errorf("no FUSE backend could mount (degraded)")
-	}
-	return nil
-}
-
-func okOr(err error) string {
-	if err == nil {
-		return "ok"
-	}
-	return err.Error()
-}
-
-func validateURL(ctx context.Context, url string) error {
-	get := func(path string, v any) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+path, nil)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode, json.NewDecoder(resp.Body).Decode(v)
-	}
-	var info bridge.Info
-	if _, err := get("/v1/info", &info); err != nil {
-		return fmt.Errorf("bridge at %s: %w", url, err)
-	}
-	var ready map[string]string
-	status, err := get("/readyz", &ready)
-	if err != nil {
-		return fmt.Errorf("bridge at %s: %w", url, err)
-	}
-	fmt.Printf("bridge %s: role %s, active backend %s, readyz %d %s\n", url, info.Role, info.ActiveBackend, status, ready["error"])
-	if status != http.StatusOK {
-		return fmt.Errorf("not ready: %s", ready["error"])
-	}
-	return nil
+	return bridge.Validate(ctx, cfg, allowDegraded, os.Stdout)
 }

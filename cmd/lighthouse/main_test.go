@@ -62,6 +62,7 @@ func TestExitStatus(t *testing.T) {
 		{"missing required flag", []string{"report"}, verdict.ExitUsage, "--html FILE is required"},
 		{"unreadable input", []string{"replay", missing}, verdict.ExitUsage, "no such file"},
 		{"proxy not reachable", []string{"status", "--admin", "http://127.0.0.1:1"}, verdict.ExitInfra, "connection refused"},
+		{"bridge not healthy", []string{"validate", "--url", "http://127.0.0.1:1"}, verdict.ExitFail, "connection refused"},
 		{"help", []string{"--help"}, verdict.ExitPass, "Exit status:\n  0  pass"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
