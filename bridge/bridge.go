@@ -273,8 +273,24 @@ func (b *Bridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 }
 
 // execLocked runs op; opsMu is held. Client ops (probe false) may not touch
-// the probe's reserved name.
+// the probe's reserved name. A write_file is one atomic group in the store
+// (store.BeginGroup): the kernel turns it into a create or truncate and
+// writes, and after a crash in the middle the file must be as it was, not
+// created empty; the op is answered once the group's end is durable.
 func (b *Bridge) execLocked(ctx context.Context, op *fsop.Op, probe bool) (fsop.Result, error) {
+	if op.Kind != fsop.WriteFile {
+		return b.execOne(ctx, op, probe)
+	}
+	g := b.st.BeginGroup(op.Path)
+	res, err := b.execOne(ctx, op, probe)
+	if gerr := g.End(); gerr != nil && err == nil {
+		err = fmt.Errorf("%w: %v", errFailed, gerr)
+	}
+	return res, err
+}
+
+// execOne runs op (execLocked).
+func (b *Bridge) execOne(ctx context.Context, op *fsop.Op, probe bool) (fsop.Result, error) {
 	if !probe && isReserved(op) {
 		return fsop.Result{}, fmt.Errorf("%w: %s is reserved for the bridge's readiness probe", errRefused, probeName)
 	}

@@ -43,7 +43,7 @@ func mutation(s *Store, k int) error {
 		a, err := s.Lookup(RootIno, n)
 		return a.Ino, err == nil
 	}
-	switch r.IntN(11) {
+	switch r.IntN(12) {
 	case 0, 1:
 		_, err := s.Create(RootIno, name(), 0o644, 0, 0)
 		return err
@@ -80,8 +80,37 @@ func mutation(s *Store, k int) error {
 			return err
 		}
 		return s.RestoreSubtree("d", subtreeOf(r, k))
+	case 11:
+		data := make([]byte, 1+r.IntN(40000))
+		for i := range data {
+			data[i] = byte(k*3 + i)
+		}
+		return writeFile(s, name(), data)
 	}
 	return nil
+}
+
+// writeFile does what a write_file through the mount does to the store,
+// in a group as the bridge runs it: create the file or truncate it, then
+// write it in pieces of the kernel's 8 KiB (here), each its own event.
+func writeFile(s *Store, name string, data []byte) error {
+	g := s.BeginGroup(name)
+	a, err := s.Lookup(RootIno, name)
+	switch {
+	case err == nil && a.Mode&syscall.S_IFMT == syscall.S_IFREG:
+		_, err = s.Setattr(a.Ino, SetAttr{Valid: SetSize})
+	case err == nil:
+		err = syscall.EISDIR
+	default:
+		a, err = s.Create(RootIno, name, 0o644, 0, 0)
+	}
+	for off := 0; err == nil && off < len(data); off += 8 << 10 {
+		_, err = s.WriteAt(a.Ino, data[off:min(off+8<<10, len(data))], int64(off))
+	}
+	if eerr := g.End(); err == nil {
+		err = eerr
+	}
+	return err
 }
 
 // subtreeOf makes a subtree snapshot from r: a few files of up to 12 KB

@@ -18,7 +18,12 @@ const (
 	evSetxattr
 	evRemovexattr
 	evRestoreSubtree // ino: the directory; off: its first new inode; data: the subtree snapshot
+	evGroupEnd       // ino: the group whose events replay may apply (group.go)
 )
+
+// inGroup prefixes the record of an event that belongs to a group: the
+// byte, the group id, then the event.
+const inGroup = 0x80
 
 // event is one logged mutation. Everything apply needs to reproduce it
 // exactly is inside: new inode numbers and timestamps are chosen when the
@@ -40,9 +45,14 @@ type event struct {
 	mtime     int64
 	time      int64  // wall clock of the mutation, ns: ctime and mtime
 	data      []byte // write data, symlink target or xattr value
+	group     uint64 // the atomic group it belongs to (0: none)
 }
 
 func (ev *event) encode(e *enc) {
+	if ev.group != 0 {
+		e.u8(inGroup)
+		e.u64(ev.group)
+	}
 	e.u8(uint8(ev.kind))
 	e.u64(ev.ino)
 	e.i64(ev.time)
@@ -91,7 +101,12 @@ func (ev *event) encode(e *enc) {
 
 func decodeEvent(b []byte) (event, error) {
 	d := &dec{b: b}
-	ev := event{kind: evKind(d.u8()), ino: d.u64(), time: d.i64()}
+	var group uint64
+	if len(b) > 0 && b[0] == inGroup {
+		d.u8()
+		group = d.u64()
+	}
+	ev := event{kind: evKind(d.u8()), ino: d.u64(), time: d.i64(), group: group}
 	switch ev.kind {
 	case evMkdir, evCreate, evSymlink:
 		ev.parent, ev.name = d.u64(), d.str()
@@ -116,6 +131,7 @@ func decodeEvent(b []byte) (event, error) {
 		ev.name = d.str()
 	case evRestoreSubtree:
 		ev.off, ev.data = d.i64(), d.bytes()
+	case evGroupEnd:
 	default:
 		return ev, fmt.Errorf("unknown event kind %d", ev.kind)
 	}

@@ -125,6 +125,11 @@ func (s *Store) recover() error {
 		return err
 	}
 	rec := Recovery{SnapshotLSN: snapLSN, LastLSN: snapLSN}
+	ended, err := groupEnds(segs)
+	if err != nil {
+		return err
+	}
+	rec.GroupsEnded = len(ended)
 	replay := func(lsn uint64, payload []byte) error {
 		if lsn <= rec.LastLSN {
 			return nil // covered by the snapshot
@@ -135,6 +140,13 @@ func (s *Store) recover() error {
 		ev, err := decodeEvent(payload)
 		if err != nil {
 			return fmt.Errorf("%w: %v", errTorn, err)
+		}
+		if ev.group != 0 && !ended[ev.group] {
+			// Part of an op the process died in the middle of (never
+			// acknowledged): the op is undone as a whole.
+			rec.LastLSN = lsn
+			rec.RolledBack++
+			return nil
 		}
 		if err := t.apply(&ev); err != nil {
 			// Applied once live, so it cannot fail now unless the log is
@@ -159,6 +171,32 @@ func (s *Store) recover() error {
 	}
 	s.t, s.recovery = t, rec
 	return nil
+}
+
+// groupEnds lists the groups whose end record is in the log: their events
+// are applied on replay, those of any other group are not.
+func groupEnds(segs []segment) (map[uint64]bool, error) {
+	ended := map[uint64]bool{}
+	for _, seg := range segs {
+		data, err := os.ReadFile(seg.path)
+		if err != nil {
+			return nil, err
+		}
+		for off := int64(0); off < int64(len(data)); {
+			n, ok := recordAt(data, off)
+			if !ok {
+				if off, _, ok = nextIntact(data, off+1); !ok {
+					break
+				}
+				continue
+			}
+			if p := data[off+recHeader : off+recHeader+int64(n)]; len(p) >= 9 && evKind(p[0]) == evGroupEnd {
+				ended[binary.LittleEndian.Uint64(p[1:])] = true
+			}
+			off += recHeader + int64(n)
+		}
+	}
+	return ended, nil
 }
 
 // replaySegments replays every segment, skipping damage that loses

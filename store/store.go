@@ -168,6 +168,12 @@ type Recovery struct {
 	SkippedBytes int64
 	// RepairedBytes: log moved to the quarantine by this Open (Repair).
 	RepairedBytes int64
+	// RolledBack: records of atomic groups with no end record (an op
+	// the process died in) that replay did not apply.
+	RolledBack int
+	// GroupsEnded: atomic groups (write_files) whose end record the log
+	// since the snapshot holds.
+	GroupsEnded int
 	// DataLoss is a repair's record, this Open's or an earlier one's,
 	// until the tree is restored from a good copy (nil: none).
 	DataLoss *DataLoss
@@ -189,6 +195,11 @@ type Store struct {
 	gen        atomic.Uint64
 	recovery   Recovery
 	watchers   watchers // OnSubtreeReplaced
+	// Open atomic groups (group.go), guarded by mu; groupsPaused keeps
+	// new ones from beginning while a snapshot is taken; gcond signals.
+	groups       []*Group
+	groupsPaused int
+	gcond        sync.Cond
 	// compactLock is how long the last compaction held the tree lock
 	// (ns): writes wait at most that long for it.
 	compactLock atomic.Int64
@@ -338,6 +349,9 @@ func (s *Store) applyLocked(ev *event) (uint64, error) {
 	}
 	if err := s.t.apply(ev); err != nil {
 		return 0, err
+	}
+	if len(s.groups) > 0 {
+		ev.group = s.groupOf(ev)
 	}
 	if s.wal == nil {
 		return 0, nil
@@ -664,18 +678,24 @@ func (s *Store) Compact() error {
 	// Under the lock only the log's rotation and a frozen view of the
 	// tree: the snapshot is encoded and written from the view while
 	// mutations go on.
+	// Open atomic groups end first: a view with half a group would keep
+	// that half after a crash.
 	s.mu.Lock()
+	s.quiesceGroupsLocked()
 	locked := time.Now()
 	if s.wal == nil {
+		s.resumeGroupsLocked()
 		s.mu.Unlock()
 		return ErrClosed
 	}
 	lsn, err := s.wal.rotate()
 	if err != nil {
+		s.resumeGroupsLocked()
 		s.mu.Unlock()
 		return err
 	}
 	view, w := s.t.freeze(), s.wal
+	s.resumeGroupsLocked()
 	s.mu.Unlock()
 	s.compactLock.Store(int64(time.Since(locked)))
 	return s.installSnapshot(w, view, lsn)

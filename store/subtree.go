@@ -475,18 +475,29 @@ func (s *Store) RestoreSubtree(path string, snap []byte) error {
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
 	s.mu.Lock()
+	bySnapshot := s.wal != nil && len(snap) > subtreeRecordMax
+	if bySnapshot {
+		// Made durable by a whole-store snapshot: no group half applied.
+		s.quiesceGroupsLocked()
+	}
+	unlock := func() {
+		if bySnapshot {
+			s.resumeGroupsLocked()
+		}
+		s.mu.Unlock()
+	}
 	d, err := s.t.resolveDir(path)
 	if err == nil {
 		err = s.t.crossLink(s.t.indexSubtree(d, path))
 	}
 	if err != nil {
-		s.mu.Unlock()
+		unlock()
 		return err
 	}
 	change := SubtreeChange{Path: path, Dir: d.ino, Names: sortedKeys(d.children)}
 	ev := &event{kind: evRestoreSubtree, ino: d.ino, off: int64(s.t.nextIno), data: snap, time: s.now()}
 	var lsn uint64
-	if s.wal != nil && len(snap) > subtreeRecordMax {
+	if bySnapshot {
 		err = s.restoreBySnapshot(ev)
 	} else {
 		lsn, err = s.applyLocked(ev)
@@ -495,7 +506,7 @@ func (s *Store) RestoreSubtree(path string, snap []byte) error {
 		change.Names = mergeNames(change.Names, sortedKeys(s.t.nodes[d.ino].children))
 	}
 	w := s.wal
-	s.mu.Unlock()
+	unlock()
 	if err != nil {
 		return err
 	}

@@ -224,6 +224,8 @@ func (t *tree) apply(ev *event) error {
 		return t.applyXattr(ev)
 	case evRestoreSubtree:
 		return t.applySubtree(ev)
+	case evGroupEnd:
+		return nil // a marker for replay
 	}
 	return syscall.EINVAL
 }
