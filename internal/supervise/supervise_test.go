@@ -209,19 +209,58 @@ func needFUSE(t *testing.T) {
 	}
 }
 
-// TestMountKilled: a child serving a real FUSE mount is killed with -9;
-// Stop detaches the mount it left and says so.
-func TestMountKilled(t *testing.T) {
+// TestMount: children that serve a real FUSE mount, stopped every way;
+// whatever happened, no mount is left after Stop.
+func TestMount(t *testing.T) {
 	needFUSE(t)
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	p := startChild(t, "mount", mnt)
-	if err := p.WaitMount(context.Background(), mnt, "", 20*time.Second); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name, role string
+		crash      func(t *testing.T, p *Proc, mnt string) // before Stop
+		grace      time.Duration
+		want       []string // in Stop's error; none: no error
+	}{
+		// A clean server unmounts on SIGTERM.
+		{name: "clean", role: "mount", grace: 10 * time.Second},
+		// Killed with -9 outside the supervisor: its mount is left stale,
+		// and Stop detaches it and says so.
+		{name: "killed", role: "mount", crash: killOutside, grace: time.Second, want: []string{"left a FUSE mount on", "(now detached)"}},
+		// Kill, a crash the caller asked for: the stale mount is expected,
+		// Stop detaches it without an error.
+		{name: "crash on purpose", role: "mount", crash: func(_ *testing.T, p *Proc, _ string) { p.Kill() }, grace: time.Second},
+		// A server that ignores SIGTERM has its connection aborted, is
+		// killed, and its mount detached.
+		{name: "hung", role: "hung-mount", grace: 300 * time.Millisecond, want: []string{"killed", "now detached"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mnt := filepath.Join(t.TempDir(), "mnt")
+			p := startChild(t, tc.role, mnt)
+			if err := p.WaitMount(context.Background(), mnt, "fuse", 20*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			if tc.crash != nil {
+				tc.crash(t, p, mnt)
+			}
+			err := p.Stop(tc.grace)
+			if (err != nil) != (len(tc.want) > 0) {
+				t.Fatalf("Stop: %v, want an error with %q", err, tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Stop: %v, want %q", err, w)
+				}
+			}
+			if got := Mounted(mnt); len(got) != 0 {
+				t.Fatalf("still mounted after Stop: %v", got)
+			}
+		})
 	}
-	if err := p.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select { // a crash outside the supervisor's hands
+}
+
+// killOutside SIGKILLs p as a crash would, not through the supervisor, and
+// checks that its mount was left stale.
+func killOutside(t *testing.T, p *Proc, mnt string) {
+	p.Signal(syscall.SIGKILL)
+	select {
 	case <-p.Exited():
 	case <-time.After(reapAbortAfter):
 		fusemount.Abort(mnt) // it blocked on its own mount as it died: see reap
@@ -229,64 +268,5 @@ func TestMountKilled(t *testing.T) {
 	}
 	if got := Mounted(mnt); len(got) != 1 {
 		t.Fatalf("a killed server's mount should be left stale, found %v", got)
-	}
-	err := p.Stop(time.Second)
-	if err == nil || !strings.Contains(err.Error(), "left a FUSE mount on "+mnt+" (now detached)") {
-		t.Fatalf("err %v", err)
-	}
-	if got := Mounted(mnt); len(got) != 0 {
-		t.Fatalf("still mounted after Stop: %v", got)
-	}
-}
-
-// TestMountCrashOnPurpose: after Kill (a crash the caller asked for) the
-// stale mount is expected: Stop detaches it without an error.
-func TestMountCrashOnPurpose(t *testing.T) {
-	needFUSE(t)
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	p := startChild(t, "mount", mnt)
-	if err := p.WaitMount(context.Background(), mnt, "", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	p.Kill()
-	if err := p.Stop(time.Second); err != nil {
-		t.Fatalf("Stop after Kill: %v", err)
-	}
-	if got := Mounted(mnt); len(got) != 0 {
-		t.Fatalf("still mounted after Stop: %v", got)
-	}
-}
-
-// TestMountHung: a server that ignores SIGTERM has its connection aborted,
-// is killed, and its mount detached.
-func TestMountHung(t *testing.T) {
-	needFUSE(t)
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	p := startChild(t, "hung-mount", mnt)
-	if err := p.WaitMount(context.Background(), mnt, "", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	err := p.Stop(300 * time.Millisecond)
-	if err == nil || !strings.Contains(err.Error(), "killed") || !strings.Contains(err.Error(), "now detached") {
-		t.Fatalf("err %v", err)
-	}
-	if got := Mounted(mnt); len(got) != 0 {
-		t.Fatalf("still mounted after Stop: %v", got)
-	}
-}
-
-// TestMountClean: a server that unmounts on SIGTERM stops without error.
-func TestMountClean(t *testing.T) {
-	needFUSE(t)
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	p := startChild(t, "mount", mnt)
-	if err := p.WaitMount(context.Background(), mnt, "fuse", 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Stop(10 * time.Second); err != nil {
-		t.Fatalf("stop: %v", err)
-	}
-	if got := Mounted(mnt); len(got) != 0 {
-		t.Fatalf("still mounted: %v", got)
 	}
 }
