@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,17 +19,24 @@ import (
 )
 
 // probeName is the file /readyz writes, reads back and removes through the
-// mount. Clients may not use it, and readdir of the root hides it, so the
-// probe never shows up as a difference between two bridges.
+// mount. No client op may name it at any depth, nor make a symlink whose
+// target names it, so no path (a symlink to "." included) can reach the
+// probe's file; every listing hides it, so the probe never shows up as a
+// difference between two bridges.
 const probeName = ".lighthouse-readyz"
 
+// isReserved says whether op names the probe's file: as a component of its
+// path or destination, or of a symlink's target (a symlink "p" to
+// ".lighthouse-readyz" would let create "p" write the probe's file).
 func isReserved(op *fsop.Op) bool {
-	first := func(p string) string { f, _, _ := strings.Cut(p, "/"); return f }
-	return first(op.Path) == probeName || (op.To != "" && first(op.To) == probeName)
+	names := func(p string) bool {
+		return slices.Contains(strings.Split(p, "/"), probeName)
+	}
+	return names(op.Path) || names(op.To) || (op.Kind == fsop.Symlink && names(op.Target))
 }
 
 func hideProbe(op *fsop.Op, res *fsop.Result) {
-	if op.Kind == fsop.Readdir && op.Path == "." {
+	if op.Kind == fsop.Readdir {
 		res.Entries = slices.DeleteFunc(res.Entries, func(e fsop.Dirent) bool { return e.Name == probeName })
 	}
 }
@@ -129,7 +137,9 @@ func (b *Bridge) handleInfo(w http.ResponseWriter, _ *http.Request) {
 }
 
 // Probe writes, reads back and removes a file through the mount (or the
-// store, degraded) and reports what went wrong, if anything.
+// store, degraded) and reports what went wrong, if anything. Whatever a
+// failed probe, a crash or an older version left under the probe's name is
+// removed first, so no leftover keeps a bridge not ready.
 func (b *Bridge) Probe(ctx context.Context) error {
 	payload := []byte(fmt.Sprintf("readyz %d", time.Now().UnixNano()))
 	steps := []fsop.Op{
@@ -139,6 +149,9 @@ func (b *Bridge) Probe(ctx context.Context) error {
 	}
 	b.rlockExec()
 	defer b.opsMu.RUnlock()
+	if err := b.clearProbe(ctx, probeName, 0); err != nil {
+		return fmt.Errorf("remove what is left at %s: %w", probeName, err)
+	}
 	for i := range steps {
 		res, err := b.execLocked(ctx, &steps[i], true)
 		if err != nil {
@@ -152,6 +165,43 @@ func (b *Bridge) Probe(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// clearProbe removes path and, if it is a directory, everything below it,
+// through the mount; a missing path is fine. opsMu is held.
+func (b *Bridge) clearProbe(ctx context.Context, path string, depth int) error {
+	run := func(op fsop.Op) (fsop.Result, error) {
+		res, err := b.execLocked(ctx, &op, true)
+		if err == nil && res.Errno != "" && res.Errno != "ENOENT" {
+			err = fmt.Errorf("%s %s: %s", op.Kind, op.Path, res.Errno)
+		}
+		return res, err
+	}
+	st, err := run(fsop.Op{Kind: fsop.Lstat, Path: path})
+	if err != nil || st.Stat == nil {
+		return err
+	}
+	if st.Stat.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		_, err = run(fsop.Op{Kind: fsop.Unlink, Path: path})
+		return err
+	}
+	if depth > 64 {
+		return fmt.Errorf("%s: more than 64 directories deep", path)
+	}
+	dir, err := run(fsop.Op{Kind: fsop.Readdir, Path: path})
+	if err != nil {
+		return err
+	}
+	for _, e := range dir.Entries {
+		if e.Name == "." || e.Name == ".." {
+			continue
+		}
+		if err := b.clearProbe(ctx, path+"/"+e.Name, depth+1); err != nil {
+			return err
+		}
+	}
+	_, err = run(fsop.Op{Kind: fsop.Rmdir, Path: path})
+	return err
 }
 
 func (b *Bridge) handleReady(w http.ResponseWriter, r *http.Request) {
