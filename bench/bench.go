@@ -5,7 +5,7 @@
 // # Targets
 //
 //   - tmpdir: a local temporary directory through sysexec (the floor).
-//   - store: store.Executor on a memory store, in this process (no kernel).
+//   - store: storeexec.Executor on a memory store, in this process (no kernel).
 //   - bazil-mount, gofuse-mount: sysexec on a mount served by a
 //     `lighthouse mount` child process (one kernel round trip to user space
 //     per FUSE request).

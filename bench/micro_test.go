@@ -12,6 +12,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
 
 // Go micro-benchmarks of the hot paths the other packages' benchmarks do
@@ -216,7 +217,7 @@ func BenchmarkStoreExec(b *testing.B) {
 		b.Run(m.name, func(b *testing.B) {
 			st := store.OpenMemory(store.Options{})
 			defer st.Close()
-			ex := store.NewExecutor(st)
+			ex := storeexec.New(st)
 			defer ex.Close()
 			exec := func(_ context.Context, op *fsop.Op) (fsop.Result, error) { return ex.Exec(op) }
 			l := microLevel(b, exec)
@@ -240,12 +241,12 @@ func BenchmarkStoreExec(b *testing.B) {
 type storeBridge struct {
 	mu sync.RWMutex // Exec shares, Restore excludes
 	st *store.Store
-	ex *store.Executor
+	ex *storeexec.Executor
 }
 
 func newStoreBridge() *storeBridge {
 	st := store.OpenMemory(store.Options{})
-	return &storeBridge{st: st, ex: store.NewExecutor(st)}
+	return &storeBridge{st: st, ex: storeexec.New(st)}
 }
 
 func (s *storeBridge) Exec(_ context.Context, op *fsop.Op) (fsop.Result, error) {
@@ -274,7 +275,7 @@ func (s *storeBridge) Restore(_ context.Context, snap []byte) error {
 	if err := s.st.Restore(snap); err != nil {
 		return err
 	}
-	s.ex = store.NewExecutor(s.st)
+	s.ex = storeexec.New(s.st)
 	return nil
 }
 

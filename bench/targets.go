@@ -25,6 +25,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 	"github.com/lighthouse-fs/lighthouse/sysexec"
 )
 
@@ -169,7 +170,7 @@ func (r *runner) makeTarget(ctx context.Context, t *target) error {
 		return r.sysexecTarget(t, dir)
 	case TargetStore:
 		st := store.OpenMemory(store.Options{})
-		ex := store.NewExecutor(st)
+		ex := storeexec.New(st)
 		e.onClose(func() error { return errors.Join(ex.Close(), st.Close()) })
 		t.exec = func(_ context.Context, op *fsop.Op) (fsop.Result, error) { return ex.Exec(op) }
 		return nil

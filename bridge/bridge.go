@@ -20,7 +20,7 @@
 //
 // Config.Backend is the first choice, Config.Fallback the second; if
 // neither mounts, the bridge runs degraded, executing ops on the store
-// directly (store.Executor), and says so in the log, in /v1/info, in the
+// directly (storeexec.Executor), and says so in the log, in /v1/info, in the
 // lighthouse_fuse_backend_active gauge and in LIGHTHOUSE_ACTIVE_FUSE_BACKEND.
 package bridge
 
@@ -41,6 +41,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/metrics"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
 
 // Environment contract (../shared/design/ARCHITECTURE.md).
@@ -124,10 +125,10 @@ type Bridge struct {
 	active  string // bazil, gofuse or degraded
 	unmount func() error
 	done    <-chan error
-	exec    *executorProc   // nil when degraded
-	direct  *store.Executor // degraded mode
-	audit   *store.Executor // State: reads the store, never through the mount
-	handles map[uint64]bool // open handle ids, for the gauge and close-all
+	exec    *executorProc       // nil when degraded
+	direct  *storeexec.Executor // degraded mode
+	audit   *storeexec.Executor // State: reads the store, never through the mount
+	handles map[uint64]bool     // open handle ids, for the gauge and close-all
 	hmu     sync.Mutex
 	started time.Time
 	prioMu  sync.Mutex
@@ -169,12 +170,12 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		return nil, err
 	}
 	b.metrics.Executors.Inc()
-	b.audit = store.NewExecutor(b.st)
+	b.audit = storeexec.New(b.st)
 	b.active = b.mountFirstWorking()
 	if b.active == Degraded {
 		b.exec.stop(ctx)
 		b.exec = nil
-		b.direct = store.NewExecutor(b.st)
+		b.direct = storeexec.New(b.st)
 		b.log.Error("NO FUSE MOUNT: running DEGRADED, ops execute on the store directly; results no longer include a FUSE library",
 			"backend", cfg.Backend, "fallback", cfg.Fallback)
 	} else if err := b.exec.control(ctx, ctlAttach, cfg.MountDir); err != nil {
@@ -234,7 +235,7 @@ func (b *Bridge) Active() string { return b.active }
 // Store is the bridge's store (for tests and the snapshot endpoints).
 func (b *Bridge) Store() *store.Store { return b.st }
 
-// State is the abstract state of path (store.Executor.State), read from
+// State is the abstract state of path (storeexec.Executor.State), read from
 // the store, not through the mount: the proxy's read-back check after a
 // mutation. A path that is not valid is errRefused.
 func (b *Bridge) State(path string) (fsop.Result, error) {

@@ -429,7 +429,7 @@ func TestFramesPeerGone(t *testing.T) {
 }
 
 // TestFramesState: a state control frame is answered with the state the
-// store holds (store.Executor.State), the same as GET /v1/state; a path
+// store holds (storeexec.Executor.State), the same as GET /v1/state; a path
 // leaving the root is refused on both.
 func TestFramesState(t *testing.T) {
 	_, srv := framesBridge(t, bridge.Config{}, true)

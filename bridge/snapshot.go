@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
 
 // ChecksumHeader carries a snapshot's crc32c (hex) on GET and, optionally,
@@ -191,7 +192,7 @@ func (b *Bridge) restoreRemounting(ctx context.Context, restore func() error, do
 			return errors.Join(restoreErr, fmt.Errorf("attach executor after restore: %w", err))
 		}
 	} else {
-		b.direct = store.NewExecutor(b.st)
+		b.direct = storeexec.New(b.st)
 	}
 	if restoreErr == nil {
 		done.Inc()

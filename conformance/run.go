@@ -28,6 +28,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 	"github.com/lighthouse-fs/lighthouse/sysexec"
 )
 
@@ -36,11 +37,22 @@ import (
 // library's own limit shows instead of the store's.
 const MountNameMax = store.NameMaxLimit
 
-// Executor is an fsop.Executor that holds resources (open handles).
+// Executor runs a case's ops on one target. Implementations: sysexec (real
+// syscalls on a directory, a plain one or a FUSE mount) and storeexec (the
+// store called directly).
 type Executor interface {
-	fsop.Executor
+	// Exec runs one validated op and returns its result. Filesystem errors
+	// are in Result.Errno; the returned error is for requests the executor
+	// refuses (for example a symlink that leads out of the root).
+	Exec(op *fsop.Op) (fsop.Result, error)
+	// Close releases what the executor holds (open handles).
 	Close() error
 }
+
+var (
+	_ Executor = (*sysexec.Executor)(nil)
+	_ Executor = (*storeexec.Executor)(nil)
+)
 
 // Target is one place the cases run.
 type Target struct {
@@ -69,7 +81,7 @@ func DirTarget(name, root string) Target {
 // StoreTarget runs each case on a new memory store called directly.
 func StoreTarget(name string) Target {
 	return Target{Name: name, NewCase: func(string) (Executor, error) {
-		return store.NewExecutor(store.OpenMemory(store.Options{})), nil
+		return storeexec.New(store.OpenMemory(store.Options{})), nil
 	}}
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
 
 // The test binary re-executes itself to serve the mount: a process must
@@ -75,7 +76,7 @@ func serve(dir string) int {
 	}
 	st := store.OpenMemory(store.Options{})
 	defer st.Close()
-	ex := store.NewExecutor(st)
+	ex := storeexec.New(st)
 	defer ex.Close()
 	run := func(ctx context.Context, op *fsop.Op) (fsop.Result, error) { return ex.Exec(op) }
 	if p := os.Getenv(envLog); p != "" {

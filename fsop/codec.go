@@ -543,7 +543,7 @@ const (
 	// one is answered with a FrameError.
 	ControlOK = "ok"
 	// ControlState asks a bridge for the abstract state of the path in Arg
-	// (store.Executor.State: lstat, content and xattr digests), read from
+	// (storeexec.Executor.State: lstat, content and xattr digests), read from
 	// its store: the proxy's read-back check. Answered by a FrameResult.
 	ControlState = "state"
 	// ControlPriority tells a bridge whether it serves clients (Arg

@@ -158,12 +158,3 @@ func (op *Op) Validate() error {
 	}
 	return nil
 }
-
-// Executor runs ops. Implementations: sysexec (real syscalls on a directory,
-// usually a FUSE mount) and store (the store called directly).
-type Executor interface {
-	// Exec runs one validated op and returns its result. Filesystem errors
-	// are in Result.Errno; the returned error is for requests the executor
-	// refuses (for example a symlink that leads out of the root).
-	Exec(op *Op) (Result, error)
-}

@@ -55,7 +55,7 @@ import (
 type Bridge interface {
 	Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error)
 	// State is the abstract state of path for the read-back check
-	// (store.Executor.State, fsop.ControlState).
+	// (storeexec.Executor.State, fsop.ControlState).
 	State(ctx context.Context, path string) (fsop.Result, error)
 	Snapshot(ctx context.Context) ([]byte, error)
 	Restore(ctx context.Context, snap []byte) error

@@ -19,6 +19,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
 
 // storeBridge is a Bridge over a real store called directly (no FUSE, no
@@ -27,7 +28,7 @@ import (
 type storeBridge struct {
 	mu sync.RWMutex // Exec shares, Restore excludes
 	st *store.Store
-	ex *store.Executor
+	ex *storeexec.Executor
 
 	jitter  time.Duration // random delay per op, up to this
 	down    atomic.Bool   // answer ErrUnavailable
@@ -41,7 +42,7 @@ type storeBridge struct {
 
 func newStoreBridge() *storeBridge {
 	st := store.OpenMemory(store.Options{})
-	return &storeBridge{st: st, ex: store.NewExecutor(st), rng: rand.New(rand.NewPCG(1, 2))}
+	return &storeBridge{st: st, ex: storeexec.New(st), rng: rand.New(rand.NewPCG(1, 2))}
 }
 
 func (b *storeBridge) rand(n int) int {
@@ -119,7 +120,7 @@ func (b *storeBridge) Restore(_ context.Context, snap []byte) error {
 	if err := b.st.Restore(snap); err != nil {
 		return err
 	}
-	b.ex = store.NewExecutor(b.st)
+	b.ex = storeexec.New(b.st)
 	return nil
 }
 

@@ -74,8 +74,7 @@ var ErrClosed = errors.New("sysexec: executor closed")
 // open whose handle id is already in use.
 var ErrHandleInUse = errors.New("handle already in use")
 
-// Executor runs ops on the tree under one root directory. It implements
-// fsop.Executor.
+// Executor runs ops on the tree under one root directory.
 type Executor struct {
 	root    int // O_PATH|O_DIRECTORY fd of the root
 	maxRead int64
@@ -90,8 +89,6 @@ type Executor struct {
 	closeOnce sync.Once
 	closeErr  error
 }
-
-var _ fsop.Executor = (*Executor)(nil)
 
 // New opens root (a directory) and returns an executor confined to it.
 func New(root string, lim Limits) (*Executor, error) {

@@ -13,13 +13,14 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
 
 // storeExec runs ops on a fresh in-memory store, as a degraded bridge does:
 // no FUSE, no transport.
 func storeExec(t *testing.T) Exec {
 	t.Helper()
-	e := store.NewExecutor(store.OpenMemory(store.Options{}))
+	e := storeexec.New(store.OpenMemory(store.Options{}))
 	t.Cleanup(func() { e.Close() })
 	return func(_ context.Context, op *fsop.Op) (fsop.Result, error) {
 		c := *op
@@ -144,7 +145,7 @@ func TestRunCancelled(t *testing.T) {
 // bridge's JSON protocol on a store: every generated op encodes, decodes
 // and answers as it does directly.
 func TestHTTPExec(t *testing.T) {
-	e := store.NewExecutor(store.OpenMemory(store.Options{}))
+	e := storeexec.New(store.OpenMemory(store.Options{}))
 	defer e.Close()
 	var conns atomic.Int64
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -1,5 +1,5 @@
 // Package handles is the table of open handles that both executors keep
-// (store.Executor: store nodes, sysexec.Executor: file descriptors): ids
+// (storeexec.Executor: store nodes, sysexec.Executor: file descriptors): ids
 // chosen by the caller, an open that reserves its id before it runs, and
 // reference counts so that a close never releases what a running op still
 // uses (a node, or an fd whose number the kernel could give out again).

@@ -1,4 +1,4 @@
-package store
+package storeexec
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/store"
 )
 
 // This file is the Executor's calls on an opened file: open(2) itself, the
@@ -192,7 +193,7 @@ func (e *Executor) truncate(ino uint64, size int64) error {
 	mu := e.sizeLock(ino)
 	mu.RLock()
 	defer mu.RUnlock()
-	_, err := e.s.Setattr(ino, SetAttr{Valid: SetSize, Size: size})
+	_, err := e.s.Setattr(ino, store.SetAttr{Valid: store.SetSize, Size: size})
 	return err
 }
 
@@ -203,7 +204,7 @@ func (e *Executor) sizeLock(ino uint64) *sync.RWMutex {
 // checkLength refuses a read length above MaxRead.
 func checkLength(length int64) error {
 	if length > MaxRead {
-		return fmt.Errorf("store: %w: read length %d above %d", fsop.ErrBadValue, length, MaxRead)
+		return fmt.Errorf("storeexec: %w: read length %d above %d", fsop.ErrBadValue, length, MaxRead)
 	}
 	return nil
 }
@@ -310,7 +311,7 @@ func (e *Executor) withHandle(id uint64, fn func(f *file) error) error {
 func (e *Executor) open(op *fsop.Op) (fsop.Result, error) {
 	h, ok := e.handles.Reserve(op.Handle)
 	if !ok {
-		return fsop.Result{}, fmt.Errorf("store: %w: %w %d", fsop.ErrBadValue, ErrHandleInUse, op.Handle)
+		return fsop.Result{}, fmt.Errorf("storeexec: %w: %w %d", fsop.ErrBadValue, ErrHandleInUse, op.Handle)
 	}
 	flags, mode := fsop.OpenHow(op.Flags, op.Mode)
 	f, err := e.openFile(op.Path, flags, mode)
@@ -321,7 +322,7 @@ func (e *Executor) open(op *fsop.Op) (fsop.Result, error) {
 	if e.closed.Load() || !e.handles.Publish(op.Handle, h, f) {
 		e.handles.Unreserve(op.Handle, h)
 		e.s.Release(f.ino)
-		return fsop.Result{}, ErrExecutorClosed
+		return fsop.Result{}, ErrClosed
 	}
 	return fsop.Result{}, nil
 }
@@ -401,11 +402,11 @@ func (e *Executor) xattr(op *fsop.Op) (fsop.Result, error) {
 	}
 	set := op.Kind == fsop.Setxattr
 	switch {
-	case set && uint32(op.Flags)&^(XattrCreate|XattrReplace) != 0:
+	case set && uint32(op.Flags)&^(store.XattrCreate|store.XattrReplace) != 0:
 		return fsop.Result{}, syscall.EINVAL
-	case op.Name == "" || len(op.Name) > MaxXattrName:
+	case op.Name == "" || len(op.Name) > store.MaxXattrName:
 		return fsop.Result{}, syscall.ERANGE
-	case set && len(op.Value) > MaxXattrSize:
+	case set && len(op.Value) > store.MaxXattrSize:
 		return fsop.Result{}, syscall.E2BIG
 	}
 	if err := e.xattrAccess(a, op.Name, op.Kind != fsop.Getxattr); err != nil {
@@ -426,7 +427,7 @@ func (e *Executor) xattr(op *fsop.Op) (fsop.Result, error) {
 
 // listxattr answers with the names and the buffer size they need (each name
 // and its NUL).
-func (e *Executor) listxattr(a Attr, length int64) (fsop.Result, error) {
+func (e *Executor) listxattr(a store.Attr, length int64) (fsop.Result, error) {
 	names, err := e.s.Listxattr(a.Ino)
 	if err != nil {
 		return fsop.Result{}, err
@@ -468,7 +469,7 @@ var xattrPrefixes = []string{"user.", "trusted.", "security.", "system."}
 // directories, and on a sticky directory is written only by its owner), then
 // the handler lookup (a name outside the four namespaces is EOPNOTSUPP, a
 // bare prefix EINVAL).
-func (e *Executor) xattrAccess(a Attr, name string, write bool) error {
+func (e *Executor) xattrAccess(a store.Attr, name string, write bool) error {
 	deny := syscall.ENODATA
 	if write {
 		deny = syscall.EPERM

@@ -1,4 +1,4 @@
-package store
+package storeexec
 
 import (
 	"crypto/sha256"
@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/store"
 )
 
 // stateBufs are State's read buffers: it hashes a file chunk by chunk.
@@ -30,14 +31,14 @@ const MaxStateContent = 16 << 20
 // no handle is opened, no time is touched.
 func (e *Executor) State(p string) (fsop.Result, error) {
 	if e.closed.Load() {
-		return fsop.Result{}, ErrExecutorClosed
+		return fsop.Result{}, ErrClosed
 	}
 	return finish(e.state(p))
 }
 
 func (e *Executor) state(p string) (r fsop.Result, err error) {
-	var a Attr
-	err = e.atParent(p, func(dir Attr, base string) error {
+	var a store.Attr
+	err = e.atParent(p, func(dir store.Attr, base string) error {
 		a, err = e.lookupAt(dir, base)
 		r.Stat = fsopAttr(a)
 		return err

@@ -1,4 +1,16 @@
-package store
+// Package storeexec executes fsop ops on a store.Store directly, without a
+// kernel or a FUSE library: the fourth conformance target, the executor of
+// a degraded bridge that cannot mount, and the bridge's read-back of a
+// path's state (Executor.State).
+//
+// # Semantics
+//
+// The reference is package sysexec: each op is the syscall sequence sysexec
+// issues, each syscall modelled as the kernel's VFS runs it on a FUSE mount
+// of the store (path walk, ELOOP after 40 symlinks, xattr namespace rules,
+// errors in the kernel's order), so a degraded bridge answers like a
+// mounted one. It uses only the store's exported API.
+package storeexec
 
 import (
 	"errors"
@@ -14,11 +26,12 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/internal/handles"
+	"github.com/lighthouse-fs/lighthouse/store"
 )
 
-// Executor runs fsop ops on a Store directly, with the semantics of the same
-// syscalls on a Linux filesystem (the kernel's VFS checks included), so a
-// degraded bridge answers like a mounted one.
+// Executor runs fsop ops on a store.Store directly, with the semantics of
+// the same syscalls on a Linux filesystem (the kernel's VFS checks
+// included), so a degraded bridge answers like a mounted one.
 //
 // The reference is package sysexec: each op is the syscall sequence sysexec
 // issues (resolve the parent, then the *at call; or open the target, then
@@ -31,7 +44,7 @@ import (
 // uid and gid, and it is privileged (trusted.* xattrs) when that uid is 0.
 // Mode-bit permission checks (EACCES) are not modelled. No umask is applied.
 type Executor struct {
-	s          *Store
+	s          *store.Store
 	uid, gid   uint32
 	privileged bool
 	closed     atomic.Bool
@@ -42,8 +55,6 @@ type Executor struct {
 	// is atomic; other writes and truncates share it.
 	sizeMu [64]sync.RWMutex
 }
-
-var _ fsop.Executor = (*Executor)(nil)
 
 // MaxRead bounds read and pread Length (larger is refused with an error
 // wrapping fsop.ErrBadValue) and the size of a read_file (larger gives
@@ -59,22 +70,22 @@ const (
 )
 
 var (
-	// ErrExecutorClosed is returned by Exec after Close.
-	ErrExecutorClosed = errors.New("store: executor closed")
+	// ErrClosed is returned by Exec after Close.
+	ErrClosed = errors.New("storeexec: executor closed")
 	// ErrHandleInUse is returned (wrapped together with fsop.ErrBadValue)
 	// by an open whose handle id is already in use.
 	ErrHandleInUse = errors.New("handle already in use")
 )
 
-// NewExecutor returns an executor on s. Close it to release its handles.
-func NewExecutor(s *Store) *Executor {
+// New returns an executor on s. Close it to release its handles.
+func New(s *store.Store) *Executor {
 	uid, gid := os.Geteuid(), os.Getegid()
 	return &Executor{s: s, uid: uint32(uid), gid: uint32(gid), privileged: uid == 0,
 		handles: handles.New[file]()}
 }
 
 // Close releases every open handle (store.Release). Exec fails with
-// ErrExecutorClosed afterwards.
+// ErrClosed afterwards.
 func (e *Executor) Close() error {
 	e.closed.Store(true)
 	for _, f := range e.handles.DetachAll() {
@@ -104,18 +115,18 @@ type mkfile struct {
 
 // resolve looks p (clean, relative) up from the root. follow says whether a
 // final symlink is followed; mk, if set, creates a missing final name.
-func (e *Executor) resolve(p string, follow bool, mk *mkfile) (Attr, error) {
+func (e *Executor) resolve(p string, follow bool, mk *mkfile) (store.Attr, error) {
 	if len(p) >= pathMax {
-		return Attr{}, syscall.ENAMETOOLONG
+		return store.Attr{}, syscall.ENAMETOOLONG
 	}
 	w := walk{e: e, path: p}
-	root, err := e.s.Getattr(RootIno)
+	root, err := e.s.Getattr(store.RootIno)
 	if err != nil {
-		return Attr{}, err
+		return store.Attr{}, err
 	}
 	dir, name, slash, err := w.dirs(root, p)
 	if err != nil {
-		return Attr{}, err
+		return store.Attr{}, err
 	}
 	return w.last(dir, name, slash, follow, mk)
 }
@@ -123,7 +134,7 @@ func (e *Executor) resolve(p string, follow bool, mk *mkfile) (Attr, error) {
 // parent returns the directory holding p's last component and that
 // component, like sysexec's openParent: for the root itself, the root and
 // ".". The directory is resolved like open(O_PATH|O_DIRECTORY).
-func (e *Executor) parent(p string) (Attr, string, error) {
+func (e *Executor) parent(p string) (store.Attr, string, error) {
 	dir, err := e.resolve(path.Dir(p), true, nil)
 	if err == nil && !isDir(dir) {
 		err = syscall.ENOTDIR
@@ -135,7 +146,7 @@ func (e *Executor) parent(p string) (Attr, string, error) {
 // symlinks; each must lead to a directory. It returns that directory and the
 // last component; slash reports slashes after it (only a symlink's target
 // can have them).
-func (w *walk) dirs(dir Attr, p string) (Attr, string, bool, error) {
+func (w *walk) dirs(dir store.Attr, p string) (store.Attr, string, bool, error) {
 	for {
 		name, rest, _ := strings.Cut(p, "/")
 		if rest = strings.TrimLeft(rest, "/"); rest == "" {
@@ -143,10 +154,10 @@ func (w *walk) dirs(dir Attr, p string) (Attr, string, bool, error) {
 		}
 		next, err := w.last(dir, name, false, true, nil)
 		if err != nil {
-			return Attr{}, "", false, err
+			return store.Attr{}, "", false, err
 		}
 		if !isDir(next) {
-			return Attr{}, "", false, syscall.ENOTDIR
+			return store.Attr{}, "", false, syscall.ENOTDIR
 		}
 		dir, p = next, rest
 	}
@@ -154,18 +165,18 @@ func (w *walk) dirs(dir Attr, p string) (Attr, string, bool, error) {
 
 // last resolves name in dir as the final component of a walk. A symlink
 // there is followed if follow or slash; slash also requires a directory.
-func (w *walk) last(dir Attr, name string, slash, follow bool, mk *mkfile) (Attr, error) {
+func (w *walk) last(dir store.Attr, name string, slash, follow bool, mk *mkfile) (store.Attr, error) {
 	switch name {
 	case ".":
 		return dir, nil
 	case "..":
-		if dir.Ino == RootIno {
-			return Attr{}, fmt.Errorf("store: %w: %q", fsop.ErrPathEscapes, w.path)
+		if dir.Ino == store.RootIno {
+			return store.Attr{}, fmt.Errorf("storeexec: %w: %q", fsop.ErrPathEscapes, w.path)
 		}
 		return w.e.s.Lookup(dir.Ino, "..")
 	}
 	if mk != nil && slash {
-		return Attr{}, syscall.EISDIR // O_CREAT on "name/"
+		return store.Attr{}, syscall.EISDIR // O_CREAT on "name/"
 	}
 	a, err := w.lookup(dir, name, mk)
 	if err == nil && isLink(a) && (follow || slash) {
@@ -180,7 +191,7 @@ func (w *walk) last(dir Attr, name string, slash, follow bool, mk *mkfile) (Attr
 // lookup finds name in dir. With mk a missing name is created; a name that
 // another creator made meanwhile is found instead, since O_CREAT without
 // O_EXCL never fails with EEXIST.
-func (w *walk) lookup(dir Attr, name string, mk *mkfile) (Attr, error) {
+func (w *walk) lookup(dir store.Attr, name string, mk *mkfile) (store.Attr, error) {
 	for try := 0; ; try++ {
 		a, err := w.e.s.Lookup(dir.Ino, name)
 		if mk == nil || !errors.Is(err, syscall.ENOENT) {
@@ -197,27 +208,27 @@ func (w *walk) lookup(dir Attr, name string, mk *mkfile) (Attr, error) {
 
 // follow resolves symlink link, found in dir: its target is walked from dir,
 // its final component followed too.
-func (w *walk) follow(dir, link Attr, mk *mkfile) (Attr, error) {
+func (w *walk) follow(dir, link store.Attr, mk *mkfile) (store.Attr, error) {
 	if w.links >= maxSymlinks {
-		return Attr{}, syscall.ELOOP
+		return store.Attr{}, syscall.ELOOP
 	}
 	w.links++
 	target, err := w.e.s.Readlink(link.Ino)
 	if err != nil {
-		return Attr{}, err
+		return store.Attr{}, err
 	}
 	if strings.HasPrefix(target, "/") {
-		return Attr{}, fmt.Errorf("store: %w: %q", fsop.ErrPathEscapes, w.path)
+		return store.Attr{}, fmt.Errorf("storeexec: %w: %q", fsop.ErrPathEscapes, w.path)
 	}
 	tdir, name, slash, err := w.dirs(dir, target)
 	if err != nil {
-		return Attr{}, err
+		return store.Attr{}, err
 	}
 	return w.last(tdir, name, slash, true, mk)
 }
 
 // lookupAt is an *at syscall's no-follow lookup of base in dir.
-func (e *Executor) lookupAt(dir Attr, base string) (Attr, error) {
+func (e *Executor) lookupAt(dir store.Attr, base string) (store.Attr, error) {
 	if base == "." {
 		return dir, nil
 	}
@@ -225,12 +236,12 @@ func (e *Executor) lookupAt(dir Attr, base string) (Attr, error) {
 }
 
 // contains reports whether node a is directory b or an ancestor of it.
-func (e *Executor) contains(a Attr, b uint64) (bool, error) {
+func (e *Executor) contains(a store.Attr, b uint64) (bool, error) {
 	if !isDir(a) {
 		return false, nil
 	}
 	for b != a.Ino {
-		if b == RootIno {
+		if b == store.RootIno {
 			return false, nil
 		}
 		p, err := e.s.Lookup(b, "..")
@@ -242,9 +253,9 @@ func (e *Executor) contains(a Attr, b uint64) (bool, error) {
 	return true, nil
 }
 
-func isDir(a Attr) bool  { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
-func isReg(a Attr) bool  { return a.Mode&syscall.S_IFMT == syscall.S_IFREG }
-func isLink(a Attr) bool { return a.Mode&syscall.S_IFMT == syscall.S_IFLNK }
+func isDir(a store.Attr) bool  { return a.Mode&syscall.S_IFMT == syscall.S_IFDIR }
+func isReg(a store.Attr) bool  { return a.Mode&syscall.S_IFMT == syscall.S_IFREG }
+func isLink(a store.Attr) bool { return a.Mode&syscall.S_IFMT == syscall.S_IFLNK }
 
 // finish turns a method's outcome into Exec's: a syscall.Errno is a
 // filesystem answer (only N, the count written, survives it); any other
@@ -266,13 +277,13 @@ func finish(r fsop.Result, err error) (fsop.Result, error) {
 // error return is for refused requests only, as sysexec's: a path leaving the
 // root (fsop.ErrPathEscapes), a read Length above MaxRead or a uid/gid out of
 // range (fsop.ErrBadValue), a handle id in use (ErrHandleInUse), an unknown
-// kind (fsop.ErrUnknownOp), or a closed executor (ErrExecutorClosed).
+// kind (fsop.ErrUnknownOp), or a closed executor (ErrClosed).
 func (e *Executor) Exec(op *fsop.Op) (fsop.Result, error) {
 	if op == nil {
-		return fsop.Result{}, fmt.Errorf("store: %w: nil op", fsop.ErrMissing)
+		return fsop.Result{}, fmt.Errorf("storeexec: %w: nil op", fsop.ErrMissing)
 	}
 	if e.closed.Load() {
-		return fsop.Result{}, ErrExecutorClosed
+		return fsop.Result{}, ErrClosed
 	}
 	return finish(e.run(op))
 }
@@ -342,13 +353,13 @@ func (e *Executor) run(op *fsop.Op) (fsop.Result, error) {
 	case fsop.Close:
 		return fsop.Result{}, e.closeHandle(op.Handle)
 	}
-	return fsop.Result{}, fmt.Errorf("store: %w %q", fsop.ErrUnknownOp, op.Kind)
+	return fsop.Result{}, fmt.Errorf("storeexec: %w %q", fsop.ErrUnknownOp, op.Kind)
 }
 
 // ---- Ops on the parent directory (final symlink not followed) ----
 
 // atParent resolves p's parent and runs fn on it and p's base name.
-func (e *Executor) atParent(p string, fn func(dir Attr, base string) error) error {
+func (e *Executor) atParent(p string, fn func(dir store.Attr, base string) error) error {
 	dir, base, err := e.parent(p)
 	if err != nil {
 		return err
@@ -363,7 +374,7 @@ func (e *Executor) mkdir(op *fsop.Op) (fsop.Result, error) {
 	if mode == 0 {
 		mode = 0o755
 	}
-	return fsop.Result{}, e.atParent(op.Path, func(dir Attr, base string) error {
+	return fsop.Result{}, e.atParent(op.Path, func(dir store.Attr, base string) error {
 		if base == "." {
 			return syscall.EEXIST // filename_create: not LAST_NORM
 		}
@@ -374,13 +385,13 @@ func (e *Executor) mkdir(op *fsop.Op) (fsop.Result, error) {
 
 // rmdir: the store answers "." with EINVAL, as do_rmdir does (LAST_DOT).
 func (e *Executor) rmdir(op *fsop.Op) (fsop.Result, error) {
-	return fsop.Result{}, e.atParent(op.Path, func(dir Attr, base string) error {
+	return fsop.Result{}, e.atParent(op.Path, func(dir store.Attr, base string) error {
 		return e.s.Rmdir(dir.Ino, base)
 	})
 }
 
 func (e *Executor) unlink(op *fsop.Op) (fsop.Result, error) {
-	return fsop.Result{}, e.atParent(op.Path, func(dir Attr, base string) error {
+	return fsop.Result{}, e.atParent(op.Path, func(dir store.Attr, base string) error {
 		if base == "." {
 			return syscall.EISDIR // do_unlinkat: not LAST_NORM
 		}
@@ -391,7 +402,7 @@ func (e *Executor) unlink(op *fsop.Op) (fsop.Result, error) {
 // symlink: symlinkat copies the target (PATH_MAX) before it looks at the
 // new name.
 func (e *Executor) symlink(op *fsop.Op) (fsop.Result, error) {
-	return fsop.Result{}, e.atParent(op.Path, func(dir Attr, base string) error {
+	return fsop.Result{}, e.atParent(op.Path, func(dir store.Attr, base string) error {
 		switch {
 		case len(op.Target) >= pathMax:
 			return syscall.ENAMETOOLONG
@@ -404,7 +415,7 @@ func (e *Executor) symlink(op *fsop.Op) (fsop.Result, error) {
 }
 
 func (e *Executor) readlink(op *fsop.Op) (r fsop.Result, err error) {
-	err = e.atParent(op.Path, func(dir Attr, base string) error {
+	err = e.atParent(op.Path, func(dir store.Attr, base string) error {
 		a, err := e.lookupAt(dir, base)
 		if err == nil {
 			r.Target, err = e.s.Readlink(a.Ino) // EINVAL on a non-symlink
@@ -415,7 +426,7 @@ func (e *Executor) readlink(op *fsop.Op) (r fsop.Result, err error) {
 }
 
 func (e *Executor) lstat(op *fsop.Op) (r fsop.Result, err error) {
-	err = e.atParent(op.Path, func(dir Attr, base string) error {
+	err = e.atParent(op.Path, func(dir store.Attr, base string) error {
 		a, err := e.lookupAt(dir, base)
 		r.Stat = fsopAttr(a)
 		return err
@@ -425,7 +436,7 @@ func (e *Executor) lstat(op *fsop.Op) (r fsop.Result, err error) {
 
 // twoParents resolves both parents of a rename or link, from's first, before
 // anything changes.
-func (e *Executor) twoParents(op *fsop.Op) (od Attr, ob string, nd Attr, nb string, err error) {
+func (e *Executor) twoParents(op *fsop.Op) (od store.Attr, ob string, nd store.Attr, nb string, err error) {
 	if od, ob, err = e.parent(op.Path); err == nil {
 		nd, nb, err = e.parent(op.To)
 	}
@@ -440,10 +451,10 @@ func (e *Executor) rename(op *fsop.Op) (fsop.Result, error) {
 		return fsop.Result{}, err
 	}
 	flags := uint32(op.Flags)
-	noReplace, exchange := flags&RenameNoReplace != 0, flags&RenameExchange != 0
+	noReplace, exchange := flags&store.RenameNoReplace != 0, flags&store.RenameExchange != 0
 	switch {
-	case flags&^(RenameNoReplace|RenameExchange|renameWhiteout) != 0,
-		exchange && flags&(RenameNoReplace|renameWhiteout) != 0:
+	case flags&^(store.RenameNoReplace|store.RenameExchange|renameWhiteout) != 0,
+		exchange && flags&(store.RenameNoReplace|renameWhiteout) != 0:
 		return fsop.Result{}, syscall.EINVAL
 	case ob == ".":
 		return fsop.Result{}, syscall.EBUSY
@@ -535,7 +546,7 @@ func (e *Executor) statfs(op *fsop.Op) (fsop.Result, error) {
 }
 
 // setattr resolves p and applies the change attr computes from its node.
-func (e *Executor) setattr(p string, attr func(Attr) SetAttr) (fsop.Result, error) {
+func (e *Executor) setattr(p string, attr func(store.Attr) store.SetAttr) (fsop.Result, error) {
 	a, err := e.resolve(p, true, nil)
 	if err == nil {
 		_, err = e.s.Setattr(a.Ino, attr(a))
@@ -545,14 +556,14 @@ func (e *Executor) setattr(p string, attr func(Attr) SetAttr) (fsop.Result, erro
 
 // chmod keeps the permission bits (chmod_common: S_IALLUGO).
 func (e *Executor) chmod(op *fsop.Op) (fsop.Result, error) {
-	return e.setattr(op.Path, func(Attr) SetAttr {
-		return SetAttr{Valid: SetMode, Mode: op.Mode & 0o7777}
+	return e.setattr(op.Path, func(store.Attr) store.SetAttr {
+		return store.SetAttr{Valid: store.SetMode, Mode: op.Mode & 0o7777}
 	})
 }
 
 func (e *Executor) utimens(op *fsop.Op) (fsop.Result, error) {
-	return e.setattr(op.Path, func(Attr) SetAttr {
-		return SetAttr{Valid: SetAtime | SetMtime, Atime: op.AtimeNs, Mtime: op.MtimeNs}
+	return e.setattr(op.Path, func(store.Attr) store.SetAttr {
+		return store.SetAttr{Valid: store.SetAtime | store.SetMtime, Atime: op.AtimeNs, Mtime: op.MtimeNs}
 	})
 }
 
@@ -571,16 +582,16 @@ func (e *Executor) truncatePath(op *fsop.Op) (fsop.Result, error) {
 func (e *Executor) chown(op *fsop.Op) (fsop.Result, error) {
 	for _, id := range []int64{op.UID, op.GID} {
 		if id < -1 || id >= 1<<32-1 {
-			return fsop.Result{}, fmt.Errorf("store: %w: chown id %d out of range", fsop.ErrBadValue, id)
+			return fsop.Result{}, fmt.Errorf("storeexec: %w: chown id %d out of range", fsop.ErrBadValue, id)
 		}
 	}
-	return e.setattr(op.Path, func(a Attr) SetAttr {
-		sa := SetAttr{UID: uint32(op.UID), GID: uint32(op.GID)}
+	return e.setattr(op.Path, func(a store.Attr) store.SetAttr {
+		sa := store.SetAttr{UID: uint32(op.UID), GID: uint32(op.GID)}
 		if op.UID != -1 {
-			sa.Valid |= SetUID
+			sa.Valid |= store.SetUID
 		}
 		if op.GID != -1 {
-			sa.Valid |= SetGID
+			sa.Valid |= store.SetGID
 		}
 		if !isDir(a) {
 			mode := a.Mode &^ syscall.S_ISUID
@@ -588,7 +599,7 @@ func (e *Executor) chown(op *fsop.Op) (fsop.Result, error) {
 				mode &^= syscall.S_ISGID
 			}
 			if mode != a.Mode {
-				sa.Valid, sa.Mode = sa.Valid|SetMode, mode&0o7777
+				sa.Valid, sa.Mode = sa.Valid|store.SetMode, mode&0o7777
 			}
 		}
 		return sa
@@ -596,7 +607,7 @@ func (e *Executor) chown(op *fsop.Op) (fsop.Result, error) {
 }
 
 // fsopAttr converts store attributes.
-func fsopAttr(a Attr) *fsop.Attr {
+func fsopAttr(a store.Attr) *fsop.Attr {
 	return &fsop.Attr{
 		Mode: a.Mode, Size: a.Size, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
 		AtimeNs: a.Atime, MtimeNs: a.Mtime, CtimeNs: a.Ctime, Ino: a.Ino,

@@ -1,4 +1,4 @@
-package store_test
+package storeexec_test
 
 import (
 	"bytes"
@@ -20,6 +20,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/internal/caps"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 	"github.com/lighthouse-fs/lighthouse/sysexec"
 )
 
@@ -33,11 +34,11 @@ import (
 var umaskOnce sync.Once
 
 // newPair returns the executor under test and the reference on a fresh root.
-func newPair(t *testing.T) (*store.Executor, *sysexec.Executor) {
+func newPair(t *testing.T) (*storeexec.Executor, *sysexec.Executor) {
 	t.Helper()
 	// The store applies no umask; the kernel applies the process's.
 	umaskOnce.Do(func() { unix.Umask(0) })
-	got := store.NewExecutor(store.OpenMemory(store.Options{}))
+	got := storeexec.New(store.OpenMemory(store.Options{}))
 	root := filepath.Join(t.TempDir(), "root")
 	if err := os.Mkdir(root, 0o755); err != nil {
 		t.Fatal(err)
@@ -128,7 +129,9 @@ func norm(r fsop.Result, times bool) string {
 
 // dumpTree renders the tree through ex's own ops: per entry its type, mode,
 // owner, link count, then its content, target or children, and xattrs.
-func dumpTree(t *testing.T, ex fsop.Executor) string {
+func dumpTree(t *testing.T, ex interface {
+	Exec(*fsop.Op) (fsop.Result, error)
+}) string {
 	t.Helper()
 	var b strings.Builder
 	run := func(op fsop.Op) fsop.Result {
@@ -352,7 +355,7 @@ func TestExecutorData(t *testing.T) {
 			readAt("f", 69990, 20), truncate("f", 65536), truncate("f", 65540), readAt("f", 65530, 20),
 			writeAt("g", 3*65536+5, "z"), truncate("g", 2*65536), truncate("g", 3*65536+10), readFile("g"),
 			mkdir("d"), truncate("d", 0), truncate("missing", 0), symlink("f", "lf"), truncate("lf", 3), readFile("f"),
-			truncate("f", 0), readFile("f"), writeAt("h", store.MaxRead, "!"), readFile("h"), stat("h"),
+			truncate("f", 0), readFile("f"), writeAt("h", storeexec.MaxRead, "!"), readFile("h"), stat("h"),
 		}},
 		{name: "readdir", ops: []fsop.Op{
 			readdir("."), mkdir("d"), writeFile("d/f", "x"), symlink("d", "ld"), mkdir("d/sub"), readdir("d"),
@@ -374,8 +377,8 @@ func TestExecutorData(t *testing.T) {
 			utimens("lf", -1500000000, 1700000000123456789), stat("f"), utimens("missing", 0, 0),
 		}},
 		{name: "read limits", ops: []fsop.Op{
-			writeFile("f", "x"), readAt("f", 0, store.MaxRead+1), readAt("f", 0, store.MaxRead), open(1, "f", rdonly),
-			pread(1, 0, store.MaxRead+1), open(1, "f", rdonly), pread(1, 0, 10),
+			writeFile("f", "x"), readAt("f", 0, storeexec.MaxRead+1), readAt("f", 0, storeexec.MaxRead), open(1, "f", rdonly),
+			pread(1, 0, storeexec.MaxRead+1), open(1, "f", rdonly), pread(1, 0, 10),
 		}},
 	})
 }
@@ -504,7 +507,7 @@ func TestExecutorEscapes(t *testing.T) {
 // TestExecutorStoreOnly covers answers where a FUSE mount of the store and
 // the plain directory (ext4) differ, so sysexec cannot be the reference.
 func TestExecutorStoreOnly(t *testing.T) {
-	e := store.NewExecutor(store.OpenMemory(store.Options{}))
+	e := storeexec.New(store.OpenMemory(store.Options{}))
 	defer e.Close()
 	if r, err := e.Exec(&fsop.Op{Kind: fsop.WriteFile, Path: "f", Data: []byte("x")}); err != nil || r.Errno != "" {
 		t.Fatalf("write_file: %v %s", err, r.Errno)
@@ -531,7 +534,7 @@ func TestExecutorStoreOnly(t *testing.T) {
 	if r, err := e.Exec(&op); err != nil || r.Errno != "" {
 		t.Fatalf("open: %v %s", err, r.Errno)
 	}
-	if _, err := e.Exec(&op); !errors.Is(err, store.ErrHandleInUse) || !errors.Is(err, fsop.ErrBadValue) {
+	if _, err := e.Exec(&op); !errors.Is(err, storeexec.ErrHandleInUse) || !errors.Is(err, fsop.ErrBadValue) {
 		t.Errorf("reopen: %v", err)
 	}
 }
@@ -540,7 +543,7 @@ func TestExecutorStoreOnly(t *testing.T) {
 // open file goes) and that Exec is refused afterwards.
 func TestExecutorClose(t *testing.T) {
 	st := store.OpenMemory(store.Options{})
-	e := store.NewExecutor(st)
+	e := storeexec.New(st)
 	do := func(op fsop.Op) fsop.Result {
 		t.Helper()
 		r, err := e.Exec(&op)
@@ -567,7 +570,7 @@ func TestExecutorClose(t *testing.T) {
 	if st.Inodes() != before-1 {
 		t.Errorf("inodes after Close = %d, want %d", st.Inodes(), before-1)
 	}
-	if _, err := e.Exec(&fsop.Op{Kind: fsop.Stat, Path: "."}); !errors.Is(err, store.ErrExecutorClosed) {
+	if _, err := e.Exec(&fsop.Op{Kind: fsop.Stat, Path: "."}); !errors.Is(err, storeexec.ErrClosed) {
 		t.Errorf("Exec after Close: %v", err)
 	}
 	if err := e.Close(); err != nil {
@@ -580,7 +583,7 @@ func TestExecutorClose(t *testing.T) {
 // O_APPEND record must land whole, none overwritten.
 func TestExecutorConcurrent(t *testing.T) {
 	st := store.OpenMemory(store.Options{})
-	e := store.NewExecutor(st)
+	e := storeexec.New(st)
 	defer e.Close()
 	exec := func(op fsop.Op) fsop.Result {
 		r, err := e.Exec(&op)
@@ -648,7 +651,7 @@ func TestExecutorConcurrent(t *testing.T) {
 // handle is released exactly once (the unlinked file goes), nothing panics.
 func TestExecutorCloseWhileBusy(t *testing.T) {
 	st := store.OpenMemory(store.Options{})
-	e := store.NewExecutor(st)
+	e := storeexec.New(st)
 	for _, op := range []fsop.Op{writeFile("f", "data"), open(1, "f", rdwr), open(2, "f", rdonly), unlink("f")} {
 		if r, err := e.Exec(&op); err != nil || r.Errno != "" {
 			t.Fatalf("%s: %v %s", op.Kind, err, r.Errno)
@@ -664,7 +667,7 @@ func TestExecutorCloseWhileBusy(t *testing.T) {
 				if g%3 == 0 {
 					op = pwrite(1, int64(i%4), "x")
 				}
-				if _, err := e.Exec(&op); errors.Is(err, store.ErrExecutorClosed) {
+				if _, err := e.Exec(&op); errors.Is(err, storeexec.ErrClosed) {
 					return
 				}
 			}

@@ -1,4 +1,4 @@
-package store_test
+package storeexec_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/store"
+	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
 
 // TestState: State reports lstat, the content digest, the symlink target
@@ -15,7 +16,7 @@ import (
 // them, and changes nothing.
 func TestState(t *testing.T) {
 	st := store.OpenMemory(store.Options{})
-	ex := store.NewExecutor(st)
+	ex := storeexec.New(st)
 	t.Cleanup(func() { ex.Close() })
 	do := func(op fsop.Op) {
 		t.Helper()
