@@ -2,13 +2,11 @@ package conformance_test
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -123,32 +121,4 @@ func probeSettings(t *testing.T) string {
 		}
 	}
 	return conformance.SettingsMarkdown("bazil", "gofuse", got["bazil"], got["gofuse"])
-}
-
-// TestErrnoTranslation is the one table both adapters' error translations
-// must agree on, so errno drift never shows up as a false divergence.
-func TestErrnoTranslation(t *testing.T) {
-	tests := []struct {
-		name string
-		err  error
-		want syscall.Errno
-	}{
-		{"enoent", syscall.ENOENT, syscall.ENOENT},
-		{"wrapped", fmt.Errorf("lookup x: %w", syscall.ENOTEMPTY), syscall.ENOTEMPTY},
-		{"enodata", syscall.ENODATA, syscall.ENODATA},
-		{"erange", syscall.ERANGE, syscall.ERANGE},
-		{"exdev", syscall.EXDEV, syscall.EXDEV},
-		{"plain error", errors.New("disk on fire"), syscall.EIO},
-		{"doubly wrapped", fmt.Errorf("a: %w", fmt.Errorf("b: %w", syscall.EEXIST)), syscall.EEXIST},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := primary.Errno(tt.err); got != tt.want {
-				t.Errorf("primary.Errno(%v) = %v, want %v", tt.err, got, tt.want)
-			}
-			if got := shadow.Errno(tt.err); got != tt.want {
-				t.Errorf("shadow.Errno(%v) = %v, want %v", tt.err, got, tt.want)
-			}
-		})
-	}
 }

@@ -1,7 +1,8 @@
 // Package fusemount holds what the two FUSE adapters (primary/ on bazil,
 // shadow/ on go-fuse) share without importing each other: the kernel cache
-// options, the Mount function shape, and the housekeeping around a mount
-// point (cleaning a stale mount, aborting a hung connection).
+// options, the Mount function shape, the translation of store errors to
+// errnos (Errno), and the housekeeping around a mount point (cleaning a
+// stale mount, aborting a hung connection).
 //
 // # Same settings, same defaults
 //

@@ -13,9 +13,11 @@ import (
 	"time"
 	"unsafe"
 
+	"bazil.org/fuse"
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/adaptertest"
 	"github.com/lighthouse-fs/lighthouse/internal/mounttest"
 	"github.com/lighthouse-fs/lighthouse/primary"
 	"github.com/lighthouse-fs/lighthouse/store"
@@ -27,25 +29,15 @@ func TestMain(m *testing.M) {
 	mounttest.Main(m, map[string]fusemount.MountFunc{"bazil": primary.Mount})
 }
 
+// TestErrno runs the shared errno table on what bazil sends the kernel for
+// the adapter's translation (bazil's own fuse.ToErrno, as RespondError).
 func TestErrno(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want syscall.Errno
-	}{
-		{nil, 0},
-		{syscall.ENOENT, syscall.ENOENT},
-		{syscall.ENODATA, syscall.ENODATA},
-		{syscall.ERANGE, syscall.ERANGE},
-		{fmt.Errorf("%w: disk gone", syscall.EIO), syscall.EIO},
-		{fmt.Errorf("wrap: %w", syscall.ENOSPC), syscall.ENOSPC},
-		{store.ErrClosed, syscall.EIO},
-		{errors.New("anything else"), syscall.EIO},
-		{syscall.Errno(0), syscall.EIO}, // an error that claims no errno is still an error
-	} {
-		if got := primary.Errno(c.err); got != c.want {
-			t.Errorf("Errno(%v) = %v, want %v", c.err, got, c.want)
+	adaptertest.Errno(t, func(err error) syscall.Errno {
+		if e := primary.FuseErr(err); e != nil {
+			return syscall.Errno(fuse.ToErrno(e))
 		}
-	}
+		return 0
+	})
 }
 
 // TestSmoke drives the main operations with real syscalls.

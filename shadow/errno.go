@@ -1,21 +1,12 @@
 package shadow
 
 import (
-	"errors"
 	"syscall"
+
+	"github.com/lighthouse-fs/lighthouse/fusemount"
 )
 
-// Errno is the adapter's one error translation: the store reports
-// filesystem errors as syscall.Errno (possibly wrapped), and anything else
-// (a closed store, a failed log write) is an I/O error to the caller.
-// primary.Errno must agree with it, value for value.
-func Errno(err error) syscall.Errno {
-	if err == nil {
-		return 0
-	}
-	var errno syscall.Errno
-	if errors.As(err, &errno) && errno != 0 {
-		return errno
-	}
-	return syscall.EIO
-}
+// Errno is the adapter's error translation: go-fuse sends the syscall.Errno
+// a method returns to the kernel as is, so it is fusemount.Errno, the table
+// both adapters share.
+func Errno(err error) syscall.Errno { return fusemount.Errno(err) }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/adaptertest"
 	"github.com/lighthouse-fs/lighthouse/internal/mounttest"
 	"github.com/lighthouse-fs/lighthouse/shadow"
 	"github.com/lighthouse-fs/lighthouse/store"
@@ -28,25 +28,9 @@ func TestMain(m *testing.M) {
 	mounttest.Main(m, map[string]fusemount.MountFunc{"gofuse": shadow.Mount})
 }
 
-func TestErrno(t *testing.T) {
-	for _, tc := range []struct {
-		err  error
-		want syscall.Errno
-	}{
-		{nil, 0},
-		{syscall.ENOENT, syscall.ENOENT},
-		{syscall.ENOTEMPTY, syscall.ENOTEMPTY},
-		{fmt.Errorf("write log: %w", syscall.ENOSPC), syscall.ENOSPC},
-		{fmt.Errorf("%w: disk gone", syscall.EIO), syscall.EIO},
-		{store.ErrClosed, syscall.EIO},
-		{errors.New("anything else"), syscall.EIO},
-		{syscall.Errno(0), syscall.EIO}, // an error that says "no error" is not success
-	} {
-		if got := shadow.Errno(tc.err); got != tc.want {
-			t.Errorf("Errno(%v) = %v, want %v", tc.err, got, tc.want)
-		}
-	}
-}
+// TestErrno runs the shared errno table on the adapter's translation
+// (go-fuse sends a method's syscall.Errno as is).
+func TestErrno(t *testing.T) { adaptertest.Errno(t, shadow.Errno) }
 
 const guard = 10 * time.Second
 
