@@ -8,7 +8,7 @@
 // Every filesystem decision (permissions of new nodes, rename rules, xattr
 // limits, what an unlinked open file keeps) lives in store/. This package
 // only translates bazil requests into store calls and store results into
-// bazil responses; errors go through Errno alone.
+// bazil responses; errors go through fuseErr (fusemount.Errno) alone.
 //
 // # Nodes and inode numbers
 //
@@ -38,6 +38,10 @@
 //     FUSE). We do not emulate the flags.
 //   - The sticky bit: bazil's Attr encoding drops os.ModeSticky, so stat
 //     never shows S_ISVTX although chmod stores it.
+//   - Times before 1970 with a fraction of a second: bazil's Attr encoding
+//     (unixTime) divides the nanoseconds toward zero and wraps the
+//     remainder into an unsigned field, so 1 s before 1970 plus 500 ns
+//     stats as 0.999999999 s after (the store keeps the time it was given).
 //   - mknod: there is no store call for it; bazil answers EIO (its fallback
 //     for a node without NodeMknoder).
 //   - Max write: fixed at 128 KiB by bazil (big writes negotiated); there is

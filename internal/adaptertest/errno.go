@@ -1,6 +1,3 @@
-// Package adaptertest is what the tests of both FUSE adapters (primary/ on
-// bazil, shadow/ on go-fuse) share, so that the two cannot drift apart: the
-// one errno table (Errno).
 package adaptertest
 
 import (
@@ -12,10 +9,10 @@ import (
 	"github.com/lighthouse-fs/lighthouse/store"
 )
 
-// Errno runs the one errno table on translate: an adapter's translation of
+// errnoTable runs the one errno table on translate: an adapter's translation of
 // a store error, as the errno its library sends to the kernel (0 for
 // success). Both adapters run it, so their translations cannot drift apart.
-func Errno(t *testing.T, translate func(error) syscall.Errno) {
+func errnoTable(t *testing.T, translate func(error) syscall.Errno) {
 	for _, tc := range []struct {
 		name string
 		err  error
