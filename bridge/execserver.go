@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
@@ -43,7 +44,11 @@ func RunExecutorIfChild() {
 	if os.Getenv(EnvExecutor) == "" {
 		return
 	}
-	x := newExecServer(os.Stdout)
+	// Stdin and stdout in non-blocking mode: the Go runtime then waits for
+	// them with its poller instead of a thread parked in read(2), which
+	// would hold a P in a syscall all the time.
+	in, out := pollable(0, "stdin"), pollable(1, "stdout")
+	x := newExecServer(out)
 	if fd, err := strconv.Atoi(os.Getenv(envHandoff)); err == nil {
 		uc, err := handoffConn(fd)
 		if err != nil {
@@ -56,12 +61,19 @@ func RunExecutorIfChild() {
 	if n, err := strconv.Atoi(os.Getenv(envMaxFrame)); err == nil && n > 0 {
 		x.maxFrame = n
 	}
-	err := x.serve(os.Stdin)
+	err := x.serve(in)
 	if err != nil && !errors.Is(err, io.EOF) {
 		fmt.Fprintln(os.Stderr, "lighthouse executor:", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// pollable returns fd in non-blocking mode, as a file the runtime's poller
+// serves, or the blocking os.File if that fails.
+func pollable(fd int, name string) *os.File {
+	syscall.SetNonblock(fd, true) // os.NewFile sees the mode
+	return os.NewFile(uintptr(fd), name)
 }
 
 // execServer is the executor process's state.
