@@ -6,20 +6,15 @@ package bridge_test
 // on the bridge's mount (syscall -> kernel -> library -> store).
 //
 //	go test -run '^$' -bench BridgeVsDirect -benchtime 1000x ./bridge
-//	LIGHTHOUSE_BENCH=1 go test -count=1 -run TestBridgeLatencyTable -v ./bridge
 //
-// The second prints the table of docs/performance.md (p50 and p99 over
-// 1000 iterations after 100 warm-up ones, API and direct iterations
-// alternating); LIGHTHOUSE_BENCH_OUT=FILE also writes it, as Markdown, to
-// FILE.
+// TestBridgeLatencyTable (latency_test.go) prints the tables of
+// docs/performance.md from the same ops.
 
 import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -219,11 +214,6 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 	return sorted[i]
 }
 
-type latencyRow struct {
-	backend, op                          string
-	apiP50, apiP99, directP50, directP99 time.Duration
-}
-
 // BenchmarkBridgeVsDirect reports, per backend, op and path (api: through
 // the HTTP API; direct: the same syscalls on the mount from this process),
 // the time per iteration and its p50 and p99 in microseconds.
@@ -257,105 +247,4 @@ func BenchmarkBridgeVsDirect(b *testing.B) {
 			}
 		})
 	}
-}
-
-// TestBridgeLatencyTable prints the API-vs-direct latency table of
-// docs/performance.md. It runs only with LIGHTHOUSE_BENCH=1.
-func TestBridgeLatencyTable(t *testing.T) {
-	if os.Getenv("LIGHTHOUSE_BENCH") != "1" {
-		t.Skip("a benchmark: run with LIGHTHOUSE_BENCH=1")
-	}
-	const warm, n = 100, 1000
-	load := loadAverage()
-	var rows []latencyRow
-	for _, backend := range []string{"bazil", "gofuse"} {
-		br := startBridge(t, bridgeOpts{Backend: backend})
-		prepareBench(t, br)
-		// The HTTP hop alone: GET /healthz touches no filesystem.
-		hz, err := latencies(warm, n, func(int) error {
-			status, _, err := br.get("/healthz")
-			if err == nil && status != http.StatusOK {
-				err = fmt.Errorf("healthz %d", status)
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(hz)
-		rows = append(rows, latencyRow{backend: backend, op: "GET /healthz (HTTP only)", apiP50: percentile(hz, 0.5), apiP99: percentile(hz, 0.99)})
-		for _, op := range benchOps() {
-			// API and direct iterations alternate, so that both see the
-			// same machine (other load, frequency, caches).
-			var api, direct []time.Duration
-			for i := 0; i < warm+n; i++ {
-				t0 := time.Now()
-				if err := apiIteration(br, op, i); err != nil {
-					t.Fatalf("%s %s api: %v", backend, op.name, err)
-				}
-				t1 := time.Now()
-				if err := op.direct(br.Mount, i); err != nil {
-					t.Fatalf("%s %s direct: %v", backend, op.name, err)
-				}
-				if i >= warm {
-					api = append(api, t1.Sub(t0))
-					direct = append(direct, time.Since(t1))
-				}
-			}
-			slices.Sort(api)
-			slices.Sort(direct)
-			rows = append(rows, latencyRow{backend: backend, op: op.name,
-				apiP50: percentile(api, 0.5), apiP99: percentile(api, 0.99),
-				directP50: percentile(direct, 0.5), directP99: percentile(direct, 0.99)})
-		}
-	}
-	md := latencyMarkdown(rows, warm, n, load)
-	fmt.Print(md)
-	if out := os.Getenv("LIGHTHOUSE_BENCH_OUT"); out != "" {
-		if err := os.WriteFile(out, []byte(md), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// loadAverage is the 1, 5 and 15 minute load average.
-func loadAverage() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	return strings.Join(f[:min(3, len(f))], " ")
-}
-
-func latencyMarkdown(rows []latencyRow, warm, n int, load string) string {
-	var b strings.Builder
-	var uts unix.Utsname
-	unix.Uname(&uts)
-	fmt.Fprintf(&b, "Machine: %d CPUs (nproc), %s, Linux %s, %s, load average %s before the run. %d iterations per row after %d warm-up ones.\n\n",
-		runtime.NumCPU(), cpuModel(), unix.ByteSliceToString(uts.Release[:]), runtime.Version(),
-		load, n, warm)
-	b.WriteString("| backend | op | API p50 | API p99 | direct p50 | direct p99 | API/direct p50 | API/direct p99 |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|\n")
-	us := func(d time.Duration) string { return fmt.Sprintf("%.0f us", float64(d.Nanoseconds())/1e3) }
-	for _, r := range rows {
-		if r.directP50 == 0 {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | - | - | - | - |\n", r.backend, r.op, us(r.apiP50), us(r.apiP99))
-			continue
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %.1fx | %.1fx |\n", r.backend, r.op,
-			us(r.apiP50), us(r.apiP99), us(r.directP50), us(r.directP99),
-			float64(r.apiP50)/float64(r.directP50), float64(r.apiP99)/float64(r.directP99))
-	}
-	return b.String()
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown CPU"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown CPU"
 }

@@ -131,6 +131,9 @@ type bridgeOpts struct {
 	Command []string
 	// Degraded: wait for /v1/info instead of /readyz.
 	Degraded bool
+	// Bin is the lighthouse binary to run (default: the one TestMain
+	// built).
+	Bin string
 }
 
 // bridgeProc is one running `lighthouse bridge` process.
@@ -170,11 +173,15 @@ func startBridge(t testing.TB, o bridgeOpts) *bridgeProc {
 		t.Fatal(err)
 	}
 	logFile.Close()
+	bin := lighthouseBin
+	if o.Bin != "" {
+		bin = o.Bin
+	}
 	mountsMu.Lock()
 	mountsStarted[b.Mount] = true
 	mountsMu.Unlock()
 	p, f := supervisetest.Start(t, supervisetest.Child{Config: supervise.Config{Name: "bridge " + strings.Join(args[1:], " "),
-		Path: lighthouseBin, Args: args, Env: bridgeEnv(o.Env), Log: logFile.Name(), Mounts: []string{b.Mount}},
+		Path: bin, Args: args, Env: bridgeEnv(o.Env), Log: logFile.Name(), Mounts: []string{b.Mount}},
 		Ready: "bridge listening addr=", ReadyTimeout: startTimeout, StopTimeout: stopTimeout})
 	b.Proc, b.URL = p, "http://"+f["addr"]
 	ready := "/readyz"
