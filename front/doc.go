@@ -60,7 +60,10 @@
 //     truncated. CREATE: open with O_CREAT|O_EXCL, the kernel's flags and
 //     the mode (the kernel has applied the umask), then an lstat.
 //   - READ, WRITE, FSYNC, RELEASE: pread, pwrite, fsync and close on the
-//     handle; FLUSH does nothing. A directory's FSYNCDIR is a path fsync.
+//     handle. Consecutive WRITEs on one handle, each where the previous one
+//     ended, are gathered into one pwrite of up to 1 MiB (see "Write
+//     batching"); FLUSH (every close(2)) sends what was gathered. A
+//     directory's FSYNCDIR is a path fsync.
 //   - READDIR: one readdir op at the first READDIR of an open directory (and
 //     again after a rewind), its entries passed on as the bridge reports
 //     them, "." and ".." included. READDIRPLUS is switched off, so a
@@ -116,6 +119,22 @@
 //   - st_blocks is estimated from the size (the ops carry no block count).
 //   - mknod and mkfifo, O_TMPFILE, fallocate, copy_file_range and locks
 //     are not translated (EOPNOTSUPP, or the kernel's local fallback).
+//
+// # Write batching
+//
+// A WRITE is answered at once and its data gathered with the WRITEs that
+// follow it on the handle at the next offset, up to 1 MiB: a program
+// writing in 10 KiB blocks costs one pwrite op per MiB instead of one per
+// block (each a round trip through the proxy and both bridges, and an
+// fsync on each with --sync always). Every other op the front runs first
+// sends what is gathered (getxattr and listxattr excepted: they cannot see
+// file data, and the kernel asks getxattr("security.capability") before
+// every write), so the bridges get every op after the writes made before
+// it, as unbatched; a batch is also sent once no write has joined it for
+// 100 ms, or when its first write is a second old. A gathered write that
+// the bridge refuses is reported by the handle's next WRITE, FSYNC or
+// FLUSH: close(2) or fsync(2) returns it, as with a kernel filesystem's
+// write-back errors.
 //
 // # Kernel traffic
 //

@@ -2,6 +2,8 @@ package front
 
 import (
 	"context"
+	"log"
+	"sync"
 	"syscall"
 
 	"github.com/hanwen/go-fuse/v2/fs"
@@ -65,9 +67,18 @@ type handle struct {
 	fsys *filesystem
 	node *node // nil only while Create sets it up
 	id   uint64
+
+	wmu   sync.Mutex
+	batch batch // gathered writes (writes.go)
 }
 
+// close sends the gathered writes and closes the handle. An error of the
+// writes has nobody to go to any more (close(2) got it from Flush): it is
+// logged.
 func (h *handle) close(ctx context.Context) syscall.Errno {
+	if errno := h.flushWrites(ctx); errno != 0 {
+		log.Printf("front: handle %d: writes sent at release failed: %v", h.id, errno)
+	}
 	_, errno := h.fsys.run(ctx, &fsop.Op{Kind: fsop.Close, Handle: h.id})
 	return errno
 }
@@ -89,32 +100,28 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 
 var _ fs.FileWriter = (*handle)(nil)
 
-// Write is a pwrite at the offset the kernel gives. The data is copied:
-// go-fuse reuses its buffer, and the proxy may keep the op. The remembered
-// size grows with it (see "Open files").
+// Write is a pwrite at the offset the kernel gives, gathered with the
+// writes that follow it on the handle into one op (writes.go). The data is
+// copied: go-fuse reuses its buffer, and the proxy may keep the op. The
+// remembered size grows with it (see "Open files").
 func (h *handle) Write(ctx context.Context, data []byte, off int64) (uint32, syscall.Errno) {
-	buf := append([]byte{}, data...)
-	res, errno := h.fsys.run(ctx, &fsop.Op{Kind: fsop.Pwrite, Handle: h.id, Offset: off, Data: buf})
-	if errno != 0 {
-		return 0, errno
-	}
-	if h.node != nil && res.N > 0 {
-		end := off + res.N
-		h.node.update(func(a *fsop.Attr) { a.Size = max(a.Size, end) })
-	}
-	return uint32(res.N), 0
+	return h.write(ctx, data, off)
 }
 
 var _ fs.FileFlusher = (*handle)(nil)
 
-// Flush (at every close of a descriptor) sends nothing: writes are not
-// buffered here.
-func (h *handle) Flush(ctx context.Context) syscall.Errno { return 0 }
+// Flush (at every close of a descriptor) sends the gathered writes, and
+// returns the error of any that failed: close(2) reports it.
+func (h *handle) Flush(ctx context.Context) syscall.Errno { return h.flushWrites(ctx) }
 
 var _ fs.FileFsyncer = (*handle)(nil)
 
-// Fsync (and fdatasync) is an fsync of the handle.
+// Fsync (and fdatasync) sends the gathered writes, then is an fsync of
+// the handle.
 func (h *handle) Fsync(ctx context.Context, flags uint32) syscall.Errno {
+	if errno := h.flushWrites(ctx); errno != 0 {
+		return errno
+	}
 	_, errno := h.fsys.run(ctx, &fsop.Op{Kind: fsop.Fsync, Handle: h.id})
 	return errno
 }

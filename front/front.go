@@ -85,6 +85,7 @@ type filesystem struct {
 	exec    Exec
 	opts    fusemount.Options
 	handles atomic.Uint64 // the last handle id given out
+	pending pendingWrites // handles with gathered writes (writes.go)
 }
 
 // newHandle returns a fresh handle id, never 0.
@@ -96,8 +97,19 @@ func (f *filesystem) newHandle() uint64 {
 	}
 }
 
-// run validates op, runs it through exec and maps the outcome to an errno.
+// run sends the gathered writes (writes.go), then runs op with runNow. A
+// getxattr or listxattr does not wait for them: it cannot see file data,
+// and the kernel asks getxattr("security.capability") before every write.
 func (f *filesystem) run(ctx context.Context, op *fsop.Op) (fsop.Result, syscall.Errno) {
+	if op.Kind != fsop.Getxattr && op.Kind != fsop.Listxattr {
+		f.pending.flushAll(ctx, nil)
+	}
+	return f.runNow(ctx, op)
+}
+
+// runNow validates op, runs it through exec and maps the outcome to an
+// errno.
+func (f *filesystem) runNow(ctx context.Context, op *fsop.Op) (fsop.Result, syscall.Errno) {
 	if err := op.Validate(); err != nil {
 		log.Printf("front: %s %q: invalid op: %v", op.Kind, op.Path, err)
 		return fsop.Result{}, syscall.EIO

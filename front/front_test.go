@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,9 @@ const (
 	envDir  = "LIGHTHOUSE_FRONT_TEST_DIR"  // the child serves this mount point
 	envOpts = "LIGHTHOUSE_FRONT_TEST_OPTS" // fusemount.Options as JSON
 	envLog  = "LIGHTHOUSE_FRONT_TEST_LOG"  // if set, every op is logged there as a JSON line
+	// envENOSPC, set to N, makes every pwrite reaching offset N fail with
+	// ENOSPC, having written nothing.
+	envENOSPC = "LIGHTHOUSE_FRONT_TEST_ENOSPC_AT"
 
 	readyTimeout = 20 * time.Second
 	stopTimeout  = 10 * time.Second
@@ -79,6 +83,15 @@ func serve(dir string) int {
 	ex := storeexec.New(st)
 	defer ex.Close()
 	run := func(ctx context.Context, op *fsop.Op) (fsop.Result, error) { return ex.Exec(op) }
+	if at, err := strconv.ParseInt(os.Getenv(envENOSPC), 10, 64); err == nil {
+		inner := run
+		run = func(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
+			if op.Kind == fsop.Pwrite && op.Offset+int64(len(op.Data)) > at {
+				return fsop.Result{Errno: "ENOSPC"}, nil
+			}
+			return inner(ctx, op)
+		}
+	}
 	if p := os.Getenv(envLog); p != "" {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
@@ -143,7 +156,7 @@ type frontMount struct {
 
 // startFront serves a fresh memory store through front.Mount from a child
 // process; the mount is removed in t.Cleanup, even if the server hangs.
-func startFront(t *testing.T, opts fusemount.Options, logOps bool) *frontMount {
+func startFront(t *testing.T, opts fusemount.Options, logOps bool, env ...string) *frontMount {
 	t.Helper()
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skipf("no /dev/fuse (%v): the front mount tests need FUSE", err)
@@ -161,7 +174,7 @@ func startFront(t *testing.T, opts fusemount.Options, logOps bool) *frontMount {
 		t.Fatal(err)
 	}
 	m.cmd = exec.Command(exe, "-test.run=^$")
-	m.cmd.Env = append(os.Environ(), envDir+"="+m.dir, envOpts+"="+string(optJSON), envLog+"="+m.log)
+	m.cmd.Env = append(append(os.Environ(), envDir+"="+m.dir, envOpts+"="+string(optJSON), envLog+"="+m.log), env...)
 	m.cmd.Stderr = os.Stderr
 	m.cmd.Dir = "/" // never start inside a mount
 	if m.stdin, err = m.cmd.StdinPipe(); err != nil {
