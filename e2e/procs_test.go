@@ -107,6 +107,13 @@ func (b *bridgeProc) url() string { return "http://" + b.addr }
 // waits until it is ready (/readyz: a probe file went through the mount).
 func startBridge(t *testing.T, root, backend, role, listen string) *bridgeProc {
 	t.Helper()
+	return startBridgeOf(t, lighthouseBin, root, backend, role, listen, bridgeSync)
+}
+
+// startBridgeOf is startBridge for the lighthouse binary bin and the fsync
+// policy sync.
+func startBridgeOf(t *testing.T, bin, root, backend, role, listen, sync string) *bridgeProc {
+	t.Helper()
 	b := &bridgeProc{backend: backend, role: role, mnt: filepath.Join(root, "mnt-"+role), data: filepath.Join(root, "data-"+role)}
 	name := role
 	for i := 2; ; i++ { // a restarted bridge gets a log of its own
@@ -115,8 +122,8 @@ func startBridge(t *testing.T, root, backend, role, listen string) *bridgeProc {
 		}
 		name = fmt.Sprintf("%s-%d", role, i)
 	}
-	c, f := startChild(t, root, name, "bridge listening", []string{b.mnt}, lighthouseBin, "bridge",
-		"--backend", backend, "--role", role, "--listen", listen, "--mount", b.mnt, "--data", b.data, "--sync", bridgeSync)
+	c, f := startChild(t, root, name, "bridge listening", []string{b.mnt}, bin, "bridge",
+		"--backend", backend, "--role", role, "--listen", listen, "--mount", b.mnt, "--data", b.data, "--sync", sync)
 	b.child, b.addr = c, f["addr"]
 	if f["active_backend"] != backend {
 		t.Fatalf("%s bridge runs %q, not %s:\n%s", role, f["active_backend"], backend, c.tail(20))
@@ -137,9 +144,16 @@ func (p *proxyProc) adminURL() string { return "http://" + p.admin }
 // startProxy starts a proxy in front of primary and shadow on free ports.
 func startProxy(t *testing.T, root string, primary, shadow *bridgeProc, extra ...string) *proxyProc {
 	t.Helper()
+	return startProxyOf(t, lighthouseBin, root, nil, primary, shadow, extra...)
+}
+
+// startProxyOf is startProxy for the lighthouse binary bin, serving the
+// FUSE mounts listed (a front mount: checked when it stops).
+func startProxyOf(t *testing.T, bin, root string, mounts []string, primary, shadow *bridgeProc, extra ...string) *proxyProc {
+	t.Helper()
 	args := append([]string{"proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
 		"--primary", primary.url(), "--shadow", shadow.url()}, extra...)
-	c, f := startChild(t, root, "proxy", "proxy listening", nil, lighthouseBin, args...)
+	c, f := startChild(t, root, "proxy", "proxy listening", mounts, bin, args...)
 	p := &proxyProc{child: c, api: f["api"], admin: f["admin"]}
 	waitOK(t, p.url()+"/readyz", readyTimeout)
 	return p

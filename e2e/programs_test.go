@@ -1,0 +1,192 @@
+package e2e
+
+// Real programs in the front mount against a plain directory, in one run
+// (docs/performance.md, "Real programs through the front mount"):
+//
+//	LIGHTHOUSE_BENCH=1 go test -count=1 -timeout 3h -run TestFrontPrograms -v ./e2e
+//
+// LIGHTHOUSE_BENCH_SYNC=always,none sets the bridges' fsync policies (one
+// stack each; default always); LIGHTHOUSE_BENCH_BASE=PATH adds a stack of
+// another lighthouse binary (an earlier commit's), measured in the same
+// run, program by program; LIGHTHOUSE_BENCH_PROGRAMS=tar,cp,git,dd picks
+// the programs; LIGHTHOUSE_BENCH_OUT=FILE writes the table there too.
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fusemount"
+)
+
+// frontStack is two bridges and a proxy serving a front mount.
+type frontStack struct {
+	name  string // binary label and sync policy
+	front string // the mount point
+}
+
+func startFrontStack(t *testing.T, root, label, bin, sync string) *frontStack {
+	t.Helper()
+	dir := filepath.Join(root, label+"-"+sync)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	primary := startBridgeOf(t, bin, dir, "bazil", "primary", "127.0.0.1:0", sync)
+	shadow := startBridgeOf(t, bin, dir, "gofuse", "shadow", "127.0.0.1:0", sync)
+	front := filepath.Join(dir, "front")
+	if err := os.MkdirAll(front, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	startProxyOf(t, bin, dir, []string{front}, primary, shadow, "--mount", front)
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if _, ok := fusemount.Find(front); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("front mount %s not there after %v", front, readyTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return &frontStack{name: label + ", sync " + sync, front: front}
+}
+
+// program is one measured command, run in a fresh directory.
+type program struct {
+	name string
+	// run runs the program in dir (a fresh directory on the plain disk or
+	// in the front mount).
+	run func(t *testing.T, dir string) error
+}
+
+func command(dir string, name string, args ...string) error {
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// programInputs makes the tarball (GOROOT/src/cmd, crypto and runtime:
+// about 100 MB, 5,600 entries) and the git repository (GOROOT/src/net,
+// committed: 4.9 MB, 700 files) the programs use, in dir.
+func programInputs(t *testing.T, dir string) (tarball, repo string) {
+	t.Helper()
+	goroot, err := exec.Command("go", "env", "GOROOT").Output()
+	if err != nil {
+		t.Fatalf("go env GOROOT: %v", err)
+	}
+	src := filepath.Join(strings.TrimSpace(string(goroot)), "src")
+	tarball = filepath.Join(dir, "src.tar")
+	if err := command(src, "tar", "cf", tarball, "cmd", "crypto", "runtime"); err != nil {
+		t.Fatal(err)
+	}
+	repo = filepath.Join(dir, "repo")
+	if err := command(dir, "cp", "-r", filepath.Join(src, "net"), repo); err != nil {
+		t.Fatal(err)
+	}
+	git := []string{"-c", "user.email=bench@lighthouse", "-c", "user.name=bench"}
+	for _, args := range [][]string{{"init", "-q"}, {"add", "-A"}, {"commit", "-qm", "net"}} {
+		if err := command(repo, "git", append(git, args...)...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tarball, repo
+}
+
+func frontPrograms(tarball, repo string) []program {
+	return []program{
+		{"tar", func(t *testing.T, dir string) error { return command(dir, "tar", "xf", tarball) }},
+		{"cp", func(t *testing.T, dir string) error { return command(dir, "cp", "-r", repo, "repo") }},
+		{"git", func(t *testing.T, dir string) error {
+			// The first status after a copy rehashes every file (the index's
+			// times no longer match); the second finds it all clean.
+			if err := command(dir, "cp", "-r", repo, "repo"); err != nil {
+				return err
+			}
+			return command(filepath.Join(dir, "repo"), "git", "status", "--porcelain")
+		}},
+		{"dd", func(t *testing.T, dir string) error {
+			return command(dir, "dd", "if=/dev/zero", "of=zeros", "bs=10k", "count=820", "status=none")
+		}},
+	}
+}
+
+// TestFrontPrograms times real programs in the front mount and in a plain
+// directory on the same disk, alternately, and prints the ratios.
+func TestFrontPrograms(t *testing.T) {
+	if os.Getenv("LIGHTHOUSE_BENCH") != "1" {
+		t.Skip("a benchmark: run with LIGHTHOUSE_BENCH=1")
+	}
+	requireE2E(t)
+	root := testRoot(t)
+	in := filepath.Join(root, "in")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tarball, repo := programInputs(t, in)
+	syncs := strings.Split(envOr("LIGHTHOUSE_BENCH_SYNC", "always"), ",")
+	type bin struct{ label, path string }
+	bins := []bin{{"now", lighthouseBin}}
+	if base := os.Getenv("LIGHTHOUSE_BENCH_BASE"); base != "" {
+		bins = append([]bin{{"base", base}}, bins...)
+	}
+	var stacks []*frontStack
+	for _, sync := range syncs {
+		for _, b := range bins {
+			stacks = append(stacks, startFrontStack(t, root, b.label, b.path, sync))
+		}
+	}
+	want := strings.Split(envOr("LIGHTHOUSE_BENCH_PROGRAMS", "tar,cp,git,dd"), ",")
+	var rows []string
+	load := func() string {
+		b, _ := os.ReadFile("/proc/loadavg")
+		return strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	for _, p := range frontPrograms(tarball, repo) {
+		if !slices.Contains(want, p.name) {
+			continue
+		}
+		for i, s := range stacks {
+			plain := filepath.Join(root, fmt.Sprintf("plain-%s-%d", p.name, i))
+			inFront := filepath.Join(s.front, p.name)
+			var took [2]time.Duration
+			for j, dir := range []string{plain, inFront} {
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				start := time.Now()
+				if err := p.run(t, dir); err != nil {
+					t.Fatalf("%s in %s: %v", p.name, dir, err)
+				}
+				took[j] = time.Since(start)
+			}
+			row := fmt.Sprintf("| %s | %s | %.2f s | %.2f s | %.1fx | %s |", p.name, s.name,
+				took[0].Seconds(), took[1].Seconds(), took[1].Seconds()/took[0].Seconds(), load())
+			t.Log(row)
+			rows = append(rows, row)
+		}
+	}
+	table := "| program | stack | plain directory | front mount | front/plain | load average |\n|---|---|---:|---:|---:|---|\n" +
+		strings.Join(rows, "\n") + "\n"
+	fmt.Print(table)
+	if out := os.Getenv("LIGHTHOUSE_BENCH_OUT"); out != "" {
+		if err := os.WriteFile(out, []byte(table), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
