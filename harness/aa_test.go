@@ -2,11 +2,9 @@ package harness_test
 
 import (
 	"bytes"
-	"context"
 	"os/exec"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 )
@@ -21,19 +19,9 @@ func TestUpAA(t *testing.T) {
 		t.Skip("builds the binary and mounts three file systems")
 	}
 	bin := lighthouseBin(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	args := append([]string{"up", "--dir", t.TempDir(), "--workload", "--ops", "2000", "--clients", "4", "--front=false", "--aa", "gofuse"},
-		portFlags(freePorts(t, 4))...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 10 * time.Second
-	err := cmd.Run()
-	report := stdout.String()
-	t.Logf("report:\n%s", report)
+	report, stderr, err := runUp(t, bin, "--dir", t.TempDir(), "--workload", "--ops", "2000", "--clients", "4", "--front=false", "--aa", "gofuse")
 	if err != nil {
-		t.Fatalf("lighthouse up --aa: %v\n%s", err, stderr.String())
+		t.Fatalf("lighthouse up --aa: %v\n%s", err, stderr)
 	}
 	for _, want := range []string{`primary bridge +gofuse`, `shadow bridge +gofuse`, `(?m)^VERDICT: PASS`,
 		`A/A NOISE FLOOR \(gofuse vs gofuse, \d+ ops recorded, \d+ compared\)`,

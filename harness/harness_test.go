@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,29 +20,31 @@ import (
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
-var (
-	binOnce   sync.Once
-	binPath   string
-	binErr    error
-	binRemove = func() {}
-)
+// bin is the command, built on first use: `up` starts its bridges from
+// its own executable, so it cannot run inside a test binary.
+var built testbin.Lazy
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	binRemove()
+	built.Remove()
 	os.Exit(code)
 }
 
-// lighthouseBin builds the command once for the package's tests: `up`
-// starts its bridges from its own executable, so the harness cannot run
-// inside a test binary.
-func lighthouseBin(t *testing.T) string {
+func lighthouseBin(t *testing.T) string { return built.Get(t) }
+
+// runUp runs `lighthouse up args...` on free ports to its end (4 minutes
+// at most) and returns its report (stdout) and stderr.
+func runUp(t *testing.T, bin string, args ...string) (report, stderr string, err error) {
 	t.Helper()
-	binOnce.Do(func() { binPath, binRemove, binErr = testbin.BuildTemp() })
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, append(append([]string{"up"}, args...), portFlags(freePorts(t, 4))...)...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	cmd.WaitDelay = 10 * time.Second
+	err = cmd.Run()
+	t.Logf("report:\n%s", out.String())
+	return out.String(), errOut.String(), err
 }
 
 // freePorts returns n loopback addresses nothing listens on (they are
@@ -104,18 +105,9 @@ func TestUp(t *testing.T) {
 // workload, the report, a clean stop.
 func testUpWorkload(t *testing.T, bin string) {
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	args := append([]string{"up", "--dir", dir, "--workload", "--ops", "3000", "--clients", "4"}, portFlags(freePorts(t, 4))...)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.WaitDelay = 10 * time.Second
-	err := cmd.Run()
-	report := stdout.String()
-	t.Logf("report:\n%s", report)
+	report, stderr, err := runUp(t, bin, "--dir", dir, "--workload", "--ops", "3000", "--clients", "4")
 	if err != nil {
-		t.Fatalf("lighthouse up: %v\nstderr:\n%s\nprimary log:\n%s\nshadow log:\n%s", err, stderr.String(),
+		t.Fatalf("lighthouse up: %v\nstderr:\n%s\nprimary log:\n%s\nshadow log:\n%s", err, stderr,
 			supervise.Tail(filepath.Join(dir, "primary.log"), 30), supervise.Tail(filepath.Join(dir, "shadow.log"), 30))
 	}
 	for _, want := range []string{`(?m)^VERDICT: PASS`, `(?m)^  ops sent +3000$`, `(?m)^  compared +\d+ of \d+`,

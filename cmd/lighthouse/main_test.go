@@ -7,37 +7,23 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
-var (
-	binOnce   sync.Once
-	binPath   string
-	binErr    error
-	binRemove = func() {}
-)
+// bin is the command, built on first use: `up` starts its bridges from
+// its own executable, so it cannot run inside a test binary.
+var built testbin.Lazy
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	binRemove()
+	built.Remove()
 	os.Exit(code)
 }
 
-// lighthouseBin builds this command once for the package's tests: `up`
-// starts its bridges from its own executable, so it cannot run inside the
-// test binary.
-func lighthouseBin(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() { binPath, binRemove, binErr = testbin.BuildTemp() })
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func lighthouseBin(t *testing.T) string { return built.Get(t) }
 
 // TestExitStatus runs the built binary: a usage error exits 2 whatever
 // catches it (cobra, or a command's own check of its flags), a harness

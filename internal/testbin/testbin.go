@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"testing"
 )
 
 // Package is the command's import path.
@@ -50,4 +52,31 @@ func BuildTemp() (bin string, remove func(), err error) {
 		return "", nil, err
 	}
 	return bin, remove, nil
+}
+
+// Lazy builds the command once, on the first Get, for the tests of one
+// package (those that do not need it do not pay for the build). Call
+// Remove from TestMain after m.Run.
+type Lazy struct {
+	once   sync.Once
+	bin    string
+	remove func()
+	err    error
+}
+
+// Get returns the built command, failing t if it could not be built.
+func (l *Lazy) Get(t testing.TB) string {
+	t.Helper()
+	l.once.Do(func() { l.bin, l.remove, l.err = BuildTemp() })
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	return l.bin
+}
+
+// Remove deletes the built command, if any.
+func (l *Lazy) Remove() {
+	if l.remove != nil {
+		l.remove()
+	}
 }
