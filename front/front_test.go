@@ -693,15 +693,27 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The front mount is served by go-fuse: a difference the suite expects
+	// of go-fuse (conformance/expected-differences.yaml) is expected here.
+	ex, err := conformance.DefaultExpected()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, o := range rep.Outcomes {
 		reason, excused := notFrontCases[o.Case.Name]
 		differs := o.Differs(conformance.Reference, "front")
+		if r, ok := ex.Reason(o.Case.Name, "gofuse"); ok && !excused {
+			if differs {
+				t.Logf("%s differs, as on go-fuse: %s", o.Case.Name, r)
+			}
+			continue
+		}
 		switch {
 		case differs && !excused:
 			var b strings.Builder
 			for _, mm := range o.Compare(conformance.Reference, "front") {
 				if !mm.OrderOnly {
-					fmt.Fprintf(&b, "  op %d %s %s: %s\n", mm.Index, mm.Op.Kind, mm.Op.Path, mm.Diff)
+					fmt.Fprintf(&b, "  step %d %s: %s\n", mm.Index, mm.Call, mm.Diff)
 				}
 			}
 			t.Errorf("%s differs from the reference:\n%s", o.Case.Name, b.String())
