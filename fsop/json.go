@@ -496,11 +496,48 @@ func jsonString(name string, raw []byte) (string, error) {
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner), nil
 	}
+	if i := loneSurrogate(inner); i >= 0 {
+		return "", errorf(ErrBadValue, "%s: the escape at byte %d is half of a UTF-16 surrogate pair: the string is not valid UTF-8", name, i)
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", errorf(ErrBadValue, "%s: %v", name, err)
 	}
 	return s, nil
+}
+
+// loneSurrogate returns the offset in a JSON string's inner bytes of a
+// \uD800-\uDFFF escape that is not a high half followed by a low half
+// (encoding/json would quietly turn it into U+FFFD), or -1.
+func loneSurrogate(inner []byte) int {
+	hex := func(i int) int {
+		if i+6 > len(inner) || inner[i] != '\\' || inner[i+1] != 'u' {
+			return -1
+		}
+		v, err := strconv.ParseUint(string(inner[i+2:i+6]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return int(v)
+	}
+	for i := 0; i < len(inner); i++ {
+		if inner[i] != '\\' {
+			continue
+		}
+		v := hex(i)
+		switch {
+		case v >= 0xD800 && v <= 0xDBFF:
+			if lo := hex(i + 6); lo < 0xDC00 || lo > 0xDFFF {
+				return i
+			}
+			i += 11 // the pair
+		case v >= 0xDC00 && v <= 0xDFFF:
+			return i
+		default:
+			i++ // the escaped character
+		}
+	}
+	return -1
 }
 
 // jsonBytes decodes a base64 JSON string (standard alphabet, padded).

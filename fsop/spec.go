@@ -150,8 +150,11 @@ func (op *Op) Validate() error {
 	if needs&fHandle != 0 && op.Handle == 0 {
 		return fmt.Errorf("%w: %s needs a non-zero handle", ErrMissing, op.Kind)
 	}
-	if needs&fName != 0 && (op.Name == "" || strings.IndexByte(op.Name, 0) >= 0) {
+	if needs&fName != 0 && op.Name == "" {
 		return fmt.Errorf("%w: %s needs an xattr name", ErrMissing, op.Kind)
+	}
+	if needs&fName != 0 && strings.IndexByte(op.Name, 0) >= 0 {
+		return fmt.Errorf("name: %w: an xattr name cannot contain a NUL byte", ErrBadValue)
 	}
 	if op.Offset < 0 || op.Length < 0 || op.Size < 0 {
 		return fmt.Errorf("%w: offset, length and size must not be negative", ErrBadValue)
