@@ -10,11 +10,14 @@
 // started before the mount and spoken to with fsop frames over its stdin
 // and stdout. Frames connections (GET /v1/frames, the proxy's transport)
 // are handed to the executor once upgraded, and it serves their ops itself.
-// An op that outlives Config.OpTimeout marks the executor hung: it is
-// killed and replaced, the op answers an error, the bridge serves on; a
-// watchdog asks the executor about the ops of its connections, and
-// replaces an executor that has died or does not answer. Handles held by a
-// replaced executor are gone (later ops on them: EBADF).
+// A watchdog (watchdog.go) tells a slow executor from a hung one by
+// progress, not by wall time alone: an op running longer than
+// Config.OpTimeout while the store completed no request for as long (the
+// mount is stuck), or longer than Config.OpCeiling at all, or an executor
+// that does not answer the watchdog within OpTimeout, marks the executor
+// hung: it is killed and replaced, its ops answer an error, the bridge
+// serves on. Handles held by a replaced executor are gone (later ops on
+// them: EBADF).
 //
 // # Backend selection
 //
@@ -39,6 +42,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
 	"github.com/lighthouse-fs/lighthouse/metrics"
 	"github.com/lighthouse-fs/lighthouse/store"
 	"github.com/lighthouse-fs/lighthouse/storeexec"
@@ -67,12 +71,19 @@ type Config struct {
 	Sync store.SyncPolicy
 	// Mount are the kernel cache settings, the same for every backend.
 	Mount fusemount.Options
-	// MaxBody bounds a request body (default 80 MiB); MaxSnapshot a PUT
-	// /v1/snapshot body (default 2 GiB).
-	MaxBody, MaxSnapshot int64
-	// OpTimeout is how long one op may take before the executor is
-	// declared hung and replaced (default 30 s).
+	// MaxBody bounds a request body and a frame (default
+	// fsop.DefaultMaxRequest); BodyBudget the bytes of request bodies
+	// admitted at once (default httpguard.DefaultBodyBudget); MaxSnapshot
+	// a PUT /v1/snapshot body (default 2 GiB).
+	MaxBody, BodyBudget, MaxSnapshot int64
+	// OpTimeout is how long an op may wait while the mount makes no
+	// progress (the store completes no request) before the executor is
+	// declared hung and replaced, and how long the executor may take to
+	// answer the watchdog (default 30 s).
 	OpTimeout time.Duration
+	// OpCeiling is how long an op may run at all, progress or not, before
+	// the executor is declared hung (default 10 x OpTimeout).
+	OpCeiling time.Duration
 	// InjectDivergence corrupts this fraction of read results (a flipped
 	// byte): for the rollback demo and tests only, never in production.
 	InjectDivergence float64
@@ -90,7 +101,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.MaxBody == 0 {
-		c.MaxBody = 80 << 20
+		c.MaxBody = fsop.DefaultMaxRequest
 	}
 	if c.MirrorNice == 0 {
 		c.MirrorNice = DefaultMirrorNice
@@ -100,6 +111,9 @@ func (c *Config) defaults() {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 30 * time.Second
+	}
+	if c.OpCeiling == 0 {
+		c.OpCeiling = 10 * c.OpTimeout
 	}
 	if c.Role == "" {
 		c.Role = "primary"
@@ -121,23 +135,26 @@ type Bridge struct {
 
 	// opsMu is held shared by every op and exclusively to swap the mount
 	// or the executor (snapshot restore, executor replacement).
-	opsMu   sync.RWMutex
-	active  string // bazil, gofuse or degraded
-	unmount func() error
-	done    <-chan error
-	exec    *executorProc       // nil when degraded
-	direct  *storeexec.Executor // degraded mode
-	audit   *storeexec.Executor // State: reads the store, never through the mount
-	handles map[uint64]bool     // open handle ids, for the gauge and close-all
-	hmu     sync.Mutex
-	started time.Time
-	prioMu  sync.Mutex
-	nice    int           // what SetPriority last set
-	prioErr string        // its last failure, logged once
-	frames  frameConns    // upgraded GET /v1/frames connections served here (degraded)
-	stopDog chan struct{} // closed by Close: the watchdog ends
-	dogDone chan struct{} // closed when it has
-	closing sync.Once
+	opsMu         sync.RWMutex
+	active        string // bazil, gofuse or degraded
+	unmount       func() error
+	done          <-chan error
+	exec          *executorProc       // nil when degraded
+	direct        *storeexec.Executor // degraded mode
+	audit         *storeexec.Executor // State: reads the store, never through the mount
+	handles       map[uint64]bool     // open handle ids, for the gauge and close-all
+	hmu           sync.Mutex
+	started       time.Time
+	prioMu        sync.Mutex
+	nice          int               // what SetPriority last set
+	prioErr       string            // its last failure, logged once
+	frames        frameConns        // upgraded GET /v1/frames connections served here (degraded)
+	bodies        *httpguard.Bodies // request bodies admitted (HTTP API)
+	flights       opFlights         // ops sent to the executor, for the watchdog
+	mountProgress progressClock     // when the store last made progress
+	stopDog       chan struct{}     // closed by Close: the watchdog ends
+	dogDone       chan struct{}     // closed when it has
+	closing       sync.Once
 }
 
 // Start opens the store, starts the executor, and mounts with the first
@@ -145,6 +162,7 @@ type Bridge struct {
 func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	cfg.defaults()
 	b := &Bridge{cfg: cfg, log: cfg.Logger, metrics: metrics.NewBridge(cfg.Registerer),
+		bodies:  httpguard.NewBodies(cfg.MaxBody, cfg.BodyBudget, cfg.Registerer),
 		handles: map[uint64]bool{}, started: time.Now(), stopDog: make(chan struct{}), dogDone: make(chan struct{})}
 	var err error
 	if cfg.DataDir == "" {
@@ -306,13 +324,12 @@ func (b *Bridge) execOne(ctx context.Context, op *fsop.Op, probe bool) (fsop.Res
 		return res, nil
 	}
 	ex := b.exec
-	octx, cancel := context.WithTimeout(ctx, b.cfg.OpTimeout)
-	defer cancel()
-	res, err := ex.exec(octx, op)
-	if err != nil && octx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-		ex.hung.Store(true) // the next op waits for the replacement (rlockExec)
-		go b.replaceExecutor(ex)
-		return res, fmt.Errorf("%w: op took longer than %v: executor replaced", errFailed, b.cfg.OpTimeout)
+	f := b.flights.begin()
+	res, err := ex.exec(ctx, op)
+	b.flights.end(f)
+	if err != nil && ex.hung.Load() && ctx.Err() == nil {
+		// The watchdog killed it: say why rather than "executor died".
+		return res, fmt.Errorf("%w: executor hung (%s): replaced", errFailed, ex.hungWhy())
 	}
 	if err == nil && !probe {
 		hideProbe(op, &res)
@@ -337,13 +354,14 @@ func (b *Bridge) rlockExec() {
 // is started while the mount is served: safe because it inherits no file
 // on the mount and starts in "/" (go-fuse fs/api.go, "Deadlocks").
 func (b *Bridge) replaceExecutor(hung *executorProc) {
+	hung.hung.Store(true)
+	hung.kill() // first: ops waiting on it fail and give back opsMu
 	b.opsMu.Lock()
 	defer b.opsMu.Unlock()
 	if b.exec != hung {
 		return // already replaced
 	}
-	b.log.Error("executor hung: killing and replacing it; its open handles are lost")
-	hung.kill()
+	b.log.Error("executor hung: killed, replacing it; its open handles are lost", "why", hung.hungWhy())
 	ex, err := b.startExecutor()
 	if err != nil {
 		b.log.Error("cannot start a new executor", "err", err)
@@ -378,45 +396,6 @@ func (b *Bridge) startExecutor() (*executorProc, error) {
 		env = append(env, envInject+"="+b.injection().String())
 	}
 	return startExecutor(env, b.fromExecutor)
-}
-
-// watchExecutor is the watchdog of the ops the executor serves on handed
-// connections, which do not pass through Exec: every quarter of the op
-// timeout (at least 100 ms, at most 2 s) it asks the executor whether any
-// has run longer than the timeout (the executor answers those with an
-// error itself), and replaces an executor that says so, does not answer
-// within the timeout, or has died.
-func (b *Bridge) watchExecutor() {
-	defer close(b.dogDone)
-	every := min(max(b.cfg.OpTimeout/4, 100*time.Millisecond), 2*time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-b.stopDog:
-			return
-		case <-t.C:
-		}
-		b.opsMu.RLock()
-		ex := b.exec
-		b.opsMu.RUnlock()
-		if ex == nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.OpTimeout)
-		err := ex.control(ctx, ctlInflight, b.cfg.OpTimeout.String())
-		cancel()
-		select {
-		case <-b.stopDog: // closing: the executor may be stopping
-			return
-		default:
-		}
-		if err != nil {
-			b.log.Error("executor watchdog", "err", err)
-			ex.hung.Store(true)
-			b.replaceExecutor(ex)
-		}
-	}
 }
 
 func (b *Bridge) trackHandle(kind fsop.Kind, handle uint64) {

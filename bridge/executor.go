@@ -80,6 +80,52 @@ type executorProc struct {
 	// hung is set when an op outlived the op timeout: no later op is sent
 	// to this executor, it is replaced first (Bridge.rlockExec).
 	hung atomic.Bool
+	why  atomic.Pointer[string] // why the watchdog declared it hung
+	// moved counts the bytes that crossed the pipes both ways: progress
+	// for the watchdog while a large op is sent or its result read.
+	moved atomic.Uint64
+}
+
+// countingPipe counts what crosses a pipe in moved, writing in chunks of
+// at most 1 MiB so that a large frame shows progress while it is sent.
+type countingPipe struct {
+	r     io.Reader
+	w     io.Writer
+	moved *atomic.Uint64
+}
+
+func (c countingPipe) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.moved.Add(uint64(n))
+	return n, err
+}
+
+func (c countingPipe) Write(p []byte) (int, error) {
+	total := 0
+	for len(p) > 0 {
+		n, err := c.w.Write(p[:min(len(p), 1<<20)])
+		total += n
+		c.moved.Add(uint64(n))
+		if err != nil {
+			return total, err
+		}
+		p = p[n:]
+	}
+	return total, nil
+}
+
+// markHung records why the executor is hung (the first reason wins).
+func (p *executorProc) markHung(why string) {
+	p.why.CompareAndSwap(nil, &why)
+	p.hung.Store(true)
+}
+
+// hungWhy says why the executor was declared hung.
+func (p *executorProc) hungWhy() string {
+	if w := p.why.Load(); w != nil {
+		return *w
+	}
+	return "unknown"
 }
 
 // startExecutor starts an executor process (this binary, re-executed). It
@@ -113,9 +159,9 @@ func startExecutor(extraEnv []string, fromExec func(*executorProc, fsop.Frame)) 
 		handoff.Close()
 		return nil, fmt.Errorf("start executor: %w", err)
 	}
-	p := &executorProc{cmd: cmd, in: in, handoff: handoff, fromExec: fromExec, w: bufio.NewWriterSize(in, 256<<10),
-		dead: make(chan struct{})}
-	go p.readLoop(bufio.NewReaderSize(out, 256<<10))
+	p := &executorProc{cmd: cmd, in: in, handoff: handoff, fromExec: fromExec, dead: make(chan struct{})}
+	p.w = bufio.NewWriterSize(countingPipe{w: in, moved: &p.moved}, 256<<10)
+	go p.readLoop(bufio.NewReaderSize(countingPipe{r: out, moved: &p.moved}, 256<<10))
 	return p, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
 )
 
 // probeName is the file /readyz writes, reads back and removes through the
@@ -45,10 +46,10 @@ func hideProbe(op *fsop.Op, res *fsop.Result) {
 // /healthz, /readyz and /metrics (from gatherer, if not nil).
 func (b *Bridge) Handler(gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/ops", b.handleOps)
+	mux.HandleFunc("POST /v1/ops", b.bodies.JSON(b.handleOps))
 	mux.HandleFunc("GET /v1/info", b.handleInfo)
 	mux.HandleFunc("GET /v1/snapshot", b.handleGetSnapshot)
-	mux.HandleFunc("PUT /v1/snapshot", b.handlePutSnapshot)
+	mux.HandleFunc("PUT /v1/snapshot", httpguard.SameOrigin(b.handlePutSnapshot))
 	mux.HandleFunc("GET /v1/state", b.handleState)
 	mux.HandleFunc("GET /v1/frames", b.handleFrames) // frames.go: the proxy's transport
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

@@ -48,8 +48,9 @@ type Options struct {
 	InjectAfter                 time.Duration
 	Phase                       string
 	AdvanceAfter                int
-	MinCoverage                 float64 // the verdict's coverage threshold
-	AA                          string  // A/A: the library both bridges run ("": bazil primary, go-fuse shadow)
+	OpTimeout                   time.Duration // the proxy's --op-timeout (0: its default)
+	MinCoverage                 float64       // the verdict's coverage threshold
+	AA                          string        // A/A: the library both bridges run ("": bazil primary, go-fuse shadow)
 	// Exe is the lighthouse binary that serves the bridges.
 	Exe string
 	// Out gets the report or the list of addresses; Err the progress and
@@ -251,7 +252,7 @@ func (r *run) startProxy(ctx context.Context) (serveErr chan error, err error) {
 	pf.Listen, pf.Admin = o.ProxyListen, o.Admin
 	pf.PrimaryURL, pf.ShadowURL = r.bridges[0].url(), r.bridges[1].url()
 	pf.Record, pf.DivergenceLog = r.lay.record, r.lay.divergences
-	pf.Phase, pf.AdvanceAfter = o.Phase, o.AdvanceAfter
+	pf.Phase, pf.AdvanceAfter, pf.OpTimeout = o.Phase, o.AdvanceAfter, o.OpTimeout
 	pf.AA = o.AA != ""
 	pf.StateFile = r.lay.stateFile
 	if o.Front {

@@ -74,8 +74,8 @@ func (r *run) printWhere() {
 	if f.Front {
 		fmt.Fprintf(out, "  ls %s && echo hello > %s/hello.txt && cat %s/hello.txt\n", rel(lay.front), rel(lay.front), rel(lay.front))
 	}
-	fmt.Fprintf(out, "  curl -sS -X POST %s/v1/ops -d '{\"op\": \"readdir\", \"path\": \".\"}'\n", f.ProxyListen)
-	fmt.Fprintf(out, "  curl -sS -X POST %s/v1/ops -d '{\"op\": \"mkdir\", \"path\": \"notes\"}'\n", f.ProxyListen)
+	fmt.Fprintf(out, "  curl -sS -X POST %s/v1/ops -H 'Content-Type: application/json' -d '{\"op\": \"readdir\", \"path\": \".\"}'\n", f.ProxyListen)
+	fmt.Fprintf(out, "  curl -sS -X POST %s/v1/ops -H 'Content-Type: application/json' -d '{\"op\": \"mkdir\", \"path\": \"notes\"}'\n", f.ProxyListen)
 	fmt.Fprintf(out, "  curl -sS %s/admin/status\n", f.Admin)
 	fmt.Fprintf(out, "  curl -sS %s/metrics | grep ^lighthouse_\n", f.Admin)
 }

@@ -11,16 +11,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
 )
 
-// MaxBody bounds a request body on the proxy's API, like a bridge's.
-const MaxBody = 80 << 20
-
 // Handler is the proxy's client API: the bridges' own protocol
-// (docs/protocol.md), so a client cannot tell the proxy from a bridge.
+// (docs/protocol.md), so a client cannot tell the proxy from a bridge. Its
+// bodies are bounded like a bridge's (fsop.DefaultMaxRequest each, the
+// httpguard budget in all), and only JSON from no foreign Origin is taken.
 func (p *Proxy) Handler() http.Handler {
+	bodies := httpguard.NewBodies(fsop.DefaultMaxRequest, 0, p.cfg.Registerer)
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /v1/ops", p.handleOps)
+	mux.HandleFunc("POST /v1/ops", bodies.JSON(p.handleOps))
 	mux.HandleFunc("GET /v1/info", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, p.Status()) })
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
@@ -47,7 +48,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (p *Proxy) handleOps(w http.ResponseWriter, r *http.Request) {
-	ops, batch, err := fsop.DecodeRequest(r.Body, MaxBody)
+	ops, batch, err := fsop.DecodeRequest(r.Body, fsop.DefaultMaxRequest)
 	if err != nil {
 		status := http.StatusBadRequest
 		if errors.Is(err, fsop.ErrTooLarge) {

@@ -23,6 +23,7 @@ type AdminClient struct{ URL string }
 type AdminStatus struct {
 	Rollout rollout.Status `json:"rollout"`
 	Proxy   *proxy.Status  `json:"proxy"`
+	Auth    string         `json:"admin_auth"` // "token", or "none": the admin API is open
 }
 
 // Do sends body (JSON, if not nil) to path and decodes the answer into out.
@@ -35,9 +36,15 @@ func (a AdminClient) Do(ctx context.Context, method, path string, body any, out 
 		}
 		rd = bytes.NewReader(b)
 	}
+	if rd == nil && method == http.MethodPost {
+		rd = strings.NewReader("{}") // a POST is JSON, even an empty one
+	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(a.URL, "/")+path, rd)
 	if err != nil {
 		return err
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	if tok := os.Getenv(rollout.EnvAdminToken); tok != "" {
 		req.Header.Set("Authorization", "Bearer "+tok)

@@ -32,6 +32,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/front"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/internal/contract"
+	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 	"github.com/lighthouse-fs/lighthouse/verdict"
@@ -52,6 +53,9 @@ type Config struct {
 	RolloutConfig         string  // a rollout config file, reloaded on SIGHUP
 	StateFile             string  // where rollout decisions persist
 	AdvanceAfter          int     // one rollout step after this many quiet candidate ops (0: never)
+	// OpTimeout bounds one op on a bridge (proxy.Config.OpTimeout; 0: its
+	// default, 30 s): a hung primary fails a client's op after this long.
+	OpTimeout time.Duration
 	// AA is an A/A run: both bridges must run the same library, and no
 	// allowlist applies, so every chance difference counts.
 	AA bool
@@ -119,7 +123,7 @@ func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, 
 	}
 	cfg := proxy.Config{Primary: primary, Shadow: shadow, PrimaryName: names[0], ShadowName: names[1],
 		ReadbackRate: f.ReadbackRate, MirrorMaxOps: f.MirrorMaxOps, MirrorMaxLag: f.MirrorMaxLag, Registerer: reg,
-		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Observe: ctrl.Observe}
+		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Observe: ctrl.Observe, OpTimeout: f.OpTimeout}
 	if f.ReadbackRate <= 0 {
 		cfg.ReadbackRate = -1
 	}
@@ -302,11 +306,17 @@ func (rp *Server) Serve(ctx context.Context, reg *prometheus.Registry, listen, a
 		api.Close()
 		return fmt.Errorf("listen on %s: %w", admin, err)
 	}
-	srv := &http.Server{Handler: rp.Proxy.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	api = httpguard.LimitListener(api, httpguard.DefaultMaxConns, "proxy", slog.Default(), reg)
+	adm = httpguard.LimitListener(adm, httpguard.DefaultMaxConns, "admin", slog.Default(), reg)
+	srv := httpguard.NewServer(rp.Proxy.Handler())
 	amux := http.NewServeMux()
 	amux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	rp.Rollout.Register(amux, os.Getenv(rollout.EnvAdminToken), func() any { return rp.Proxy.Status() })
-	asrv := &http.Server{Handler: amux, ReadHeaderTimeout: 10 * time.Second}
+	token := os.Getenv(rollout.EnvAdminToken)
+	if token == "" {
+		slog.Warn("the admin API has no token: anyone who can reach "+adm.Addr().String()+" can promote or roll back; set "+rollout.EnvAdminToken, "admin", adm.Addr().String())
+	}
+	rp.Rollout.Register(amux, token, func() any { return rp.Proxy.Status() })
+	asrv := httpguard.NewServer(amux)
 	slog.Info("proxy listening", "api", api.Addr().String(), "admin", adm.Addr().String())
 	g, gctx := errgroup.WithContext(ctx)
 	for _, s := range []struct {

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
+
+	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
 )
 
 // EnvAdminToken names the bearer token the admin API requires when set.
@@ -20,15 +22,21 @@ type PromoteRequest struct {
 	Reason string   `json:"reason,omitempty"`
 }
 
-// AdminStatus is GET /admin/status: the rollout and whatever the proxy adds.
+// AdminStatus is GET /admin/status: the rollout and whatever the proxy
+// adds, and whether the admin API requires a token (Auth "token") or is
+// open to anyone who reaches it (Auth "none").
 type AdminStatus struct {
 	Rollout Status `json:"rollout"`
 	Proxy   any    `json:"proxy,omitempty"`
+	Auth    string `json:"admin_auth"`
 }
 
 // Register adds /admin/status, /admin/promote and /admin/rollback to mux.
 // With a non-empty token every admin request needs
 // "Authorization: Bearer <token>" (compared in constant time), else 401.
+// A POST must say Content-Type: application/json (else 415: a browser
+// cannot send that cross-site without a preflight) and every request
+// carry no Origin but the server's own loopback one (else 403).
 // proxyStatus, if not nil, is included in the status.
 func (c *Controller) Register(mux *http.ServeMux, token string, proxyStatus func() any) {
 	auth := func(h http.HandlerFunc) http.HandlerFunc {
@@ -44,14 +52,18 @@ func (c *Controller) Register(mux *http.ServeMux, token string, proxyStatus func
 			h(w, r)
 		}
 	}
-	mux.HandleFunc("GET /admin/status", auth(func(w http.ResponseWriter, _ *http.Request) {
-		st := AdminStatus{Rollout: c.Status()}
+	authStatus := "none"
+	if token != "" {
+		authStatus = "token"
+	}
+	mux.HandleFunc("GET /admin/status", httpguard.SameOrigin(auth(func(w http.ResponseWriter, _ *http.Request) {
+		st := AdminStatus{Rollout: c.Status(), Auth: authStatus}
 		if proxyStatus != nil {
 			st.Proxy = proxyStatus()
 		}
 		writeJSON(w, http.StatusOK, st)
-	}))
-	mux.HandleFunc("POST /admin/promote", auth(func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.HandleFunc("POST /admin/promote", httpguard.PostJSON(auth(func(w http.ResponseWriter, r *http.Request) {
 		var req PromoteRequest
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
 		dec.DisallowUnknownFields()
@@ -68,12 +80,12 @@ func (c *Controller) Register(mux *http.ServeMux, token string, proxyStatus func
 			return
 		}
 		writeJSON(w, http.StatusOK, c.Status())
-	}))
-	mux.HandleFunc("POST /admin/rollback", auth(func(w http.ResponseWriter, r *http.Request) {
+	})))
+	mux.HandleFunc("POST /admin/rollback", httpguard.PostJSON(auth(func(w http.ResponseWriter, r *http.Request) {
 		reason := r.URL.Query().Get("reason")
 		c.Rollback("operator: " + reason)
 		writeJSON(w, http.StatusOK, c.Status())
-	}))
+	})))
 }
 
 func (req PromoteRequest) target() (float64, error) {

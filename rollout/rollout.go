@@ -388,7 +388,10 @@ func (c *Controller) publish() {
 	c.gauges()
 }
 
-// persist writes the state file through a temporary file and a rename.
+// persist writes the state file durably: a temporary file, fsynced, renamed
+// over the old one, and the directory fsynced, so that after a crash the
+// file holds the old state or the new one, and a decision acknowledged
+// (a rollback) is never lost.
 func (c *Controller) persist() error {
 	if c.cfg.StateFile == "" {
 		return nil
@@ -400,11 +403,43 @@ func (c *Controller) persist() error {
 	if err := os.MkdirAll(filepath.Dir(c.cfg.StateFile), 0o755); err != nil {
 		return err
 	}
-	tmp := c.cfg.StateFile + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	return writeDurably(c.cfg.StateFile, b)
+}
+
+// fsync is (*os.File).Sync; a test counts the calls.
+var fsync = (*os.File).Sync
+
+// writeDurably replaces path with data through path.tmp: the data is
+// fsynced before the rename and the directory after it.
+func writeDurably(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, c.cfg.StateFile)
+	_, err = f.Write(data)
+	if err == nil {
+		err = fsync(f)
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	dir, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if err := fsync(dir); err != nil {
+		return fmt.Errorf("fsync %s: %w", filepath.Dir(path), err)
+	}
+	return nil
 }
 
 // Promote sets the weight (an operator's decision; clears a rollback).

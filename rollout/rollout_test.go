@@ -179,6 +179,9 @@ func TestAdminAPI(t *testing.T) {
 	defer srv.Close()
 	do := func(method, path, token, body string) (int, string) {
 		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		if method == "POST" {
+			req.Header.Set("Content-Type", "application/json")
+		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}

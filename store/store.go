@@ -193,8 +193,12 @@ type Store struct {
 	compactMu  sync.Mutex
 	compacting atomic.Bool
 	gen        atomic.Uint64
-	recovery   Recovery
-	watchers   watchers // OnSubtreeReplaced
+	// progress counts the calls that moved data (mutations once durable or
+	// failed, reads of file data and directories): Progress.
+	progress atomic.Uint64
+	busy     atomic.Int64 // mutations running (waiting on the disk included)
+	recovery Recovery
+	watchers watchers // OnSubtreeReplaced
 	// Open atomic groups (group.go), guarded by mu; groupsPaused keeps
 	// new ones from beginning while a snapshot is taken; gcond signals.
 	groups       []*Group
@@ -315,8 +319,23 @@ func (s *Store) Close() error {
 	return err
 }
 
+// Progress is a counter that grows whenever a mutation finishes (durable
+// or failed) or file data or a directory is read: a caller waiting on an
+// op through a mount over this store tells a slow mount (the counter
+// moves) from a stuck one (it does not).
+func (s *Store) Progress() uint64 { return s.progress.Load() }
+
+// Busy says whether a mutation is running, waiting for the disk included:
+// the store is working, so an op waiting on it is slow, not stuck.
+func (s *Store) Busy() bool { return s.busy.Load() > 0 }
+
 // mutate applies ev and waits until it is durable.
 func (s *Store) mutate(ev *event) error {
+	s.busy.Add(1)
+	defer func() {
+		s.progress.Add(1)
+		s.busy.Add(-1)
+	}()
 	s.mu.Lock()
 	lsn, err := s.applyLocked(ev)
 	w := s.wal
@@ -513,6 +532,7 @@ func (s *Store) Getattr(ino uint64) (Attr, error) {
 
 // ReadAt reads from file ino at off into p; a short count means end of file.
 func (s *Store) ReadAt(ino uint64, p []byte, off int64) (int, error) {
+	defer s.progress.Add(1)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	n, err := s.t.get(ino)
@@ -544,6 +564,7 @@ func (s *Store) Readlink(ino uint64) (string, error) {
 
 // Readdir lists directory ino: ".", "..", then the names in byte order.
 func (s *Store) Readdir(ino uint64) ([]Entry, error) {
+	defer s.progress.Add(1)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	d, err := s.t.dir(ino)

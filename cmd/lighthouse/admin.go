@@ -32,6 +32,9 @@ func statusCmd() *cobra.Command {
 				return err
 			}
 			report.WriteStatus(os.Stdout, st.Rollout, st.Proxy)
+			if st.Auth == "none" {
+				fmt.Fprintf(os.Stdout, "WARNING: the admin API at %s has no token: anyone who reaches it can promote or roll back (set %s on the proxy)\n", url, rollout.EnvAdminToken)
+			}
 			return nil
 		},
 	}

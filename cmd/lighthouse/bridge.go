@@ -18,7 +18,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/lighthouse-fs/lighthouse/bridge"
+	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/internal/contract"
+	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
 	"github.com/lighthouse-fs/lighthouse/store"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
@@ -33,6 +35,8 @@ type bridgeFlags struct {
 	role     string
 	timeout  time.Duration
 	maxBody  int64
+	budget   int64
+	maxConns int
 	inject   float64
 	injectAt time.Duration
 	nice     int
@@ -45,8 +49,10 @@ func (f *bridgeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.mount, "mount", "", "mount point (required unless degraded on purpose)")
 	fl.StringVar(&f.fallback, "fallback", "", "second-choice FUSE library (default $"+bridge.EnvFallback+")")
 	fl.StringVar(&f.role, "role", "primary", "role label in metrics: primary or shadow")
-	fl.DurationVar(&f.timeout, "op-timeout", 30*time.Second, "an op running longer marks the executor hung: it is replaced")
-	fl.Int64Var(&f.maxBody, "max-body", 80<<20, "largest request body accepted, bytes")
+	fl.DurationVar(&f.timeout, "op-timeout", 30*time.Second, "an op running this long while the mount makes no progress (or 10x as long at all) marks the executor hung: it is replaced")
+	fl.Int64Var(&f.maxBody, "max-body", fsop.DefaultMaxRequest, "largest request body (and op frame) accepted, bytes; larger is 413, refused by Content-Length before it is read")
+	fl.Int64Var(&f.budget, "body-budget", httpguard.DefaultBodyBudget, "bytes of request bodies admitted at once; a request beyond it is 503 with Retry-After")
+	fl.IntVar(&f.maxConns, "max-conns", httpguard.DefaultMaxConns, "connection limit; beyond it new connections wait for one to close (logged)")
 	fl.IntVar(&f.nice, "mirror-nice", bridge.DefaultMirrorNice, "nice value while a proxy has this bridge only mirror, so the serving bridge gets the CPU first (0: keep full priority)")
 	fl.Float64Var(&f.inject, "inject-divergence", 0, "corrupt this fraction of read results (the rollback demo and tests; never in production)")
 	fl.DurationVar(&f.injectAt, "inject-after", 0, "start injecting this long after start")
@@ -77,7 +83,7 @@ func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
 	return bridge.Config{
 		Backends: backends, Backend: f.backend, Fallback: f.fallback, Role: f.role,
 		MountDir: mnt, DataDir: f.data, Sync: policy, Mount: f.opts,
-		MaxBody: f.maxBody, OpTimeout: f.timeout, Registerer: reg, InjectDivergence: f.inject, InjectAfter: f.injectAt,
+		MaxBody: f.maxBody, BodyBudget: f.budget, OpTimeout: f.timeout, Registerer: reg, InjectDivergence: f.inject, InjectAfter: f.injectAt,
 		MirrorNice: cmp.Or(f.nice, -1), // the flag's 0 keeps full priority; Config's 0 is the default
 	}, nil
 }
@@ -102,24 +108,25 @@ log, unmount.`,
 			if err != nil {
 				return err
 			}
-			return serveBridge(cmd.Context(), cfg, reg, f.listen, args)
+			return serveBridge(cmd.Context(), cfg, reg, f.listen, f.maxConns, args)
 		},
 	}
 	f.register(cmd)
 	return cmd
 }
 
-func serveBridge(ctx context.Context, cfg bridge.Config, reg *prometheus.Registry, listen string, run []string) error {
+func serveBridge(ctx context.Context, cfg bridge.Config, reg *prometheus.Registry, listen string, maxConns int, run []string) error {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w (is another bridge running?)", listen, err)
 	}
+	ln = httpguard.LimitListener(ln, maxConns, "bridge", slog.Default(), reg)
 	b, err := bridge.Start(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: b.Handler(reg), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := httpguard.NewServer(b.Handler(reg))
 	slog.Info("bridge listening", "addr", ln.Addr().String(), "active_backend", b.Active())
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -30,6 +31,7 @@ func registerProxyFlags(cmd *cobra.Command, f *proxyserver.Config) {
 	fl.StringVar(&f.StateFile, "state-file", "", "where rollout decisions are persisted, so a restart keeps a rollback")
 	fl.BoolVar(&f.AA, "aa", false, "A/A run: both bridges must run the same FUSE library, and no allowlist applies, so every chance difference counts (the noise floor; see `lighthouse up --aa`)")
 	fl.IntVar(&f.AdvanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: only by an operator)")
+	fl.DurationVar(&f.OpTimeout, "op-timeout", 30*time.Second, "how long one op may take on a bridge before the client gets an error (a hung primary)")
 }
 
 func proxyCmd() *cobra.Command {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -73,6 +74,7 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl.StringVar(&f.AA, "aa", "", "A/A run: both bridges run this library (bazil or gofuse), no allowlist applies, and the report ends with the noise floor and the rules it does not justify")
 	fl.StringVar(&f.Phase, "phase", "shadow", "rollout phase to start in: shadow, canary, progressive, full")
 	fl.IntVar(&f.AdvanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: never)")
+	fl.DurationVar(&f.OpTimeout, "op-timeout", 30*time.Second, "the proxy's bound on one op on a bridge: a hung primary fails a client's op after this long")
 	for _, name := range []string{"proxy-listen", "admin", "primary-listen", "shadow-listen", "inject-divergence", "inject-after"} {
 		_ = fl.MarkHidden(name)
 	}

@@ -221,7 +221,7 @@ admin=http://127.0.0.1:$LIGHTHOUSE_ADMIN_PORT
 # ------------------------------------------------------------------ from outside
 say "the proxy from outside (127.0.0.1)"
 expect "GET $proxy/healthz" "$(curl -s -o /dev/null -w '%{http_code}' "$proxy/healthz")" 200
-op() { curl -sS -X POST "$proxy/v1/ops" -d "$1"; }
+op() { curl -sS -X POST "$proxy/v1/ops" -H 'Content-Type: application/json' -d "$1"; }
 op "{\"op\": \"write_file\", \"path\": \"docker-test.txt\", \"data\": \"$(printf 'through the proxy\n' | base64)\"}" >/dev/null
 expect "write_file then read_file through the proxy" \
 	"$(op '{"op": "read_file", "path": "docker-test.txt"}' | jq -r .data | base64 -d)" "through the proxy"
