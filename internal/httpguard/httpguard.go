@@ -67,9 +67,9 @@ type Bodies struct {
 	Budget int64
 	// Timeout is BodyTimeout unless a test shortens it.
 	Timeout time.Duration
-	sem    *semaphore.Weighted
-	inUse  prometheus.Gauge
-	refuse *prometheus.CounterVec
+	sem     *semaphore.Weighted
+	inUse   prometheus.Gauge
+	refuse  *prometheus.CounterVec
 }
 
 // NewBodies makes a Bodies (limit, budget <= 0: the defaults) whose metrics
