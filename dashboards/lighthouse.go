@@ -243,7 +243,8 @@ func Lighthouse() *Dashboard {
 	resyncs := timeseries("Resyncs (cumulative)",
 		"Resyncs of a bridge from a snapshot of the other since the proxy started, by result, and the snapshots each bridge installed: each step is one resync.",
 		"short", q("sum by (bridge, result) (lighthouse_proxy_resyncs_total)", "resync {{bridge}} {{result}}"),
-		q("max by (instance) (lighthouse_bridge_snapshot_restores_total)", "restores on {{instance}}"))
+		q("max by (instance) (lighthouse_bridge_snapshot_restores_total)", "restores on {{instance}}"),
+		q("max by (instance) (lighthouse_bridge_subtree_restores_total)", "subtree restores on {{instance}}"))
 	resyncs.FieldConfig.Defaults.Custom.LineInterpolation = "stepAfter"
 	l.add(12, 7, resyncs)
 
@@ -264,6 +265,21 @@ func Lighthouse() *Dashboard {
 	l.add(8, 7, timeseries("Bridge executor starts",
 		"Executor processes a bridge started, the first included: a step up means a hung executor was replaced (its ops failed).",
 		"short", q("max by (instance) (lighthouse_bridge_executor_starts_total)", "{{instance}}")))
+	loss := stat("Store data loss",
+		"1 while a bridge's store repaired damage before the end of its log at start (acknowledged records moved aside): its /readyz fails and it is never a resync's source. `lighthouse store repair` tells what was lost.",
+		"", instant("max by (instance) (lighthouse_store_data_loss)", "{{instance}}"))
+	loss.FieldConfig.Defaults.Thresholds = steps("green", 1, "red")
+	loss.FieldConfig.Defaults.Color = &FieldColor{Mode: "thresholds"}
+	loss.FieldConfig.Defaults.Mappings = []any{map[string]any{"type": "value", "options": map[string]any{
+		"0": map[string]any{"index": 0, "text": "none"},
+		"1": map[string]any{"index": 1, "text": "DATA LOSS"},
+	}}}
+	l.add(8, 7, loss)
+	dropped := timeseries("Log bytes dropped at recovery",
+		"Bytes a store's recovery removed from its log at start, by kind: torn_tail (a bad last record from a crash, nothing acknowledged lost) or repaired (damage before the end, acknowledged records moved to the quarantine).",
+		"bytes", q("max by (instance, kind) (lighthouse_store_recovery_dropped_bytes_total)", "{{instance}} {{kind}}"))
+	dropped.FieldConfig.Defaults.NoValue = "none dropped"
+	l.add(16, 7, dropped)
 	return d
 }
 
