@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/lighthouse-fs/lighthouse/conformance"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/internal/mounttest"
@@ -80,7 +81,10 @@ func TestConformance(t *testing.T) {
 			t.Fatal(err)
 		}
 	} else if old, err := os.ReadFile(compatDoc); err != nil || string(old) != doc {
-		t.Errorf("%s is stale or missing: run `make compat` (go test ./conformance -run TestConformance -update) and commit it", filepath.Base(compatDoc))
+		// The diff goes in the log: CI's conformance job fails on it, and
+		// an unexplained change is read there (- committed, + this run).
+		t.Errorf("%s is stale or missing: run `make compat` (go test ./conformance -run TestConformance -update) and commit it; - committed, + this run:\n%s",
+			filepath.Base(compatDoc), cmp.Diff(strings.Split(string(old), "\n"), strings.Split(doc, "\n")))
 	}
 
 	for _, u := range rep.Unexpected(ex) {

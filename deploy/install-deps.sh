@@ -2,8 +2,8 @@
 # Usage: install-deps.sh [run|test]
 # Installs what Lighthouse needs, or says exactly what is missing:
 #   run   fuse3 (fusermount3, for bazil's mounts)
-#   test  that, plus Prometheus (the end-to-end tests scrape with a real one)
-#         and Chromium (the HTML report's test loads the page headless)
+#   test  that, plus Prometheus and Alertmanager (the end-to-end tests run
+#         real ones) and Chromium (the HTML report's test loads the page headless)
 set -euo pipefail
 what=${1:-test}
 
@@ -15,6 +15,9 @@ if [ "$what" = test ]; then
 # (the package's own service on :9090, if the init system starts it, is
 # not used).
 [ -x /usr/bin/prometheus ] || need+=(prometheus)
+# Debian's Alertmanager: the fleet test (e2e) routes the fleet rollback
+# alert of a real Prometheus through a real Alertmanager to the proxies.
+[ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 # Debian's Chromium: the HTML report's test loads the page headless.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 fi

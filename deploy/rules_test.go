@@ -1,6 +1,7 @@
 // Package deploy holds the deployment files (start scripts, seccomp
-// profile, Prometheus rules). Its only Go is this test, which runs
-// Prometheus's own rule checker and rule unit tests on them.
+// profile, Prometheus rules, the CI workflow's test groups). Its only Go is
+// tests: Prometheus's own rule checker and rule unit tests on the rules,
+// and the check that the CI workflow calls what .ci/run calls.
 package deploy
 
 import (
