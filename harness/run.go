@@ -39,6 +39,7 @@ func (r *run) runWorkload(ctx context.Context) error {
 		Record: rel(lay.record), Divergences: rel(lay.divergences), ProxyLog: rel(lay.proxyLog)}
 	run := verdict.Counted(rp.Proxy.Status())
 	run.SetClients(res, werr)
+	run.MismatchSide = verdict.ServingSide(rep.Stats.ServedBy)
 	run.Drained, run.DrainLimit = drained, drainLimit
 	for _, b := range bridges {
 		rep.Bridges = append(rep.Bridges, report.Bridge{Role: b.role, Backend: b.backend, Active: b.active,

@@ -99,6 +99,10 @@ func (r *Harness) writeTraffic(w io.Writer) {
 	fmt.Fprintf(w, "  ops sent\t%d\n", res.Ops)
 	fmt.Fprintf(w, "  no result (transport, 4xx, 5xx)\t%d\n", res.Errors)
 	fmt.Fprintf(w, "  errno results\t%s\t(races between clients and the workload's deliberate misses: normal)\n", Counts(res.Errnos))
+	fmt.Fprintf(w, "  reads checked by the workload\t%d, wrong: %s\t(against what it wrote: content, size, existence)\n", res.Verified, Counts(res.Mismatches))
+	for _, e := range res.MismatchExamples {
+		fmt.Fprintf(w, "    wrong read\t%s\n", e)
+	}
 	fmt.Fprintf(w, "  ops the proxy served, by bridge\t%s\t(the workload's, and any from the front mount)\n", Counts(v.ServedBy))
 	pct := 0.0
 	if v.Ops > 0 {
@@ -203,6 +207,10 @@ func (r *Remote) WriteText(out io.Writer) {
 	res, d := &r.Workload, &r.Counted
 	fmt.Fprintf(w, "ops sent\t%d in %.1fs (%.0f ops/s), %d without a result\n", res.Ops, res.Elapsed.Seconds(),
 		float64(res.Ops)/max(res.Elapsed.Seconds(), 1e-9), res.Errors)
+	fmt.Fprintf(w, "reads checked\t%d, wrong: %s\n", res.Verified, Counts(res.Mismatches))
+	for _, e := range res.MismatchExamples {
+		fmt.Fprintf(w, "  wrong read\t%s\n", e)
+	}
 	fmt.Fprintf(w, "client latency\tp50 %v  p95 %v  p99 %v\n", res.All.P50, res.All.P95, res.All.P99)
 	fmt.Fprintf(w, "proxy ops / compared / read back\t%d / %d / %d\n", d.Ops, d.Compared, d.Readbacks)
 	fmt.Fprintf(w, "divergences by class\t%s\n", Counts(d.ByClass))

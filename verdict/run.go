@@ -15,10 +15,29 @@ func Counted(st proxy.Status) Run {
 }
 
 // SetClients fills in what the workload's clients saw: the ops sent, those
-// with no result, and the first error, or werr, the workload's own.
+// with no result, the first error, or werr, the workload's own, and the
+// reads the workload's oracle found wrong.
 func (r *Run) SetClients(res workload.Result, werr error) {
 	r.ClientOps, r.ClientErrors, r.ClientError = res.Ops, res.Errors, res.FirstError
+	r.Mismatches = res.Mismatches
 	if werr != nil {
 		r.ClientError = werr.Error()
 	}
+}
+
+// ServingSide is the bridge that served every op of a run, from the
+// proxy's served-by counters: "" when both served some (the proxy's
+// answers do not say which served a given op).
+func ServingSide(servedBy map[string]int64) string {
+	side := ""
+	for name, n := range servedBy {
+		if n == 0 {
+			continue
+		}
+		if side != "" {
+			return ""
+		}
+		side = name
+	}
+	return side
 }

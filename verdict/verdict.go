@@ -7,7 +7,8 @@
 // # Precedence
 //
 // Evidence against the candidate wins: divergences beyond the allowlist,
-// then client-visible errors (FAIL, exit 1). Then the harness itself: the
+// then reads that did not match what the workload wrote (the oracle), then
+// client-visible errors (FAIL, exit 1). Then the harness itself: the
 // proxy behind the admin port did not count the run's ops, a bridge runs
 // without its FUSE library, the mirror never caught up (FAIL, exit 4:
 // nothing was judged). Then coverage: below MinCoverage of the ops
@@ -51,6 +52,11 @@ type Run struct {
 	// error (or the workload's own).
 	ClientOps, ClientErrors int
 	ClientError             string
+	// Reads whose answer was not what the workload's model of what it
+	// wrote says, by class (the oracle, package workload), and the bridge
+	// that served them when the proxy's counters say ("": either).
+	Mismatches   map[string]int
+	MismatchSide string
 
 	// How the harness fared: whether the mirror caught up within
 	// DrainLimit before the counters were read (Drained), bridges not
@@ -98,6 +104,13 @@ func Judge(r Run, rules Rules) Verdict {
 	switch {
 	case r.Divergent > 0:
 		return fail(ExitFail, "%d divergences%s", r.Divergent, hint(rules.DivergenceHint))
+	case r.mismatches() > 0:
+		side := "either bridge (the proxy's answers do not say which)"
+		if r.MismatchSide != "" {
+			side = r.MismatchSide
+		}
+		return fail(ExitFail, "%d reads did not match what the workload wrote (%s), served by %s",
+			r.mismatches(), counts(r.Mismatches), side)
 	case r.ClientErrors > 0 || r.ClientError != "":
 		why := r.ClientError
 		if rules.ErrorHint != "" {
@@ -118,6 +131,28 @@ func Judge(r Run, rules Rules) Verdict {
 				floorPercent(r.Compared, r.Ops), breakdown(r), strings.TrimSuffix(fmt.Sprintf("%.1f", 100*rules.MinCoverage), ".0")+"%")}
 	}
 	return Verdict{Outcome: Pass, Line: "PASS: no divergence beyond the allowlist", ExitCode: ExitPass}
+}
+
+func (r Run) mismatches() int {
+	n := 0
+	for _, m := range r.Mismatches {
+		n += m
+	}
+	return n
+}
+
+// counts is "content 3, size 1", by name.
+func counts(m map[string]int) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Coverage is the share of ops compared, 0 with no op.

@@ -26,6 +26,10 @@ func TestJudge(t *testing.T) {
 			"FAIL: 2 ops got no result from the proxy (EOF; see proxy.log)"},
 		{"workload error, no hint", with(func(r *Run) { r.ClientError = "interrupted" }), Rules{}, Fail, ExitFail,
 			"FAIL: 0 ops got no result from the proxy (interrupted)"},
+		{"oracle mismatches", with(func(r *Run) { r.Mismatches, r.MismatchSide = map[string]int{"size": 1, "content": 3}, "bazil" }), rules, Fail, ExitFail,
+			"FAIL: 4 reads did not match what the workload wrote (content 3, size 1), served by bazil"},
+		{"oracle mismatches win over errors, side unknown", with(func(r *Run) { r.Mismatches, r.ClientErrors = map[string]int{"existence": 2}, 1 }), rules, Fail, ExitFail,
+			"FAIL: 2 reads did not match what the workload wrote (existence 2), served by either bridge (the proxy's answers do not say which)"},
 		{"divergences win over errors", with(func(r *Run) { r.Divergent, r.ClientErrors, r.ClientError = 1, 5, "x" }), rules, Fail, ExitFail,
 			"FAIL: 1 divergences (see div.jsonl)"},
 		{"uncounted", with(func(r *Run) { r.Uncounted, r.Ops, r.Compared = true, 10, 10 }), rules, Fail, ExitInfra,
@@ -100,6 +104,21 @@ func TestHelpListsEveryStatus(t *testing.T) {
 	for code := ExitPass; code <= ExitInfra; code++ {
 		if !strings.Contains(h, fmt.Sprintf("\n  %d  ", code)) {
 			t.Errorf("Help lacks status %d:\n%s", code, h)
+		}
+	}
+}
+
+func TestServingSide(t *testing.T) {
+	for _, tc := range []struct {
+		served map[string]int64
+		want   string
+	}{
+		{map[string]int64{"bazil": 10, "gofuse": 0}, "bazil"},
+		{map[string]int64{"bazil": 10, "gofuse": 1}, ""},
+		{nil, ""},
+	} {
+		if got := ServingSide(tc.served); got != tc.want {
+			t.Errorf("ServingSide(%v) = %q, want %q", tc.served, got, tc.want)
 		}
 	}
 }

@@ -123,6 +123,24 @@ func newPlan(cfg Config) *plan {
 	return p
 }
 
+// modelOf is client c's oracle, owning the paths only c writes: its log
+// and its packages, unless a client without packages of its own shares
+// one (more clients than packages).
+func (p *plan) modelOf(c int) *model {
+	m := newModel()
+	m.exact[p.logOf(c)] = true
+	shared := map[int]bool{}
+	for other := len(p.pkgs); other < p.cfg.Clients; other++ {
+		shared[other%len(p.pkgs)] = true
+	}
+	for i, pk := range p.pkgs {
+		if pk.owner == c && !shared[i] {
+			m.own(pk.dir)
+		}
+	}
+	return m
+}
+
 func clientName(c int) string { return fmt.Sprintf("c%02d", c) }
 
 func (p *plan) logOf(c int) string { return p.at("logs", clientName(c)+".log") }

@@ -25,6 +25,17 @@
 // a file that another client removed) is a normal result and is counted;
 // only transport errors (the op did not get a result) are errors.
 //
+// # Oracle
+//
+// Each client keeps a model of what it wrote (oracle.go) to the paths only
+// it writes: its packages (unless it shares one with a client that has
+// none), its log, and the release, which nobody changes after the setup.
+// Every read of those paths (read_file, read, pread, stat, lstat,
+// readlink) is checked against the model: content, size, existence. An op
+// that failed or got no result makes what it touched unknown, so races
+// and errors never count as mismatches; a mismatch is an answer no correct
+// filesystem could give that client (Result.Mismatches).
+//
 // # Determinism
 //
 // Which ops each client sends depends only on Config (seed, clients, ops,
@@ -127,6 +138,13 @@ type Result struct {
 	ErrnosByKind map[fsop.Kind]map[string]int
 	// ByKind counts the ops sent by kind (deterministic for a Config).
 	ByKind map[fsop.Kind]int
+	// Verified counts the reads whose answer the workload's model of what
+	// it wrote determines (oracle.go); Mismatches those whose answer was
+	// not that, by class (MismatchContent, ...), with a few examples.
+	// Every mismatch is an error a client saw.
+	Verified         int
+	Mismatches       map[string]int
+	MismatchExamples []string
 	// Latency is the client-side latency (Exec's round trip) of the ops
 	// that got a result, by kind; All of every kind together.
 	Latency map[fsop.Kind]Percentiles
@@ -160,8 +178,10 @@ func Run(ctx context.Context, exec Exec, cfg Config, progress func(done int)) (R
 
 	recs := make([]*recorder, cfg.Clients)
 	for i := range recs {
-		recs[i] = newRecorder()
+		recs[i] = newRecorder(p.modelOf(i))
 	}
+	recs[0].model.own(p.at(releaseDir))
+	recs[0].model.exact[p.at("latest")] = true
 	var done atomic.Int64
 	start := time.Now()
 	stopProgress := startProgress(progress, &done)
@@ -171,6 +191,11 @@ func Run(ctx context.Context, exec Exec, cfg Config, progress func(done int)) (R
 		// packages, then the mix: every client starts on a complete tree.
 		if err := recs[0].run(ctx, exec, p.rootSetup, &done); err != nil {
 			return err
+		}
+		// The release never changes after the setup: every client's
+		// reads of it are determined.
+		for _, r := range recs[1:] {
+			r.model.adopt(recs[0].model, p.at(releaseDir), p.at("latest"))
 		}
 		g, gctx := errgroup.WithContext(ctx)
 		for c := range cfg.Clients {
@@ -238,10 +263,28 @@ type recorder struct {
 	errnos                   map[fsop.Kind]map[string]int
 	byKind                   map[fsop.Kind]int
 	lat                      map[fsop.Kind][]time.Duration
+	model                    *model
+	mismatches               map[string]int
+	examples                 []string
 }
 
-func newRecorder() *recorder {
-	return &recorder{errnos: map[fsop.Kind]map[string]int{}, byKind: map[fsop.Kind]int{}, lat: map[fsop.Kind][]time.Duration{}}
+func newRecorder(m *model) *recorder {
+	return &recorder{errnos: map[fsop.Kind]map[string]int{}, byKind: map[fsop.Kind]int{}, lat: map[fsop.Kind][]time.Duration{},
+		model: m, mismatches: map[string]int{}}
+}
+
+// verify checks a result against the client's model, then updates the
+// model with the op (err: the op got no result).
+func (r *recorder) verify(op *fsop.Op, res fsop.Result, err error) {
+	if err == nil {
+		if class, what := r.model.check(op, res); class != "" {
+			r.mismatches[class]++
+			if len(r.examples) < maxMismatchExamples {
+				r.examples = append(r.examples, fmt.Sprintf("%s %s: %s: %s", op.Kind, opTarget(op), class, what))
+			}
+		}
+	}
+	r.model.apply(op, res, err)
 }
 
 // errTooManyErrors ends a client whose ops keep getting no result.
@@ -260,6 +303,7 @@ func (r *recorder) run(ctx context.Context, exec Exec, ops []fsop.Op, done *atom
 		r.ops++
 		r.byKind[op.Kind]++
 		done.Add(1)
+		r.verify(&op, res, err)
 		if err != nil {
 			if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, ctxErr) {
 				return ctxErr // cut short by the run's end, not an answer missing
@@ -291,6 +335,15 @@ func (r *recorder) run(ctx context.Context, exec Exec, ops []fsop.Op, done *atom
 	return nil
 }
 
+// MismatchCount is the number of reads that did not match the model.
+func (res *Result) MismatchCount() int {
+	n := 0
+	for _, m := range res.Mismatches {
+		n += m
+	}
+	return n
+}
+
 func opTarget(op *fsop.Op) string {
 	if op.HandleBased() {
 		return fmt.Sprintf("handle %d", op.Handle)
@@ -301,12 +354,21 @@ func opTarget(op *fsop.Op) string {
 // merge adds up the clients' counters.
 func merge(recs []*recorder) Result {
 	res := Result{Errnos: map[string]int{}, ErrnosByKind: map[fsop.Kind]map[string]int{},
-		ByKind: map[fsop.Kind]int{}, Latency: map[fsop.Kind]Percentiles{}}
+		ByKind: map[fsop.Kind]int{}, Latency: map[fsop.Kind]Percentiles{}, Mismatches: map[string]int{}}
 	lat := map[fsop.Kind][]time.Duration{}
 	var all []time.Duration
 	for _, r := range recs {
 		res.Ops += r.ops
 		res.Errors += r.errors
+		res.Verified += r.model.checked
+		for k, n := range r.mismatches {
+			res.Mismatches[k] += n
+		}
+		for _, e := range r.examples {
+			if len(res.MismatchExamples) < maxMismatchExamples {
+				res.MismatchExamples = append(res.MismatchExamples, e)
+			}
+		}
 		if res.FirstError == "" {
 			res.FirstError = r.firstError
 		}

@@ -1,6 +1,7 @@
 package workload
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -204,5 +206,69 @@ func TestHTTPExec(t *testing.T) {
 	}
 	if slices.Contains(res.Kinds(), fsop.Kind("")) || res.Kinds()[0] != fsop.ReadFile {
 		t.Errorf("kinds by frequency: %v", res.Kinds())
+	}
+}
+
+// TestOracle: against a correct store the workload's model of what it
+// wrote agrees with every read it checks, with clients racing; a store
+// whose answers are corrupted, or that acknowledges writes and drops
+// them, is caught by class.
+func TestOracle(t *testing.T) {
+	cfg := Config{Clients: 4, Ops: 6000, Seed: 11}
+	clean, err := Run(context.Background(), storeExec(t), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if clean.MismatchCount() != 0 || clean.Verified < cfg.Ops/4 {
+		t.Fatalf("a correct store: %d reads verified, mismatches %v %q; want no mismatch and at least %d verified",
+			clean.Verified, clean.Mismatches, clean.MismatchExamples, cfg.Ops/4)
+	}
+	t.Logf("%d of %d ops verified against the model", clean.Verified, clean.Ops)
+
+	tests := []struct {
+		name  string
+		fault func(n int64, op *fsop.Op, exec Exec) (fsop.Result, error, bool)
+		class string
+	}{
+		{"corrupted reads", func(n int64, op *fsop.Op, exec Exec) (fsop.Result, error, bool) {
+			res, err := exec(context.Background(), op)
+			if op.Kind == fsop.ReadFile && len(res.Data) > 0 && n%50 == 0 {
+				res.Data = bytes.Clone(res.Data)
+				res.Data[len(res.Data)/2] ^= 0x20
+			}
+			return res, err, true
+		}, MismatchContent},
+		{"lost appends", func(n int64, op *fsop.Op, _ Exec) (fsop.Result, error, bool) {
+			if op.Kind == fsop.Append && n%3 == 0 {
+				return fsop.Result{N: int64(len(op.Data))}, nil, true // acknowledged, never written
+			}
+			return fsop.Result{}, nil, false
+		}, MismatchSize},
+		{"lost new files", func(n int64, op *fsop.Op, _ Exec) (fsop.Result, error, bool) {
+			if (op.Kind == fsop.Create || op.Kind == fsop.WriteFile) && strings.Contains(op.Path, "/gen_") {
+				return fsop.Result{}, nil, true // acknowledged, never made
+			}
+			return fsop.Result{}, nil, false
+		}, MismatchExistence},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			exec := storeExec(t)
+			var n atomic.Int64
+			faulty := func(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
+				if res, err, done := tc.fault(n.Add(1), op, exec); done {
+					return res, err
+				}
+				return exec(ctx, op)
+			}
+			res, err := Run(context.Background(), faulty, cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Mismatches[tc.class] == 0 || len(res.MismatchExamples) == 0 {
+				t.Fatalf("mismatches %v, examples %q: want some of class %s", res.Mismatches, res.MismatchExamples, tc.class)
+			}
+			t.Logf("mismatches %v, e.g. %s", res.Mismatches, res.MismatchExamples[0])
+		})
 	}
 }
