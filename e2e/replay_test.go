@@ -18,6 +18,8 @@ import (
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/proxy"
+	"github.com/lighthouse-fs/lighthouse/replay"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // runReplay runs `lighthouse replay args...` to the end and returns its
@@ -107,6 +109,12 @@ func TestReplayRecord(t *testing.T) {
 	}
 	if !strings.Contains(out, "line 1: seq 3 stat \"d\"") || !strings.Contains(out, "reproduced (allowed)") {
 		t.Errorf("replay did not report the sticky-bit divergence as reproduced and allowed")
+	}
+	out, _, code = runReplay(t, allowedFile, "--json", "--dir", filepath.Join(root, "replay-json"))
+	var rj replay.ReplayJSON
+	if err := json.Unmarshal([]byte(out), &rj); err != nil || code != 0 || rj.Schema != replay.SchemaReplay ||
+		rj.Outcome != verdict.Pass || rj.Ops != 3 || len(rj.DivergenceLines) != 1 || rj.DivergencesByClass[compare.ClassAllowed] != 1 {
+		t.Errorf("replay --json: exit %d, %v, want one object of schema %s: %+v", code, err, replay.SchemaReplay, rj)
 	}
 
 	// The drift line was a false divergence the proxy once logged: after

@@ -51,6 +51,7 @@ type Options struct {
 	OpTimeout                   time.Duration // the proxy's --op-timeout (0: its default)
 	MinCoverage                 float64       // the verdict's coverage threshold
 	AA                          string        // A/A: the library both bridges run ("": bazil primary, go-fuse shadow)
+	JSON                        bool          // with Workload: print the verdict as JSON (verdict.RunJSON), notes on Err
 	// Exe is the lighthouse binary that serves the bridges.
 	Exe string
 	// Out gets the report or the list of addresses; Err the progress and
@@ -125,7 +126,11 @@ func Up(ctx context.Context, o Options) (err error) {
 			if !o.Front {
 				what = "proxy"
 			}
-			fmt.Fprintf(o.Out, "stopped: %s, both bridges; no FUSE mount left on %s/{front,primary/mnt,shadow/mnt}\n", what, rel(dir))
+			note := o.Out
+			if o.JSON {
+				note = o.Err
+			}
+			fmt.Fprintf(note, "stopped: %s, both bridges; no FUSE mount left on %s/{front,primary/mnt,shadow/mnt}\n", what, rel(dir))
 		}
 	}()
 	if err := r.startBridges(ctx); err != nil {

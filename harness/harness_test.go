@@ -3,6 +3,7 @@ package harness_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"net"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 	"github.com/lighthouse-fs/lighthouse/internal/testbin"
+	"github.com/lighthouse-fs/lighthouse/report"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
@@ -98,6 +100,7 @@ func TestUp(t *testing.T) {
 	t.Run("port-in-use", func(t *testing.T) { testUpPortInUse(t, bin) })
 	t.Run("divergence", func(t *testing.T) { testUpDivergence(t, bin) })
 	t.Run("remote-workload", func(t *testing.T) { testRemoteWorkload(t, bin) })
+	t.Run("json", func(t *testing.T) { testUpJSON(t, bin) })
 }
 
 // testUpWorkload runs the whole harness as `make run` does, smaller and on
@@ -238,9 +241,9 @@ func startUp(t *testing.T, bin string, extra ...string) []string {
 // passes on agreeing bridges, fails when the target is not the proxy
 // behind --admin, and fails on a shadow that corrupts reads.
 func testRemoteWorkload(t *testing.T, bin string) {
-	run := func(addrs []string, target string) (string, int) {
-		cmd := exec.Command(bin, "workload", "--target", "http://"+target, "--admin", "http://"+addrs[1],
-			"--ops", "1500", "--clients", "4")
+	run := func(addrs []string, target string, extra ...string) (string, int) {
+		cmd := exec.Command(bin, append([]string{"workload", "--target", "http://" + target, "--admin", "http://" + addrs[1],
+			"--ops", "1500", "--clients", "4"}, extra...)...)
 		out, err := cmd.Output()
 		var ee *exec.ExitError
 		switch {
@@ -260,8 +263,38 @@ func testRemoteWorkload(t *testing.T, bin string) {
 	if out, code := run(agree, agree[2]); code != verdict.ExitInfra || !strings.Contains(out, "is --target that proxy?") {
 		t.Errorf("target is the primary bridge, not the proxy: exit %d, want 4:\n%s", code, out)
 	}
+	status, err := exec.Command(bin, "status", "--admin", "http://"+agree[1], "--json").Output()
+	var st report.StatusJSON
+	if err != nil || json.Unmarshal(status, &st) != nil || st.Schema != report.SchemaStatus || st.Proxy == nil || st.Proxy.Ops < 1500 {
+		t.Errorf("status --json: %v, want schema %s and the run's ops:\n%s", err, report.SchemaStatus, status)
+	}
 	corrupt := startUp(t, bin, "--inject-divergence", "0.05")
-	if out, code := run(corrupt, corrupt[0]); code != 1 || !regexp.MustCompile(`(?m)^FAIL: \d+ divergences`).MatchString(out) {
-		t.Errorf("corrupting shadow: exit %d, want 1 and divergences:\n%s", code, out)
+	out, code := run(corrupt, corrupt[0], "--json")
+	var v verdict.RunJSON
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("workload --json: %v:\n%s", err, out)
+	}
+	if code != 1 || v.Schema != verdict.SchemaRun || v.Command != "workload" || v.Outcome != verdict.Fail || v.ExitStatus != 1 ||
+		v.Divergent == 0 || v.DivergencesByClass["data"] == 0 || v.Clients.OpsSent != 1500 || v.Oracle.Verified == 0 {
+		t.Errorf("corrupting shadow, --json: exit %d, want 1, a FAIL with data divergences, 1500 ops sent and reads verified:\n%s", code, out)
+	}
+}
+
+// testUpJSON: `up --workload --json` prints only the verdict's object on
+// stdout, which parses, with what the run counted.
+func testUpJSON(t *testing.T, bin string) {
+	dir := t.TempDir()
+	out, stderr, err := runUp(t, bin, "--dir", dir, "--workload", "--json", "--ops", "1500", "--clients", "2", "--front=false")
+	if err != nil {
+		t.Fatalf("lighthouse up --json: %v\nstderr:\n%s", err, stderr)
+	}
+	var v verdict.RunJSON
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v:\n%s", err, out)
+	}
+	if v.Schema != verdict.SchemaRun || v.Command != "up --workload" || v.Outcome != verdict.Pass || v.ExitStatus != 0 ||
+		v.Ops < 1500 || v.Coverage < v.MinCoverage || v.Clients.OpsSent != 1500 || v.Oracle.Verified == 0 ||
+		len(v.Oracle.Mismatches) != 0 || !v.Drained || v.Skipped == nil || v.DivergencesByClass == nil {
+		t.Errorf("up --workload --json: %+v", v)
 	}
 }

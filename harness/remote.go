@@ -21,6 +21,7 @@ type RemoteOptions struct {
 	Seed          uint64
 	Drain         time.Duration // how long the mirror may take to catch up
 	MinCoverage   float64
+	JSON          bool      // print the verdict as JSON (verdict.RunJSON) instead of the text report
 	Out, Err      io.Writer // the report; progress and notes (os.Stdout, os.Stderr when nil)
 }
 
@@ -54,8 +55,15 @@ func Remote(ctx context.Context, f RemoteOptions) error {
 	run.SetClients(res, werr)
 	run.Drained, run.DrainLimit = drained, f.Drain
 	run.Uncounted = d.Ops < int64(res.Ops-res.Errors)
-	rep := report.Remote{Workload: res, Counted: d, Verdict: verdict.Judge(run, verdict.Rules{MinCoverage: f.MinCoverage,
-		DivergenceHint: "the proxy's divergence log has each one", DrainHint: "lighthouse status --admin ..."})}
+	rules := verdict.Rules{MinCoverage: f.MinCoverage,
+		DivergenceHint: "the proxy's divergence log has each one", DrainHint: "lighthouse status --admin ..."}
+	rep := report.Remote{Workload: res, Counted: d, Verdict: verdict.Judge(run, rules)}
+	if f.JSON {
+		if err := verdict.WriteJSON(f.Out, runJSON("workload", run, rep.Verdict, rules, res, d.ByClass)); err != nil {
+			return err
+		}
+		return rep.Verdict.Err()
+	}
 	rep.WriteText(f.Out)
 	return rep.Verdict.Err()
 }

@@ -48,11 +48,28 @@ func (r *run) runWorkload(ctx context.Context) error {
 			run.Degraded = append(run.Degraded, fmt.Sprintf("the %s bridge runs %q, not %s", b.role, b.active, b.backend))
 		}
 	}
-	rep.Verdict = verdict.Judge(run, verdict.Rules{MinCoverage: o.MinCoverage, DivergenceHint: "see " + rel(lay.divergences),
-		ErrorHint: "see " + rel(lay.proxyLog), DrainHint: "see " + rel(lay.proxyLog)})
+	rules := verdict.Rules{MinCoverage: o.MinCoverage, DivergenceHint: "see " + rel(lay.divergences),
+		ErrorHint: "see " + rel(lay.proxyLog), DrainHint: "see " + rel(lay.proxyLog)}
+	rep.Verdict = verdict.Judge(run, rules)
+	if o.JSON {
+		if err := verdict.WriteJSON(o.Out, runJSON("up --workload", run, rep.Verdict, rules, res, rep.Stats.ByClass)); err != nil {
+			return err
+		}
+		return rep.Verdict.Err()
+	}
 	readLatency(ctx, rep, r.reg, bridges)
 	rep.WriteText(o.Out)
 	return rep.Verdict.Err()
+}
+
+// runJSON is the --json object of a workload run.
+func runJSON(command string, run verdict.Run, v verdict.Verdict, rules verdict.Rules, res workload.Result, byClass map[string]int64) verdict.RunJSON {
+	j := run.JSON(command, v, rules)
+	maps.Copy(j.DivergencesByClass, byClass)
+	maps.Copy(j.Clients.Errnos, res.Errnos)
+	j.Oracle.Verified, j.Oracle.Examples = res.Verified, res.MismatchExamples
+	j.ElapsedSeconds = res.Elapsed.Seconds()
+	return j
 }
 
 // readLatency fills in the report's latency: the proxy's serving path

@@ -55,6 +55,9 @@ type Config struct {
 	// (delta debugging over its recent ops) and prints the smallest
 	// sequence that still diverges the same way, as a conformance case.
 	Minimize bool
+	// JSON prints the summary as one JSON object on Out (ReplayJSON) and
+	// the progress notes on standard error.
+	JSON bool
 }
 
 var (
@@ -112,6 +115,12 @@ func Run(ctx context.Context, path string, cfg Config) (err error) {
 	if (f.PrimaryURL == "") != (f.ShadowURL == "") {
 		return verdict.Usage(errors.New("give both --primary and --shadow, or neither (to start fresh bridges)"))
 	}
+	if f.JSON && f.Minimize {
+		return verdict.Usage(errors.New("--json does not apply to --minimize (its output is conformance cases)"))
+	}
+	if f.JSON {
+		out = os.Stderr // the notes; the object goes to cfg.Out
+	}
 	in, err := readReplayInput(path)
 	if err != nil {
 		return verdict.Usage(err)
@@ -164,8 +173,14 @@ func Run(ctx context.Context, path string, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
-	rp.report(in, verdicts)
 	v := verdict.Judge(verdict.Run{Ops: rp.stats.ops, Compared: rp.stats.compared, Divergent: int64(len(rp.stats.notAllowed)), Drained: true}, verdict.Rules{})
+	if f.JSON {
+		if err := verdict.WriteJSON(f.Out, rp.json(in, verdicts, v)); err != nil {
+			return err
+		}
+	} else {
+		rp.report(in, verdicts)
+	}
 	if v.Outcome != verdict.Pass {
 		return verdict.WithStatus(v.ExitCode, fmt.Errorf("%w: %d (see above; docs/compatibility.md lists the known ones)", ErrNotAllowed, len(rp.stats.notAllowed)))
 	}

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/lighthouse-fs/lighthouse/compare"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // report prints the summary table and the verdicts.
@@ -72,4 +73,34 @@ func (rp *replayer) report(in *replayInput, verdicts []string) {
 		b, _ := json.Marshal(d.Op)
 		fmt.Fprintf(rp.out, "\nnot allowed: %s on %s (%s serving, %s mirror)\n%s", d.Class, b, d.Serving.Backend, d.Mirror.Backend, d.Diff)
 	}
+}
+
+// SchemaReplay names `lighthouse replay --json`'s object (docs/json.md).
+const SchemaReplay = "lighthouse.replay/v1"
+
+// ReplayJSON is the summary of a replay for scripts.
+type ReplayJSON struct {
+	Schema             string           `json:"schema"`
+	Outcome            verdict.Outcome  `json:"outcome"`
+	ExitStatus         int              `json:"exit_status"`
+	Ops                int64            `json:"ops"`
+	Refused            int64            `json:"refused"`
+	Failed             int64            `json:"failed"`
+	Compared           int64            `json:"compared"`
+	Skipped            map[string]int64 `json:"skipped_by_reason"`
+	DivergencesByClass map[string]int64 `json:"divergences_by_class"`
+	NotAllowed         int              `json:"not_allowed"`
+	Resyncs            int64            `json:"resyncs"`
+	Records            int64            `json:"record_lines"`
+	DivergenceLines    []string         `json:"divergence_lines"` // one verdict per divergence line
+}
+
+func (rp *replayer) json(in *replayInput, verdicts []string, v verdict.Verdict) ReplayJSON {
+	s := &rp.stats
+	if verdicts == nil {
+		verdicts = []string{}
+	}
+	return ReplayJSON{Schema: SchemaReplay, Outcome: v.Outcome, ExitStatus: v.ExitCode, Ops: s.ops, Refused: s.refused,
+		Failed: s.failed, Compared: s.compared, Skipped: s.skipped, DivergencesByClass: s.byClass,
+		NotAllowed: len(s.notAllowed), Resyncs: s.resyncs, Records: in.records, DivergenceLines: verdicts}
 }

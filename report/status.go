@@ -57,3 +57,15 @@ func RolloutRows(s rollout.Status) []KV {
 	}
 	return rows
 }
+
+// SchemaStatus names `lighthouse status --json`'s object (docs/json.md).
+const SchemaStatus = "lighthouse.status/v1"
+
+// StatusJSON is `lighthouse status --json`: the admin API's status with
+// its schema.
+type StatusJSON struct {
+	Schema    string         `json:"schema"`
+	Rollout   rollout.Status `json:"rollout"`
+	Proxy     *proxy.Status  `json:"proxy"`
+	AdminAuth string         `json:"admin_auth"` // "token", or "none": the admin API is open
+}

@@ -22,14 +22,18 @@ func adminFlag(cmd *cobra.Command, url *string) {
 
 func statusCmd() *cobra.Command {
 	var url string
+	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "status [--admin URL]",
+		Use:   "status [--admin URL] [--json]",
 		Short: "Show the rollout phase, weight, trigger rates and mirror state of a running proxy",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var st proxyserver.AdminStatus
 			if err := (proxyserver.AdminClient{URL: url}).Do(cmd.Context(), http.MethodGet, "/admin/status", nil, &st); err != nil {
 				return err
+			}
+			if asJSON {
+				return verdict.WriteJSON(os.Stdout, report.StatusJSON{Schema: report.SchemaStatus, Rollout: st.Rollout, Proxy: st.Proxy, AdminAuth: st.Auth})
 			}
 			report.WriteStatus(os.Stdout, st.Rollout, st.Proxy)
 			if st.Auth == "none" {
@@ -39,6 +43,7 @@ func statusCmd() *cobra.Command {
 		},
 	}
 	adminFlag(cmd, &url)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the status as JSON (schema lighthouse.status/v1, docs/json.md)")
 	return cmd
 }
 

@@ -62,6 +62,7 @@ when the bridges could not be started or reached; 0 otherwise.
 	fl.StringVar(&f.Dir, "dir", "", "working directory of the fresh bridges: mounts, stores, logs (default: a temporary directory)")
 	fl.StringVar(&f.Allowlist, "allowlist", "", "known differences (YAML); default: the built-in compare/allowlist.yaml")
 	fl.BoolVar(&f.Minimize, "minimize", false, "shrink each divergence line to the fewest ops that still diverge the same way, printed as a conformance case")
+	fl.BoolVar(&f.JSON, "json", false, "print the summary as JSON (schema lighthouse.replay/v1, docs/json.md) instead of the table")
 	fl.StringVar(&f.DivergenceLog, "divergence-log", "", "also write every divergence the replay finds (JSON lines) to this file")
 	return cmd
 }

@@ -45,6 +45,9 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 			if err != nil {
 				return err
 			}
+			if f.JSON && (!f.Workload || f.AA != "") {
+				return verdict.Usage(errors.New("--json needs --workload and does not combine with --aa"))
+			}
 			if f.AA != "" && f.AA != "bazil" && f.AA != "gofuse" {
 				return verdict.Usage(fmt.Errorf("--aa %q: want bazil or gofuse", f.AA))
 			}
@@ -59,6 +62,7 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.Dir, "dir", contract.Dir, "working directory: stores, mount points, logs, record and divergence log")
 	fl.BoolVar(&f.Workload, "workload", false, "run the built-in workload, print the report and exit (0: PASS, 1: FAIL, 3: INCONCLUSIVE)")
+	fl.BoolVar(&f.JSON, "json", false, "with --workload: print the verdict as JSON (schema lighthouse.workload/v1, docs/json.md) instead of the report")
 	fl.Float64Var(&f.MinCoverage, "min-coverage", verdict.DefaultMinCoverage, "workload: the share of ops that must be compared for a PASS; below it the verdict is INCONCLUSIVE")
 	fl.IntVar(&f.Ops, "ops", contract.Ops, "workload: ops in all, the setup of the tree included")
 	fl.IntVar(&f.Clients, "clients", contract.Clients, "workload: concurrent clients")

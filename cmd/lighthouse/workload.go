@@ -43,6 +43,7 @@ token in LIGHTHOUSE_ADMIN_TOKEN when the proxy has one.`,
 	fl.IntVar(&f.Clients, "clients", contract.Clients, "concurrent clients")
 	fl.Uint64Var(&f.Seed, "seed", contract.Seed, "seed of the op sequence (the same seed sends the same ops)")
 	fl.DurationVar(&f.Drain, "drain-timeout", 2*time.Minute, "how long to wait for the mirror to catch up after the last op")
+	fl.BoolVar(&f.JSON, "json", false, "print the verdict as JSON (schema lighthouse.workload/v1, docs/json.md) instead of the report")
 	fl.Float64Var(&f.MinCoverage, "min-coverage", verdict.DefaultMinCoverage, "the share of the run's ops that must be compared for a PASS; below it the verdict is INCONCLUSIVE")
 	return cmd
 }
