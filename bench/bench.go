@@ -124,7 +124,8 @@ type Config struct {
 	// ProfileDir, if set, receives cpu.pprof (the whole measurement, samples
 	// labelled target and op) and heap.pprof (at the end) of this process.
 	ProfileDir string
-	// Progress, if set, shows a progress bar (os.Stderr for a terminal).
+	// Progress, if set, shows the progress (internal/progress: a bar on a
+	// terminal, a line each tenth of the way otherwise).
 	Progress io.Writer
 	// Log receives status lines (what starts, what stops); nil discards.
 	Log io.Writer

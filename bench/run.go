@@ -12,9 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
-
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/progress"
 )
 
 // runner is one run: its targets and what it measured.
@@ -403,10 +402,7 @@ func (r *runner) startProgress() func() {
 		}
 		total += n * int64(len(r.targets)) * int64(len(r.cfg.Concurrency))
 	}
-	bar := progressbar.NewOptions64(total, progressbar.OptionSetWriter(r.cfg.Progress),
-		progressbar.OptionSetDescription("bench"), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-		progressbar.OptionSetWidth(30), progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetPredictTime(true), progressbar.OptionClearOnFinish())
+	bar := progress.New(r.cfg.Progress, total, "bench", "ops")
 	stop := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -417,7 +413,7 @@ func (r *runner) startProgress() func() {
 			if p, ok := r.phase.Load().(string); ok {
 				bar.Describe(fmt.Sprintf("%-32s", p))
 			}
-			bar.Set64(r.done.Load())
+			bar.Set(r.done.Load())
 			select {
 			case <-stop:
 				bar.Finish()

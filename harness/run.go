@@ -6,12 +6,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/schollz/progressbar/v3"
 
+	"github.com/lighthouse-fs/lighthouse/internal/progress"
 	"github.com/lighthouse-fs/lighthouse/metrics"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/report"
@@ -96,9 +95,9 @@ func readLatency(ctx context.Context, rep *report.Harness, reg prometheus.Gather
 // interruption, comes back with a zero Result.
 func sendWorkload(ctx context.Context, log io.Writer, target string, cfg workload.Config) (workload.Result, error) {
 	fmt.Fprintf(log, "workload: %d ops from %d clients (seed %d) through %s\n", cfg.Ops, cfg.Clients, cfg.Seed, target)
-	bar := newProgress(cfg.Ops, log)
-	res, err := workload.Run(ctx, workload.HTTPExec(target), cfg, bar.set)
-	bar.finish()
+	bar := progress.New(log, int64(cfg.Ops), "workload", "ops")
+	res, err := workload.Run(ctx, workload.HTTPExec(target), cfg, func(done int) { bar.Set(int64(done)) })
+	bar.Finish()
 	if ctx.Err() != nil {
 		return workload.Result{}, errors.New("interrupted")
 	}
@@ -107,47 +106,6 @@ func sendWorkload(ctx context.Context, log io.Writer, target string, cfg workloa
 	}
 	fmt.Fprintln(log, "waiting for the mirror to catch up...")
 	return res, err
-}
-
-// progress is a bar on a terminal, a line every 10% otherwise.
-type progress struct {
-	bar   *progressbar.ProgressBar
-	w     io.Writer
-	total int
-	tenth int
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-func newProgress(total int, w io.Writer) *progress {
-	p := &progress{total: total, w: w}
-	if f, ok := w.(*os.File); ok && isTerminal(f) {
-		p.bar = progressbar.NewOptions(total, progressbar.OptionSetDescription("workload"),
-			progressbar.OptionSetWriter(w), progressbar.OptionShowCount(), progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("ops"), progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish())
-	}
-	return p
-}
-
-func (p *progress) set(done int) {
-	if p.bar != nil {
-		p.bar.Set(done)
-		return
-	}
-	if t := done * 10 / max(p.total, 1); t > p.tenth {
-		p.tenth = t
-		fmt.Fprintf(p.w, "workload: %d/%d ops\n", done, p.total)
-	}
-}
-
-func (p *progress) finish() {
-	if p.bar != nil {
-		p.bar.Finish()
-	}
 }
 
 // waitDrained waits until every mirrored op has run and been compared,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/progress"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 )
 
@@ -24,7 +25,7 @@ type lineRun struct {
 // runSequence resets the bridges to the baseline and runs ops through a
 // fresh proxy (no resync during them: they run on the state they diverge
 // on), collecting the divergences.
-func (rp *replayer) runSequence(ctx context.Context, ops []fsop.Op, prog *progress) (lineRun, error) {
+func (rp *replayer) runSequence(ctx context.Context, ops []fsop.Op, prog *progress.Bar) (lineRun, error) {
 	var out lineRun
 	rctx, cancel := context.WithTimeout(ctx, time.Minute)
 	err := rp.clients[0].Restore(rctx, rp.baseline)
@@ -49,7 +50,7 @@ func (rp *replayer) runSequence(ctx context.Context, ops []fsop.Op, prog *progre
 		if i == len(ops)-1 {
 			out.lastErr = err
 		}
-		prog.add(1)
+		prog.Add(1)
 	}
 	closeReplayProxy(p)
 	rp.stats.add(p.Stats(), initial)
@@ -79,7 +80,7 @@ func (rp *replayer) runSequence(ctx context.Context, ops []fsop.Op, prog *progre
 
 // replayDivergence replays one divergence line from the baseline state and
 // says whether its class reproduces on its op.
-func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *progress) (string, error) {
+func (rp *replayer) replayDivergence(ctx context.Context, l replayLine, prog *progress.Bar) (string, error) {
 	d := l.div
 	ops := append(append([]fsop.Op(nil), d.Recent...), d.Op)
 	run, err := rp.runSequence(ctx, ops, prog)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/compare"
+	"github.com/lighthouse-fs/lighthouse/internal/progress"
 	"github.com/lighthouse-fs/lighthouse/proxy"
 )
 
@@ -32,7 +33,7 @@ func (h *recordHeap) Pop() any {
 
 // replayRecords replays the file's record lines in admission order (their
 // seq), one op at a time, as one stream through one proxy.
-func (rp *replayer) replayRecords(ctx context.Context, path string, prog *progress) error {
+func (rp *replayer) replayRecords(ctx context.Context, path string, prog *progress.Bar) error {
 	var mu sync.Mutex
 	var divs []proxy.Divergence
 	p, err := rp.newProxy(rp.collect(&mu, &divs), nil, 0)
@@ -73,7 +74,7 @@ func (rp *replayer) replayRecords(ctx context.Context, path string, prog *progre
 				rp.stats.sameAsRecorded++
 			}
 		}
-		prog.add(1)
+		prog.Add(1)
 	}
 	h := &recordHeap{}
 	err = scanReplayFile(path, func(l replayLine) error {

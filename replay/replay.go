@@ -264,7 +264,7 @@ func (rp *replayer) replay(ctx context.Context, path string, in *replayInput, wh
 	fmt.Fprintf(rp.out, "replaying %s: %d record lines, %d divergence lines (%d ops) on %s primary, %s shadow (%s)\n",
 		path, in.records, len(in.divs), total, rp.names[0], rp.names[1], where)
 	prog := newProgress(total)
-	defer prog.finish()
+	defer prog.Finish()
 	if in.records > 0 {
 		if err := rp.replayRecords(ctx, path, prog); err != nil {
 			return nil, err

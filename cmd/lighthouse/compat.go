@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/conformance"
+	"github.com/lighthouse-fs/lighthouse/internal/progress"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
@@ -118,9 +118,8 @@ func runCompat(dir, markdown string, names []string, asJSON bool, extra []confor
 	if err != nil {
 		return err
 	}
-	bar := progressbar.NewOptions(len(cases), progressbar.OptionSetDescription("conformance"),
-		progressbar.OptionSetWriter(os.Stderr), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
-	rep, err := conformance.Run(cases, targets, func(done, _ int) { bar.Set(done) })
+	bar := progress.New(os.Stderr, int64(len(cases)), "conformance", "cases")
+	rep, err := conformance.Run(cases, targets, func(done, _ int) { bar.Set(int64(done)) })
 	bar.Finish()
 	if err != nil {
 		return err

@@ -40,6 +40,7 @@ func main() {
 	root.AddCommand(statusCmd(), promoteCmd(), rollbackCmd())
 	root.AddCommand(reportCmd())
 	root.AddCommand(benchCmd(), workloadCmd(), storeCmd())
+	registerCompletions(root)
 	ran := markUsageErrors(root)
 	err := root.ExecuteContext(ctx)
 	if err != nil && !*ran {
