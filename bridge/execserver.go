@@ -44,6 +44,11 @@ func RunExecutorIfChild() {
 	if os.Getenv(EnvExecutor) == "" {
 		return
 	}
+	// The modes the executor is given are final: an op from the API
+	// carries the mode its client wants, one from a mount already had
+	// its caller's umask applied by the kernel. The process's own umask
+	// (inherited, usually 022) must not be applied a second time.
+	syscall.Umask(0)
 	// Stdin and stdout in non-blocking mode: the Go runtime then waits for
 	// them with its poller instead of a thread parked in read(2), which
 	// would hold a P in a syscall all the time.

@@ -35,7 +35,10 @@
 //
 // sysexec applies no umask of its own: mkdir, create, write_file, append and
 // open with O_CREAT pass their mode to the kernel, which applies the
-// process umask. Callers that want the modes verbatim set umask 0.
+// process umask. Callers that want the modes verbatim set umask 0, as the
+// bridge's executor process does when it starts (bridge.RunExecutorIfChild):
+// an op's mode is final, the kernel having applied the caller's umask on
+// the mount that received it.
 //
 // # Concurrency
 //
