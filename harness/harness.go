@@ -30,9 +30,11 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/portowner"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/noise"
 	"github.com/lighthouse-fs/lighthouse/proxyserver"
+	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
 // Options configure one run: `lighthouse up`'s flags.
@@ -189,7 +191,12 @@ func (r *run) prepare() error {
 		{"primary bridge", o.PrimaryListen}, {"shadow bridge", o.ShadowListen}}
 	for _, p := range ports {
 		if err := portFree(p.addr); err != nil {
-			return fmt.Errorf("%s port %s is in use: another `lighthouse up` (or a bridge or proxy) may be running; stop it first (%w)", p.what, p.addr, err)
+			by := ""
+			if owner, ok := portowner.Of(p.addr); ok {
+				by = " by " + owner.String()
+			}
+			return verdict.WithStatus(verdict.ExitInfra, fmt.Errorf("%s port %s is in use%s: another `lighthouse up` (or a bridge or proxy) may be running; stop it first, or give `up` other ports (--listen, --admin, --primary-listen, --shadow-listen) (%w)",
+				p.what, p.addr, by, err))
 		}
 	}
 	// Nothing of ours is running (the ports are free): a mount left on our

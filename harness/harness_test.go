@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,7 +71,7 @@ func freePorts(t *testing.T, n int) []string {
 }
 
 func portFlags(addrs []string) []string {
-	return []string{"--proxy-listen", addrs[0], "--admin", addrs[1], "--primary-listen", addrs[2], "--shadow-listen", addrs[3]}
+	return []string{"--listen", addrs[0], "--admin", addrs[1], "--primary-listen", addrs[2], "--shadow-listen", addrs[3]}
 }
 
 // fuseMountsUnder lists every FUSE mount at or below dir, from /proc.
@@ -153,7 +154,7 @@ func testUpPortInUse(t *testing.T, bin string) {
 	if !errors.As(err, &ee) || ee.ExitCode() != verdict.ExitInfra {
 		t.Fatalf("err %v, want exit status 4 (infrastructure); output:\n%s", err, out)
 	}
-	for _, want := range []string{"primary bridge port " + addrs[2] + " is in use", "another `lighthouse up`"} {
+	for _, want := range []string{"primary bridge port " + addrs[2] + " is in use by pid " + strconv.Itoa(os.Getpid()) + " (", "another `lighthouse up`"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}

@@ -13,8 +13,8 @@ import (
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
-// The addresses are the contract ports; they are flags (hidden) only so
-// that a test can run beside a real harness.
+// The addresses default to the contract ports; other ones let two
+// harnesses (or a test beside a real one) run on one machine.
 func upCmd() *cobra.Command {
 	var f harness.Options
 	cmd := &cobra.Command{
@@ -36,6 +36,11 @@ least --min-coverage of the ops were compared; FAIL (exit 1) on divergences
 or ops without an answer; INCONCLUSIVE (exit 3) when too few ops were
 compared; exit 4 when the harness failed (a bridge did not start or runs
 without its FUSE library, a port is taken, the mirror never caught up).
+
+The ports are the contract ones unless --listen, --admin, --primary-listen
+and --shadow-listen say otherwise (two harnesses on one machine); a port
+already taken is named, with the process that holds it when /proc says,
+before anything is started or removed (exit 4).
 
 Each run starts from fresh stores and logs unless --keep. Stale mounts left
 under DIR by a crashed run are cleaned first; at the end no mount is left.`,
@@ -69,18 +74,17 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl.Uint64Var(&f.Seed, "seed", contract.Seed, "workload: seed of the op sequence (the same seed sends the same ops)")
 	fl.BoolVar(&f.Front, "front", true, "serve the front FUSE mount on DIR/front")
 	fl.BoolVar(&f.Keep, "keep", false, "keep the stores and logs of the previous run instead of starting fresh")
-	fl.StringVar(&f.ProxyListen, "proxy-listen", contract.ProxyAddr, "proxy API address")
-	fl.StringVar(&f.Admin, "admin", contract.AdminAddr, "proxy metrics and admin address")
-	fl.StringVar(&f.PrimaryListen, "primary-listen", contract.PrimaryAddr, "primary bridge address")
-	fl.StringVar(&f.ShadowListen, "shadow-listen", contract.ShadowAddr, "shadow bridge address")
-	fl.Float64Var(&f.Inject, "inject-divergence", 0, "make the shadow bridge corrupt this fraction of read results (tests of the FAIL verdict)")
+	fl.StringVar(&f.ProxyListen, "listen", contract.ProxyAddr, "the proxy's client API address")
+	fl.StringVar(&f.Admin, "admin", contract.AdminAddr, "the proxy's metrics and admin address")
+	fl.StringVar(&f.PrimaryListen, "primary-listen", contract.PrimaryAddr, "the primary bridge's address")
+	fl.StringVar(&f.ShadowListen, "shadow-listen", contract.ShadowAddr, "the shadow bridge's address")
+	fl.Float64Var(&f.Inject, "inject-divergence", 0, "make the shadow bridge corrupt this fraction of read results: see a FAIL verdict, or a rollback with --phase canary (make run-rollback)")
 	fl.DurationVar(&f.InjectAfter, "inject-after", 0, "start the injection this long after the shadow bridge starts")
 	fl.StringVar(&f.AA, "aa", "", "A/A run: both bridges run this library (bazil or gofuse), no allowlist applies, and the report ends with the noise floor and the rules it does not justify")
 	fl.StringVar(&f.Phase, "phase", "shadow", "rollout phase to start in: shadow, canary, progressive, full")
 	fl.IntVar(&f.AdvanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: never)")
 	fl.DurationVar(&f.OpTimeout, "op-timeout", 30*time.Second, "the proxy's bound on one op on a bridge: a hung primary fails a client's op after this long")
-	for _, name := range []string{"proxy-listen", "admin", "primary-listen", "shadow-listen", "inject-divergence", "inject-after"} {
-		_ = fl.MarkHidden(name)
-	}
+	// Tests and the rollback demo (make run-rollback) only.
+	_ = fl.MarkHidden("inject-after")
 	return cmd
 }
