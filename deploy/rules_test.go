@@ -9,14 +9,15 @@ import (
 	"testing"
 )
 
-// TestPrometheusRules checks deploy/prometheus/rules.yml and runs its unit
-// tests (rules_test.yml: series that must and must not fire each alert).
+// TestPrometheusRules checks deploy/prometheus/rules.yml and fleet.yml and
+// runs their unit tests (rules_test.yml, fleet_test.yml: series that must
+// and must not fire each alert).
 func TestPrometheusRules(t *testing.T) {
 	promtool, err := exec.LookPath("promtool")
 	if err != nil {
 		t.Skip("promtool not installed (Debian package prometheus; deploy/install-deps.sh installs it)")
 	}
-	for _, args := range [][]string{{"check", "rules", "rules.yml"}, {"test", "rules", "rules_test.yml"}} {
+	for _, args := range [][]string{{"check", "rules", "rules.yml", "fleet.yml"}, {"test", "rules", "rules_test.yml", "fleet_test.yml"}} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = "prometheus"
 		if out, err := cmd.CombinedOutput(); err != nil {
