@@ -291,7 +291,7 @@ func (x *execServer) runOp(fc *frameConn, id uint64, op *fsop.Op) (fsop.Result, 
 // control answers a control message of a handed connection: ping here,
 // the rest (state, priority) by the bridge.
 func (x *execServer) controlFrame(id uint64, c fsop.Control) fsop.Frame {
-	if c.Kind == FramesPing {
+	if c.Kind == fsop.ControlPing {
 		return okFrame(id)
 	}
 	f, err := x.ask(c)

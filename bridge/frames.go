@@ -33,13 +33,6 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
 
-// FramesProtocol is the Upgrade token of GET /v1/frames.
-const FramesProtocol = "lighthouse-frames/1"
-
-// FramesPing is a control message kind a frames client may send to check a
-// connection; the bridge answers it with a control ControlOK.
-const FramesPing = "ping"
-
 const (
 	// framesMaxInFlight bounds the ops one connection runs at once: the
 	// bridge reads no more frames from it until one finishes.
@@ -134,10 +127,10 @@ func headerHasToken(h http.Header, name, token string) bool {
 // degraded, serves frames on it until the peer closes it, a read fails, or
 // the bridge closes.
 func (b *Bridge) handleFrames(w http.ResponseWriter, r *http.Request) {
-	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", FramesProtocol) {
+	if !headerHasToken(r.Header, "Connection", "upgrade") || !headerHasToken(r.Header, "Upgrade", fsop.FramesProtocol) {
 		w.Header().Set("Connection", "Upgrade")
-		w.Header().Set("Upgrade", FramesProtocol)
-		writeError(w, http.StatusUpgradeRequired, fmt.Errorf("GET /v1/frames needs Connection: Upgrade and Upgrade: %s", FramesProtocol))
+		w.Header().Set("Upgrade", fsop.FramesProtocol)
+		writeError(w, http.StatusUpgradeRequired, fmt.Errorf("GET /v1/frames needs Connection: Upgrade and Upgrade: %s", fsop.FramesProtocol))
 		return
 	}
 	if b.frames.closing.Load() {
@@ -156,7 +149,7 @@ func (b *Bridge) handleFrames(w http.ResponseWriter, r *http.Request) {
 	}
 	// Clear the deadlines the server set for the request.
 	conn.SetDeadline(time.Time{})
-	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + FramesProtocol + "\r\n\r\n")
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + fsop.FramesProtocol + "\r\n\r\n")
 	if err := brw.Flush(); err != nil {
 		conn.Close()
 		return
@@ -219,7 +212,7 @@ func (l localFrames) control(id uint64, c fsop.Control) fsop.Frame { return l.b.
 // serves here too.
 func (b *Bridge) controlFrame(id uint64, c fsop.Control) fsop.Frame {
 	switch c.Kind {
-	case FramesPing:
+	case fsop.ControlPing:
 		return okFrame(id)
 	case fsop.ControlPriority:
 		if err := b.SetPriority(c.Arg); err != nil {

@@ -82,7 +82,7 @@ func framesDial(t *testing.T, addr string, early ...fsop.Frame) *framesConn {
 	t.Cleanup(func() { nc.Close() })
 	c := &framesConn{t: t, nc: nc, br: bufio.NewReader(nc), bw: bufio.NewWriterSize(nc, 64<<10), sending: make(chan struct{}, 1)}
 	fmt.Fprintf(c.bw, "GET /v1/frames HTTP/1.1\r\nHost: %s\r\nConnection: keep-alive, Upgrade\r\nUpgrade: %s\r\n\r\n",
-		addr, bridge.FramesProtocol)
+		addr, fsop.FramesProtocol)
 	for _, f := range early {
 		fsop.WriteFrame(c.bw, f)
 	}
@@ -94,7 +94,7 @@ func framesDial(t *testing.T, addr string, early ...fsop.Frame) *framesConn {
 	if err != nil {
 		t.Fatalf("upgrade: %v", err)
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != bridge.FramesProtocol ||
+	if resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != fsop.FramesProtocol ||
 		!strings.EqualFold(resp.Header.Get("Connection"), "upgrade") {
 		t.Fatalf("upgrade: %s %v", resp.Status, resp.Header)
 	}
@@ -166,7 +166,7 @@ func TestFramesUpgrade(t *testing.T) {
 	for _, h := range []map[string]string{
 		{},
 		{"Connection": "Upgrade", "Upgrade": "websocket"},
-		{"Upgrade": bridge.FramesProtocol},
+		{"Upgrade": fsop.FramesProtocol},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/frames", nil)
 		for k, v := range h {
@@ -178,8 +178,8 @@ func TestFramesUpgrade(t *testing.T) {
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("Upgrade") != bridge.FramesProtocol {
-			t.Errorf("GET /v1/frames with %v: %s %v %s, want 426 naming %s", h, resp.Status, resp.Header, body, bridge.FramesProtocol)
+		if resp.StatusCode != http.StatusUpgradeRequired || resp.Header.Get("Upgrade") != fsop.FramesProtocol {
+			t.Errorf("GET /v1/frames with %v: %s %v %s, want 426 naming %s", h, resp.Status, resp.Header, body, fsop.FramesProtocol)
 		}
 	}
 	c := framesDial(t, srv.Listener.Addr().String())
@@ -297,7 +297,7 @@ func checkFrameErrors(t *testing.T, c *framesConn) {
 			t.Errorf("frame %d: got id %d type %d %q, want an error frame starting %q", tc.f.ID, f.ID, f.Type, f.Payload, tc.want)
 		}
 	}
-	c.send(fsop.Frame{ID: 20, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: bridge.FramesPing})})
+	c.send(fsop.Frame{ID: 20, Type: fsop.FrameControl, Payload: fsop.AppendControl(nil, fsop.Control{Kind: fsop.ControlPing})})
 	if f := c.mustRecv(); f.ID != 20 || f.Type != fsop.FrameControl {
 		t.Errorf("ping: id %d type %d %q", f.ID, f.Type, f.Payload)
 	} else if ctl, err := fsop.DecodeControl(f.Payload); err != nil || ctl.Kind != fsop.ControlOK {
@@ -391,7 +391,7 @@ func TestFramesShutdown(t *testing.T) {
 	t.Logf("%d of %d ops answered before the connection closed", replies, n)
 	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/v1/frames", nil)
 	req.Header.Set("Connection", "Upgrade")
-	req.Header.Set("Upgrade", bridge.FramesProtocol)
+	req.Header.Set("Upgrade", fsop.FramesProtocol)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -73,38 +73,7 @@ func writeError(w http.ResponseWriter, status int, err error) {
 }
 
 func (b *Bridge) handleOps(w http.ResponseWriter, r *http.Request) {
-	ops, batch, err := fsop.DecodeRequest(r.Body, b.cfg.MaxBody)
-	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, fsop.ErrTooLarge) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		writeError(w, status, err)
-		return
-	}
-	results := make([]fsop.Result, 0, len(ops))
-	for i := range ops {
-		res, err := b.Exec(r.Context(), &ops[i])
-		if err != nil {
-			status := http.StatusServiceUnavailable
-			if errors.Is(err, errRefused) {
-				status = http.StatusBadRequest
-			}
-			if !batch {
-				writeError(w, status, err)
-				return
-			}
-			// The ops before this one ran: say what they did.
-			writeJSON(w, status, struct {
-				Error   string        `json:"error"`
-				Results []fsop.Result `json:"results"`
-			}{fmt.Sprintf("op %d: %v", i, err), results})
-			return
-		}
-		results = append(results, res)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	fsop.EncodeResults(w, results, batch)
+	fsop.ServeOps(w, r, b.cfg.MaxBody, b.Exec, func(err error) bool { return errors.Is(err, errRefused) })
 }
 
 // Info is what GET /v1/info answers.

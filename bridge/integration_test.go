@@ -728,7 +728,7 @@ func TestSnapshotTransfer(t *testing.T) {
 			t.Fatal(err)
 		}
 		if checksum != "" {
-			req.Header.Set("X-Lighthouse-Checksum", checksum)
+			req.Header.Set(fsop.ChecksumHeader, checksum)
 		}
 		status, resp, err := doRequest(req)
 		if err != nil {
@@ -809,7 +809,7 @@ func getSnapshot(t *testing.T, b *bridgeProc) ([]byte, string) {
 	if err != nil || resp.StatusCode != http.StatusOK || len(snap) == 0 {
 		t.Fatalf("GET /v1/snapshot: %d, %d bytes, %v", resp.StatusCode, len(snap), err)
 	}
-	sum := resp.Header.Get("X-Lighthouse-Checksum")
+	sum := resp.Header.Get(fsop.ChecksumHeader)
 	if len(sum) != 8 {
 		t.Fatalf("X-Lighthouse-Checksum %q, want 8 hex digits", sum)
 	}

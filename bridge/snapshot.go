@@ -12,13 +12,10 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/store"
 	"github.com/lighthouse-fs/lighthouse/storeexec"
 )
-
-// ChecksumHeader carries a snapshot's crc32c (hex) on GET and, optionally,
-// PUT /v1/snapshot.
-const ChecksumHeader = "X-Lighthouse-Checksum"
 
 // Error codes of the snapshot endpoints, in the "code" field of an error
 // body, so a client can tell them apart without parsing the message.
@@ -64,7 +61,7 @@ func (b *Bridge) handleGetSnapshot(w http.ResponseWriter, r *http.Request) {
 	}
 	sum, _ := store.Checksum(snap)
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set(ChecksumHeader, fmt.Sprintf("%08x", sum))
+	w.Header().Set(fsop.ChecksumHeader, fmt.Sprintf("%08x", sum))
 	w.Write(snap)
 }
 
@@ -80,10 +77,10 @@ func (b *Bridge) handlePutSnapshot(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("read snapshot: %w", err))
 		return
 	}
-	if want := r.Header.Get(ChecksumHeader); want != "" {
+	if want := r.Header.Get(fsop.ChecksumHeader); want != "" {
 		sum, err := store.Checksum(snap)
 		if err != nil || fmt.Sprintf("%08x", sum) != strings.ToLower(want) {
-			writeError(w, http.StatusBadRequest, fmt.Errorf("snapshot checksum %08x does not match %s %s", sum, ChecksumHeader, want))
+			writeError(w, http.StatusBadRequest, fmt.Errorf("snapshot checksum %08x does not match %s %s", sum, fsop.ChecksumHeader, want))
 			return
 		}
 	}

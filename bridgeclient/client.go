@@ -69,13 +69,6 @@ func (e *CrossLinkError) Error() string {
 // Unwrap makes errors.Is(err, ErrCrossLink) true.
 func (e *CrossLinkError) Unwrap() error { return ErrCrossLink }
 
-// Upgrade token and endpoint of the frames transport (bridge.FramesProtocol).
-const (
-	framesProtocol = "lighthouse-frames/1"
-	framesPath     = "/v1/frames"
-	checksumHeader = "X-Lighthouse-Checksum"
-)
-
 // Options configure a Client. Zero values get the defaults.
 type Options struct {
 	// Conns is the number of frames connections to the bridge (default 4).
@@ -161,11 +154,11 @@ func New(baseURL string, opts Options) (*Client, error) {
 	}
 	c := &Client{base: u, addr: addr, opts: opts, maxFrame: opts.MaxFrame,
 		slots: make([]slot, opts.Conns), changed: make(chan struct{})}
-	c.upgrade = []byte("GET " + (&url.URL{Path: u.Path + framesPath}).EscapedPath() + " HTTP/1.1\r\n" +
+	c.upgrade = []byte("GET " + (&url.URL{Path: u.Path + fsop.FramesPath}).EscapedPath() + " HTTP/1.1\r\n" +
 		"Host: " + u.Host + "\r\n" +
 		"User-Agent: lighthouse-bridgeclient\r\n" +
 		"Connection: Upgrade\r\n" +
-		"Upgrade: " + framesProtocol + "\r\n\r\n")
+		"Upgrade: " + fsop.FramesProtocol + "\r\n\r\n")
 	c.hc = opts.HTTPClient
 	if c.hc == nil {
 		c.ownHC = &http.Transport{
@@ -341,10 +334,10 @@ func (c *Client) dialConn() (*conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("upgrade %s: %w", c.addr, err)
 	}
-	if resp.StatusCode != http.StatusSwitchingProtocols || !strings.EqualFold(resp.Header.Get("Upgrade"), framesProtocol) {
+	if resp.StatusCode != http.StatusSwitchingProtocols || !strings.EqualFold(resp.Header.Get("Upgrade"), fsop.FramesProtocol) {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		nc.Close()
-		return nil, fmt.Errorf("upgrade %s to %s: HTTP %s: %s", c.addr, framesProtocol, resp.Status, strings.TrimSpace(string(msg)))
+		return nil, fmt.Errorf("upgrade %s to %s: HTTP %s: %s", c.addr, fsop.FramesProtocol, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	nc.SetDeadline(time.Time{})
 	return &conn{client: c, nc: nc, br: br, bw: bufio.NewWriterSize(nc, connBufSize),
@@ -644,7 +637,7 @@ func (c *Client) send(ctx context.Context, typ uint8, buf *[]byte) (reply, error
 
 // Ping checks that a frames connection answers (dialing one if needed).
 func (c *Client) Ping(ctx context.Context) error {
-	_, err := c.control(ctx, fsop.Control{Kind: "ping"})
+	_, err := c.control(ctx, fsop.Control{Kind: fsop.ControlPing})
 	return err
 }
 

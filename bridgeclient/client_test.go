@@ -494,7 +494,7 @@ func TestSnapshotRestore(t *testing.T) {
 	h := b.Handler(nil)
 	s := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/snapshot" && r.Method == http.MethodPut && corruptPutHeader.Load() {
-			r.Header.Set(bridge.ChecksumHeader, "00000000")
+			r.Header.Set(fsop.ChecksumHeader, "00000000")
 		}
 		if r.URL.Path != "/v1/snapshot" || r.Method != http.MethodGet || !(corruptHeader.Load() || corruptBody.Load()) {
 			h.ServeHTTP(w, r)
@@ -507,7 +507,7 @@ func TestSnapshotRestore(t *testing.T) {
 		}
 		body := rec.body.Bytes()
 		if corruptHeader.Load() {
-			w.Header().Set(bridge.ChecksumHeader, "deadbeef")
+			w.Header().Set(fsop.ChecksumHeader, "deadbeef")
 		}
 		if corruptBody.Load() {
 			body[len(body)/2] ^= 0xff

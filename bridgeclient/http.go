@@ -63,16 +63,16 @@ func (c *Client) getSnapshot(ctx context.Context, target string) ([]byte, error)
 		return nil, unavailable("GET %s: %v", target, err)
 	}
 	snap = buf.Bytes()
-	want := resp.Header.Get(checksumHeader)
+	want := resp.Header.Get(fsop.ChecksumHeader)
 	if want == "" {
-		return nil, fmt.Errorf("%w: GET %s: no %s header", ErrChecksum, target, checksumHeader)
+		return nil, fmt.Errorf("%w: GET %s: no %s header", ErrChecksum, target, fsop.ChecksumHeader)
 	}
 	sum, err := checkSnapshot(snap)
 	if err != nil {
 		return nil, fmt.Errorf("GET %s: %w", target, err)
 	}
 	if got := fmt.Sprintf("%08x", sum); got != strings.ToLower(want) {
-		return nil, fmt.Errorf("%w: GET %s: the snapshot's checksum is %s, its %s header %s", ErrChecksum, target, got, checksumHeader, want)
+		return nil, fmt.Errorf("%w: GET %s: the snapshot's checksum is %s, its %s header %s", ErrChecksum, target, got, fsop.ChecksumHeader, want)
 	}
 	return snap, nil
 }
@@ -99,7 +99,7 @@ func (c *Client) putSnapshot(ctx context.Context, target string, snap []byte) er
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	h := http.Header{checksumHeader: {fmt.Sprintf("%08x", sum)}, "Content-Type": {"application/octet-stream"}}
+	h := http.Header{fsop.ChecksumHeader: {fmt.Sprintf("%08x", sum)}, "Content-Type": {"application/octet-stream"}}
 	resp, err := c.do(ctx, http.MethodPut, target, snap, h)
 	if err != nil {
 		return err

@@ -201,12 +201,12 @@ func fakeBridge(t testing.TB, handle func(br *bufio.Reader, bw *bufio.Writer)) s
 				defer nc.Close()
 				br, bw := bufio.NewReader(nc), bufio.NewWriter(nc)
 				req, err := http.ReadRequest(br)
-				if err != nil || req.URL.Path != "/v1/frames" || !strings.EqualFold(req.Header.Get("Upgrade"), framesProtocol) {
+				if err != nil || req.URL.Path != "/v1/frames" || !strings.EqualFold(req.Header.Get("Upgrade"), fsop.FramesProtocol) {
 					bw.WriteString("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot found")
 					bw.Flush()
 					return
 				}
-				bw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + framesProtocol + "\r\n\r\n")
+				bw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: " + fsop.FramesProtocol + "\r\n\r\n")
 				bw.Flush()
 				handle(br, bw)
 			}()

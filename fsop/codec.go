@@ -550,6 +550,19 @@ const (
 	// "serving") or only mirrors ("mirror"), so that it can yield the CPU
 	// to the serving bridge. Answered by ControlOK.
 	ControlPriority = "priority"
+	// ControlPing checks a frames connection; answered by ControlOK.
+	ControlPing = "ping"
+)
+
+// The frames transport between the proxy and a bridge (docs/protocol.md,
+// "Proxy transport"): GET FramesPath with Connection: Upgrade and
+// Upgrade: FramesProtocol, then frames both ways on the connection.
+const (
+	FramesProtocol = "lighthouse-frames/1"
+	FramesPath     = "/v1/frames"
+	// ChecksumHeader carries a snapshot's store.Checksum on
+	// GET and PUT /v1/snapshot.
+	ChecksumHeader = "X-Lighthouse-Checksum"
 )
 
 // AppendControl appends the binary encoding of c to b: u8 version, str kind,

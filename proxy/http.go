@@ -1,9 +1,9 @@
 package proxy
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -48,38 +48,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func (p *Proxy) handleOps(w http.ResponseWriter, r *http.Request) {
-	ops, batch, err := fsop.DecodeRequest(r.Body, fsop.DefaultMaxRequest)
-	if err != nil {
-		status := http.StatusBadRequest
-		if errors.Is(err, fsop.ErrTooLarge) {
-			status = http.StatusRequestEntityTooLarge
-		}
-		writeJSON(w, status, map[string]string{"error": err.Error()})
-		return
+	exec := func(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
+		return p.Exec(WithClient(ctx, r.RemoteAddr), op)
 	}
-	ctx := WithClient(r.Context(), r.RemoteAddr)
-	results := make([]fsop.Result, 0, len(ops))
-	for i := range ops {
-		res, err := p.Exec(ctx, &ops[i])
-		if err != nil {
-			status := http.StatusServiceUnavailable
-			if errors.Is(err, ErrRefused) {
-				status = http.StatusBadRequest
-			}
-			if !batch {
-				writeJSON(w, status, map[string]string{"error": err.Error()})
-				return
-			}
-			writeJSON(w, status, struct {
-				Error   string        `json:"error"`
-				Results []fsop.Result `json:"results"`
-			}{fmt.Sprintf("op %d: %v", i, err), results})
-			return
-		}
-		results = append(results, res)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	fsop.EncodeResults(w, results, batch)
+	fsop.ServeOps(w, r, fsop.DefaultMaxRequest, exec, func(err error) bool { return errors.Is(err, ErrRefused) })
 }
 
 // handleReady answers 200 when the primary bridge answers a stat of the
