@@ -112,8 +112,10 @@ func ParseAllowlist(b []byte) (Allowlist, error) {
 }
 
 // Match returns the reason if the difference between the results of op on
-// two backends (class already known) is allowlisted.
-func (l Allowlist) Match(op *fsop.Op, class string, backendA string, a *fsop.Result, backendB string, b *fsop.Result) (string, bool) {
+// two backends (class already known, under rules) is allowlisted. An entry
+// with mode_bits allows only those bits to differ: every other attribute
+// must be equal under the same rules.
+func (l Allowlist) Match(op *fsop.Op, class string, rules Rules, backendA string, a *fsop.Result, backendB string, b *fsop.Result) (string, bool) {
 	for _, e := range l {
 		if e.Op != string(op.Kind) || e.Class != class {
 			continue
@@ -138,7 +140,7 @@ func (l Allowlist) Match(op *fsop.Op, class string, backendA string, a *fsop.Res
 			}
 			sa, sb := *a.Stat, *b.Stat
 			sa.Mode, sb.Mode = 0, 0
-			if !attrEqual(&sa, &sb, Rules{}) {
+			if !attrEqual(&sa, &sb, rules) {
 				continue
 			}
 		}

@@ -18,7 +18,6 @@
 package compare
 
 import (
-	"bytes"
 	"slices"
 	"sort"
 
@@ -73,21 +72,14 @@ func Normalize(r fsop.Result, rules Rules) fsop.Result {
 	return r
 }
 
-// Equal reports whether a and b are the same under rules, and whether
-// their directory entries came in the same order.
-func Equal(a, b *fsop.Result, rules Rules) (equal, sameOrder bool) {
-	sameOrder = slices.Equal(a.Entries, b.Entries)
-	if a.Errno != b.Errno || a.N != b.N || a.Size != b.Size || a.Target != b.Target ||
-		!bytes.Equal(a.Data, b.Data) || !bytes.Equal(a.Value, b.Value) ||
-		!sameNames(a.Names, b.Names) || !attrEqual(a.Stat, b.Stat, rules) ||
-		!statfsEqual(a.Statfs, b.Statfs, rules) {
-		return false, sameOrder
-	}
-	if sameOrder {
-		return true, true
-	}
-	return sameEntrySet(a.Entries, b.Entries), false
+// Equal reports whether a and b are the same under rules (Classify finds
+// no difference), and whether their directory entries came in the same
+// order.
+func Equal(a, b *fsop.Result, rules Rules) (equal, inOrder bool) {
+	return Classify(a, b, rules) == "", sameOrder(a.Entries, b.Entries)
 }
+
+func sameOrder(a, b []fsop.Dirent) bool { return slices.Equal(a, b) }
 
 func attrEqual(a, b *fsop.Attr, rules Rules) bool {
 	if a == nil || b == nil {

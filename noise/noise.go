@@ -105,9 +105,9 @@ func (f *Floor) add(rec *proxy.Record) {
 	for i, e := range f.allow {
 		// As if the A/A pair were the two libraries: the entry's backend
 		// stands for either side.
-		if _, ok := (compare.Allowlist{e}).Match(&rec.Op, class, e.Backend, a, e.Backend+"-other", b); ok {
+		if _, ok := (compare.Allowlist{e}).Match(&rec.Op, class, compare.Rules{}, e.Backend, a, e.Backend+"-other", b); ok {
 			f.Allowlist[i]++
-		} else if _, ok := (compare.Allowlist{e}).Match(&rec.Op, class, e.Backend+"-other", a, e.Backend, b); ok {
+		} else if _, ok := (compare.Allowlist{e}).Match(&rec.Op, class, compare.Rules{}, e.Backend+"-other", a, e.Backend, b); ok {
 			f.Allowlist[i]++
 		}
 	}

@@ -2,40 +2,23 @@ package proxy
 
 import (
 	"errors"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/order"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 )
 
-// Outcome is one bridge's answer to an op.
-type Outcome struct {
-	Backend string       `json:"backend"`
-	Role    string       `json:"role"`
-	Result  *fsop.Result `json:"result,omitempty"`
-	Error   string       `json:"error,omitempty"`
-}
-
-// Divergence is one difference between the bridges: everything needed to
-// understand it and to replay it (`lighthouse replay`).
-type Divergence struct {
-	Time     time.Time `json:"time"`
-	Seq      uint64    `json:"seq"`
-	Op       fsop.Op   `json:"op"`
-	Class    string    `json:"class"`
-	Readback *fsop.Op  `json:"readback,omitempty"` // for class state: the read-back op that differed
-	Serving  Outcome   `json:"serving"`
-	Mirror   Outcome   `json:"mirror"`
-	Diff     string    `json:"diff"`
-	Allowed  string    `json:"allowed,omitempty"` // the allowlist's reason, if allowed
-	// Recent are the ops on the same paths since the last resync, oldest
-	// first: replaying them then Op reproduces the divergence.
-	Recent []fsop.Op `json:"recent"`
-}
+// The log types live with the comparator; these names keep the proxy's
+// callers (replay, e2e) compiling while they move.
+type (
+	Outcome    = compare.Outcome
+	Divergence = compare.Divergence
+	Record     = compare.Record
+)
 
 // Stats summarise a proxy's run, for reports.
 type Stats struct {
@@ -117,6 +100,7 @@ func (p *Proxy) compare(r *rec) {
 	sv, mr := r.serving, r.serving.other()
 	p.stats.add(func(s *Stats) { s.Ops++; s.served[sv]++ })
 	skip, class := "", ""
+	var j compare.Judgment
 	var a, b fsop.Result
 	if r.mirrored {
 		p.mu.Lock()
@@ -137,11 +121,14 @@ func (p *Proxy) compare(r *rec) {
 		p.mu.Unlock()
 		if skip == "" && class == "" {
 			a, b = asResult(r.res[sv], r.err[sv]), asResult(r.res[mr], r.err[mr])
-			class = compare.Classify(&a, &b, p.cfg.Rules)
-			if class == "" && r.op.Kind == fsop.Readdir && !slices.Equal(a.Entries, b.Entries) {
+			j = p.judge.Judge(compare.Input{Op: &r.op, A: p.answer(sv, &a), B: p.answer(mr, &b)})
+			class = j.Class
+			if j.OrderOnly {
 				p.metrics.Order.WithLabelValues(string(r.op.Kind)).Inc()
 				p.stats.add(func(s *Stats) { s.OrderOnly++ })
 			}
+		} else if class != "" {
+			j = compare.Judgment{Class: class, Base: class}
 		}
 	}
 	switch {
@@ -152,7 +139,7 @@ func (p *Proxy) compare(r *rec) {
 		p.metrics.Compared.WithLabelValues(string(r.op.Kind)).Inc()
 		p.stats.add(func(s *Stats) { s.Compared++ })
 		if class != "" {
-			class = p.diverge(r, class, nil, &a, &b)
+			p.diverge(r, j, nil, &a, &b)
 		}
 	}
 	p.logs.record(p, r, class, skip)
@@ -185,25 +172,11 @@ func (p *Proxy) observation(r *rec, class, skip string) rollout.Observation {
 	return o
 }
 
-// diverge counts, logs and quarantines one divergence.
-func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Result) string {
+// diverge counts, logs and quarantines one divergence, judged j.
+func (p *Proxy) diverge(r *rec, j compare.Judgment, readbackOp *fsop.Op, a, b *fsop.Result) {
 	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
-	op := &r.op
-	if readbackOp != nil {
-		op = readbackOp
-	}
-	d := Divergence{Time: time.Now(), Seq: r.seq, Op: r.op, Class: class, Readback: readbackOp,
-		Serving: outcome(sv, a, r.err[sv.idx]), Mirror: outcome(mr, b, r.err[mr.idx])}
-	if class != compare.ClassShadowError {
-		d.Diff = compare.Diff(*a, *b, p.cfg.Rules)
-		base := class
-		if class == compare.ClassState {
-			base = compare.Classify(a, b, p.cfg.Rules)
-		}
-		if reason, ok := p.cfg.Allowlist.Match(op, base, sv.name, a, mr.name, b); ok {
-			d.Class, d.Allowed = compare.ClassAllowed, reason
-		}
-	}
+	d := Divergence{Time: time.Now(), Seq: r.seq, Op: r.op, Class: j.Class, Readback: readbackOp,
+		Serving: outcome(sv, a, r.err[sv.idx]), Mirror: outcome(mr, b, r.err[mr.idx]), Diff: j.Diff, Allowed: j.Allowed}
 	p.mu.Lock()
 	d.Recent = p.history.before(r.seq, r.paths)
 	// A read that answered differently leaves the states as they were; a
@@ -214,7 +187,7 @@ func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Re
 	// difference is allowed (a mode bit bazil does not report: the stores
 	// agree).
 	ownMutation := r.op.Kind.Mutates() && readbackOp == nil
-	if d.Class != compare.ClassShadowError && (ownMutation || (class == compare.ClassState && d.Class != compare.ClassAllowed)) {
+	if d.Class != compare.ClassShadowError && (ownMutation || (readbackOp != nil && d.Class != compare.ClassAllowed)) {
 		mr.quarantine = append(mr.quarantine, r.paths...)
 		select {
 		case p.resyncKick <- struct{}{}:
@@ -237,7 +210,11 @@ func (p *Proxy) diverge(r *rec, class string, readbackOp *fsop.Op, a, b *fsop.Re
 	if p.cfg.OnDivergence != nil {
 		p.cfg.OnDivergence(d)
 	}
-	return d.Class
+}
+
+// answer names a result by its bridge's backend, for the comparator.
+func (p *Proxy) answer(s Side, res *fsop.Result) compare.Answer {
+	return compare.Answer{Backend: p.sides[s].name, Result: res}
 }
 
 func outcome(s *side, res *fsop.Result, err error) Outcome {
@@ -271,7 +248,7 @@ func ranQuarantined(ms *side, r *rec) bool {
 func quarantined(q []string, paths []string) bool {
 	for _, x := range q {
 		for _, p := range paths {
-			if within(p, x) || within(x, p) {
+			if order.Within(p, x) || order.Within(x, p) {
 				return true
 			}
 		}
@@ -288,7 +265,7 @@ type readback struct {
 	r      *rec
 	ops    []fsop.Op // lstat per path: the op a state divergence is reported as
 	res    [2][]fsop.Result
-	t      [2]*ticket
+	t      [2]*order.Ticket
 	clean  atomic.Bool  // the op itself compared equal: worth comparing state
 	failed atomic.Bool  // a read-back failed on a bridge: nothing to compare
 	parts  atomic.Int32 // two sides and the op's own comparison
@@ -298,11 +275,11 @@ type readback struct {
 // p.mu is held.
 func (p *Proxy) admitReadback(r *rec) {
 	rb := &readback{r: r}
-	var keys []key
+	var keys []order.Key
 	for _, path := range r.paths {
 		op := fsop.Op{Kind: fsop.Lstat, Path: path}
 		rb.ops = append(rb.ops, op)
-		keys = append(keys, keysOf(&op, "")...)
+		keys = append(keys, order.KeysOf(&op, "")...)
 	}
 	if len(rb.ops) == 0 {
 		return
@@ -312,8 +289,8 @@ func (p *Proxy) admitReadback(r *rec) {
 	p.stats.rbAdmitted.Add(1)
 	for _, s := range p.sides {
 		s := s
-		rb.t[s.idx] = newTicket(func() { s.work.push(func() { p.runReadback(rb, s) }) })
-		s.seq.enqueue(rb.t[s.idx], keys)
+		rb.t[s.idx] = order.NewTicket(func() { s.work.push(func() { p.runReadback(rb, s) }) })
+		s.seq.Enqueue(rb.t[s.idx], keys)
 	}
 }
 
@@ -331,7 +308,7 @@ func (p *Proxy) runReadback(rb *readback, s *side) {
 		}
 	}
 	rb.res[s.idx] = res
-	s.seq.done(rb.t[s.idx])
+	s.seq.Done(rb.t[s.idx])
 	rb.arrive(p)
 }
 
@@ -354,12 +331,16 @@ func (rb *readback) arrive(p *Proxy) {
 		return
 	}
 	for i := range rb.ops {
-		if compare.Classify(&rb.res[sv][i], &rb.res[mr][i], p.cfg.Rules) != "" {
-			if p.diverge(r, compare.ClassState, &rb.ops[i], &rb.res[sv][i], &rb.res[mr][i]) != compare.ClassAllowed && p.cfg.Observe != nil {
-				// The op compared equal; the state it left did not.
-				p.cfg.Observe(rollout.Observation{Compared: true, Divergent: true})
-			}
-			return
+		a, b := &rb.res[sv][i], &rb.res[mr][i]
+		j := p.judge.Judge(compare.Input{Op: &rb.ops[i], ReadBack: true, A: p.answer(sv, a), B: p.answer(mr, b)})
+		if j.Class == "" {
+			continue
 		}
+		p.diverge(r, j, &rb.ops[i], a, b)
+		if j.Divergent() && p.cfg.Observe != nil {
+			// The op compared equal; the state it left did not.
+			p.cfg.Observe(rollout.Observation{Compared: true, Divergent: true})
+		}
+		return
 	}
 }

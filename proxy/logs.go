@@ -7,24 +7,11 @@ import (
 	"io"
 	"sort"
 	"sync"
-	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/metrics"
+	"github.com/lighthouse-fs/lighthouse/order"
 )
-
-// Record is one line of the --record trace: an op and what both bridges
-// answered. `lighthouse replay` reads these (and Divergence lines).
-type Record struct {
-	Time    time.Time `json:"time"`
-	Seq     uint64    `json:"seq"`
-	Client  string    `json:"client,omitempty"`
-	Op      fsop.Op   `json:"op"`
-	Serving Outcome   `json:"serving"`
-	Mirror  *Outcome  `json:"mirror,omitempty"`
-	Class   string    `json:"class,omitempty"`   // divergence class, if any
-	Skipped string    `json:"skipped,omitempty"` // why it was not compared
-}
 
 // logBuffer is how many lines may wait for a slow log writer before new
 // ones are dropped (and counted): logging never blocks the serving path.
@@ -182,7 +169,7 @@ func (h *history) before(seq uint64, paths []string) []fsop.Op {
 			continue
 		}
 		visited[n.path] = n.seq
-		for _, a := range append(ancestors(n.path), n.path) {
+		for _, a := range append(order.Ancestors(n.path), n.path) {
 			for _, e := range h.byPath[a] {
 				if e.seq >= n.seq || (a != n.path && !e.op.Kind.Mutates()) {
 					continue

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/order"
 )
 
 // TestHistoryFollowsRenamesAndLinks: the ops recorded before a divergence
@@ -23,7 +24,7 @@ func TestHistoryFollowsRenamesAndLinks(t *testing.T) {
 		{Kind: fsop.Stat, Path: "c"},                           // 8: the divergent op
 	}
 	for i := range ops {
-		h.add(&rec{seq: uint64(i + 1), op: ops[i], paths: targets(&ops[i], "")})
+		h.add(&rec{seq: uint64(i + 1), op: ops[i], paths: order.Targets(&ops[i], "")})
 	}
 	got := h.before(8, []string{"c"})
 	want := []fsop.Kind{fsop.WriteFile, fsop.Rename, fsop.Append, fsop.Link, fsop.Chmod}

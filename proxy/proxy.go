@@ -21,7 +21,7 @@
 //
 // # Comparison
 //
-// compare.Classify on every pair of results; a read-back (lstat, and the
+// compare.Judge on every pair of results; a read-back (lstat, and the
 // content of small files) of the touched paths after a mutation catches a
 // mutation that answers the same but leaves different state. A divergence
 // quarantines the touched paths until the next resync, so one bug is
@@ -46,6 +46,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/metrics"
+	"github.com/lighthouse-fs/lighthouse/order"
 	"github.com/lighthouse-fs/lighthouse/rollout"
 )
 
@@ -193,7 +194,7 @@ type side struct {
 	name string // backend label
 	role string
 	b    Bridge
-	seq  *sequencer
+	seq  *order.Sequencer
 	work *workQueue
 
 	// guarded by Proxy.mu
@@ -214,13 +215,14 @@ type Proxy struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *metrics.Proxy
+	judge   compare.Judge
 	sides   [2]*side
 
 	mu      sync.Mutex // admission order: seq, tickets on both sequencers, handles
 	seqNo   uint64
 	handles map[uint64]*handleInfo
 	history *history
-	aliases *aliases
+	aliases *order.Aliases
 
 	resyncKick chan struct{}
 	logs       *logWriters
@@ -243,11 +245,11 @@ func New(cfg Config) (*Proxy, error) {
 		return nil, errors.New("proxy needs a primary and a shadow bridge")
 	}
 	cfg.defaults()
-	p := &Proxy{cfg: cfg, log: cfg.Logger, metrics: metrics.NewProxy(cfg.Registerer),
-		handles: map[uint64]*handleInfo{}, history: newHistory(), aliases: newAliases(), resyncKick: make(chan struct{}, 1),
+	p := &Proxy{cfg: cfg, log: cfg.Logger, metrics: metrics.NewProxy(cfg.Registerer), judge: compare.Judge{Rules: cfg.Rules, Allowlist: cfg.Allowlist},
+		handles: map[uint64]*handleInfo{}, history: newHistory(), aliases: order.NewAliases(), resyncKick: make(chan struct{}, 1),
 		closed: make(chan struct{})}
-	p.sides[Primary] = &side{idx: Primary, name: cfg.PrimaryName, role: "primary", b: cfg.Primary, seq: newSequencer(), work: newWorkQueue()}
-	p.sides[Shadow] = &side{idx: Shadow, name: cfg.ShadowName, role: "shadow", b: cfg.Shadow, seq: newSequencer(), work: newWorkQueue()}
+	p.sides[Primary] = &side{idx: Primary, name: cfg.PrimaryName, role: "primary", b: cfg.Primary, seq: order.NewSequencer(), work: newWorkQueue()}
+	p.sides[Shadow] = &side{idx: Shadow, name: cfg.ShadowName, role: "shadow", b: cfg.Shadow, seq: order.NewSequencer(), work: newWorkQueue()}
 	// Counters exist at 0 from the start, so the first divergence of an op
 	// and class is an increase that rates and alerts can see.
 	for _, k := range fsop.Kinds() {
@@ -302,7 +304,7 @@ type rec struct {
 	admitted time.Time
 	size     int64
 
-	tickets   [2]*ticket
+	tickets   [2]*order.Ticket
 	dur       [2]time.Duration
 	res       [2]fsop.Result
 	err       [2]error
@@ -367,7 +369,7 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 			r.hpath = h.path
 		}
 	}
-	r.paths = targets(op, r.hpath)
+	r.paths = order.Targets(op, r.hpath)
 	r.serving = Primary
 	if p.cfg.Route != nil {
 		r.serving = p.cfg.Route(op, r.hpath)
@@ -381,10 +383,10 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 		p.handles[op.Handle] = h
 	}
 	r.mirrored, r.epoch, r.mbar = p.mirrorable(mr, r, h), mr.epoch, mr.barriers
-	paths, mode := lockPlan(op, r.hpath)
-	keys := buildKeys(op, p.aliases.expand(paths), mode)
-	if !p.aliases.update(op) {
-		p.log.Warn("alias table full: ops on new hard links and renamed names are ordered by name only", "max", maxAliasNames)
+	paths, mode := order.LockPlan(op, r.hpath)
+	keys := order.BuildKeys(op, p.aliases.Expand(paths), mode)
+	if !p.aliases.Update(op) {
+		p.log.Warn("alias table full: ops on new hard links and renamed names are ordered by name only", "max", order.MaxAliasNames)
 	}
 	if p.unordered {
 		keys = nil
@@ -398,11 +400,11 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	} else {
 		r.remaining.Store(1)
 	}
-	r.tickets[sv.idx] = newTicket(func() { close(ready) })
-	sv.seq.enqueue(r.tickets[sv.idx], keys)
+	r.tickets[sv.idx] = order.NewTicket(func() { close(ready) })
+	sv.seq.Enqueue(r.tickets[sv.idx], keys)
 	if r.mirrored {
-		r.tickets[mr.idx] = newTicket(func() { mr.work.push(func() { p.runMirror(r, mr) }) })
-		mr.seq.enqueue(r.tickets[mr.idx], keys)
+		r.tickets[mr.idx] = order.NewTicket(func() { mr.work.push(func() { p.runMirror(r, mr) }) })
+		mr.seq.Enqueue(r.tickets[mr.idx], keys)
 		if op.Kind.Mutates() && r.op.Kind != fsop.Close && p.cfg.ReadbackRate > 0 && rand.Float64() < p.cfg.ReadbackRate {
 			p.admitReadback(r)
 		}
@@ -419,8 +421,8 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 				if mv[0] == op.To && op.Flags&fsop.RenameExchange == 0 {
 					continue
 				}
-				if within(hi.path, mv[0]) && !within(mv[1], mv[0]) {
-					p.aliases.link(hi.path, mv[1]+hi.path[len(mv[0]):])
+				if order.Within(hi.path, mv[0]) && !order.Within(mv[1], mv[0]) {
+					p.aliases.Link(hi.path, mv[1]+hi.path[len(mv[0]):])
 				}
 			}
 		}
@@ -505,7 +507,7 @@ func (p *Proxy) runMirror(r *rec, mr *side) {
 func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 	r.res[s], r.err[s] = res, err
 	if r.tickets[s] != nil {
-		p.sides[s].seq.done(r.tickets[s])
+		p.sides[s].seq.Done(r.tickets[s])
 	}
 	if s != r.serving {
 		p.mu.Lock()

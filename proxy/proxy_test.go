@@ -284,7 +284,7 @@ func waitIdle(t *testing.T, p *Proxy) {
 	for time.Now().Before(deadline) {
 		p.mu.Lock()
 		busy := p.sides[0].pending.Len() + p.sides[1].pending.Len()
-		idle := busy == 0 && p.sides[0].seq.size() == 0 && p.sides[1].seq.size() == 0
+		idle := busy == 0 && p.sides[0].seq.Len() == 0 && p.sides[1].seq.Len() == 0
 		p.mu.Unlock()
 		if idle {
 			return

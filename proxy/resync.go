@@ -8,6 +8,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/order"
 )
 
 // reopenHandle is a handle to open again on a resynced bridge.
@@ -126,15 +127,15 @@ func (p *Proxy) resync(tgt *side) error {
 
 	snapCh := make(chan []byte, 1)
 	result := make(chan error, 1)
-	barrier := []key{{rootKey, modeX}}
-	var srcT, tgtT *ticket
-	srcT = newTicket(func() {
+	barrier := []order.Key{{Name: order.Root, Mode: order.X}}
+	var srcT, tgtT *order.Ticket
+	srcT = order.NewTicket(func() {
 		src.work.push(func() {
 			start := time.Now()
 			ctx, cancel := contextTimeout(p.cfg.OpTimeout)
 			snap, err := src.b.Snapshot(ctx)
 			cancel()
-			src.seq.done(srcT)
+			src.seq.Done(srcT)
 			p.metrics.ResyncPause.Observe(time.Since(start).Seconds())
 			if err != nil {
 				result <- fmt.Errorf("snapshot of %s: %w", src.name, err)
@@ -144,7 +145,7 @@ func (p *Proxy) resync(tgt *side) error {
 		})
 	})
 	var reopen []reopenHandle // the handles open at the barrier
-	tgtT = newTicket(func() {
+	tgtT = order.NewTicket(func() {
 		tgt.work.push(func() {
 			var snap []byte
 			select {
@@ -161,7 +162,7 @@ func (p *Proxy) resync(tgt *side) error {
 				}
 				cancel()
 			}
-			tgt.seq.done(tgtT)
+			tgt.seq.Done(tgtT)
 		})
 	})
 
@@ -177,8 +178,8 @@ func (p *Proxy) resync(tgt *side) error {
 		h.barriers[tgt.idx] = tgt.barriers
 	}
 	p.metrics.Stale.WithLabelValues(tgt.name).Set(0)
-	src.seq.enqueue(srcT, barrier)
-	tgt.seq.enqueue(tgtT, barrier)
+	src.seq.Enqueue(srcT, barrier)
+	tgt.seq.Enqueue(tgtT, barrier)
 	p.history.reset()
 	p.mu.Unlock()
 

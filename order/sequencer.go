@@ -1,8 +1,8 @@
-package proxy
+package order
 
 import "sync"
 
-// sequencer orders the ops of one bridge: an op starts only when every
+// Sequencer orders the ops of one bridge: an op starts only when every
 // earlier op it conflicts with has finished there. Ops are enqueued in
 // sequence order (the proxy enqueues each op on every bridge under one
 // lock), so both bridges run conflicting ops in the same order, while ops
@@ -11,7 +11,7 @@ import "sync"
 // Each lock name has a FIFO queue of requests. A request is granted when
 // it is compatible with every earlier request in its queue, granted or
 // not, so a later op never overtakes an earlier conflicting one.
-type sequencer struct {
+type Sequencer struct {
 	mu    sync.Mutex
 	nodes map[string]*lockQueue
 	free  []*lockQueue // emptied queues, reused: most names are locked briefly
@@ -27,26 +27,26 @@ type lockQueue struct {
 }
 
 type request struct {
-	t          *ticket
+	t          *Ticket
 	q          *lockQueue
 	name       string
-	mode       lockMode
+	mode       Mode
 	granted    bool
 	prev, next *request
 }
 
-// ticket is one op's place in a sequencer.
-type ticket struct {
+// Ticket is one op's place in a Sequencer.
+type Ticket struct {
 	reqs    []request // one per key, allocated together
 	pending int       // requests not granted yet
-	ready   func()    // called once, without the sequencer's lock, when runnable
+	ready   func()    // called once, without the Sequencer's lock, when runnable
 }
 
-func newSequencer() *sequencer { return &sequencer{nodes: map[string]*lockQueue{}} }
+func NewSequencer() *Sequencer { return &Sequencer{nodes: map[string]*lockQueue{}} }
 
 // compatibleWithAll reports whether m is compatible with every mode that
 // has a count in c.
-func compatibleWithAll(m lockMode, c *[4]int) bool {
+func compatibleWithAll(m Mode, c *[4]int) bool {
 	for other, n := range c {
 		if n > 0 && !compatible[m][other] {
 			return false
@@ -55,8 +55,8 @@ func compatibleWithAll(m lockMode, c *[4]int) bool {
 	return true
 }
 
-// newTicket makes a ticket whose ready runs once the op may start.
-func newTicket(ready func()) *ticket { return &ticket{ready: ready} }
+// NewTicket makes a Ticket whose ready runs once the op may start.
+func NewTicket(ready func()) *Ticket { return &Ticket{ready: ready} }
 
 func (q *lockQueue) pushBack(r *request) {
 	r.prev, r.next = q.tail, nil
@@ -86,28 +86,28 @@ func (q *lockQueue) remove(r *request) {
 
 // enqueue places t's op with keys in the sequence; t.ready runs as soon as
 // the op may start (possibly before enqueue returns, so store t first).
-func (s *sequencer) enqueue(t *ticket, keys []key) *ticket {
+func (s *Sequencer) Enqueue(t *Ticket, keys []Key) *Ticket {
 	t.reqs = make([]request, len(keys))
 	s.mu.Lock()
 	for i, k := range keys {
-		q := s.nodes[k.name]
+		q := s.nodes[k.Name]
 		if q == nil {
 			if n := len(s.free); n > 0 {
 				q, s.free = s.free[n-1], s.free[:n-1]
 			} else {
 				q = &lockQueue{}
 			}
-			s.nodes[k.name] = q
+			s.nodes[k.Name] = q
 		}
 		r := &t.reqs[i]
-		*r = request{t: t, q: q, name: k.name, mode: k.mode}
+		*r = request{t: t, q: q, name: k.Name, mode: k.Mode}
 		// Granted at once only if nothing queued before conflicts.
-		r.granted = compatibleWithAll(k.mode, &q.counts)
+		r.granted = compatibleWithAll(k.Mode, &q.counts)
 		if !r.granted {
 			q.waiting++
 			t.pending++
 		}
-		q.counts[k.mode]++
+		q.counts[k.Mode]++
 		q.pushBack(r)
 	}
 	runnable := t.pending == 0
@@ -122,8 +122,8 @@ func (s *sequencer) enqueue(t *ticket, keys []key) *ticket {
 const freeCap = 1024
 
 // done releases t's locks and starts the ops that were waiting only for it.
-func (s *sequencer) done(t *ticket) {
-	var woken []*ticket
+func (s *Sequencer) Done(t *Ticket) {
+	var woken []*Ticket
 	s.mu.Lock()
 	for i := range t.reqs {
 		r := &t.reqs[i]
@@ -153,7 +153,7 @@ func (s *sequencer) done(t *ticket) {
 
 // grant walks the queue in order, granting requests compatible with all
 // before them, and appends tickets that became runnable.
-func (q *lockQueue) grant(woken []*ticket) []*ticket {
+func (q *lockQueue) grant(woken []*Ticket) []*Ticket {
 	var seen [4]int // modes of the requests before r
 	for r := q.head; r != nil && q.waiting > 0; r = r.next {
 		if !r.granted && compatibleWithAll(r.mode, &seen) {
@@ -165,7 +165,7 @@ func (q *lockQueue) grant(woken []*ticket) []*ticket {
 			}
 		}
 		seen[r.mode]++
-		if seen[modeX] > 0 {
+		if seen[X] > 0 {
 			break // nothing after an X can be granted
 		}
 	}
@@ -173,7 +173,7 @@ func (q *lockQueue) grant(woken []*ticket) []*ticket {
 }
 
 // size is the number of lock names with queued requests (for tests).
-func (s *sequencer) size() int {
+func (s *Sequencer) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.nodes)

@@ -1,4 +1,4 @@
-package proxy
+package order
 
 import (
 	"strconv"
@@ -9,125 +9,127 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
 
-// lockMode is a hierarchical lock mode: intention modes on ancestors, S or
+// Mode is a hierarchical lock mode: intention modes on ancestors, S or
 // X on the path itself. Two ops conflict exactly when one touches a path
 // that the other touches or contains, and at least one of them writes.
-type lockMode uint8
+type Mode uint8
 
 const (
-	modeIS lockMode = iota // reads below this path
-	modeIX                 // writes below this path
-	modeS                  // reads this path
-	modeX                  // writes this path (or everything below it)
+	IS Mode = iota // reads below this path
+	IX             // writes below this path
+	S              // reads this path
+	X              // writes this path (or everything below it)
 )
 
 // compatible is the classic multi-granularity lock matrix.
 var compatible = [4][4]bool{
-	modeIS: {modeIS: true, modeIX: true, modeS: true},
-	modeIX: {modeIS: true, modeIX: true},
-	modeS:  {modeIS: true, modeS: true},
-	modeX:  {},
+	IS: {IS: true, IX: true, S: true},
+	IX: {IS: true, IX: true},
+	S:  {IS: true, S: true},
+	X:  {},
 }
 
 // combine is the weakest mode that covers both (S+IX is treated as X).
-func combine(a, b lockMode) lockMode {
+func combine(a, b Mode) Mode {
 	switch {
 	case a == b:
 		return a
-	case a == modeX || b == modeX:
-		return modeX
-	case (a == modeS && b == modeIX) || (a == modeIX && b == modeS):
-		return modeX
-	case a == modeIS:
+	case a == X || b == X:
+		return X
+	case (a == S && b == IX) || (a == IX && b == S):
+		return X
+	case a == IS:
 		return b
-	case b == modeIS:
+	case b == IS:
 		return a
 	}
-	return modeX
+	return X
 }
 
-// key is one lock request: a path (or a handle's own key) and a mode.
-type key struct {
-	name string
-	mode lockMode
+// Key is one lock request: a path (or a handle's own key) and a mode.
+type Key struct {
+	Name string
+	Mode Mode
 }
 
-// rootKey is the mount root; handleKeys live outside the path tree.
-const rootKey = "."
+// Root is the mount root; handle keys live outside the path tree.
+const Root = "."
 
-func handleKey(h uint64) string { return "\x00h" + strconv.FormatUint(h, 10) }
+// HandleKey is the lock name of an open handle: its open and close
+// bracket the I/O made through it.
+func HandleKey(h uint64) string { return "\x00h" + strconv.FormatUint(h, 10) }
 
-// keysOf returns the lock requests of op: the paths it touches with S or
+// KeysOf returns the lock requests of op: the paths it touches with S or
 // X, their ancestors with IS or IX, and its handle. handlePath gives the
 // path a handle was opened on ("" if unknown). Symlinks are not resolved:
 // ordering is by the names the op uses (see docs/ARCHITECTURE.md).
-func keysOf(op *fsop.Op, handlePath string) []key {
-	paths, mode := lockPlan(op, handlePath)
-	return buildKeys(op, paths, mode)
+func KeysOf(op *fsop.Op, handlePath string) []Key {
+	paths, mode := LockPlan(op, handlePath)
+	return BuildKeys(op, paths, mode)
 }
 
-// lockPlan returns the paths op touches and whether it reads (S) or writes
+// LockPlan returns the paths op touches and whether it reads (S) or writes
 // (X) them.
-func lockPlan(op *fsop.Op, handlePath string) ([]string, lockMode) {
-	mode := modeS
+func LockPlan(op *fsop.Op, handlePath string) ([]string, Mode) {
+	mode := S
 	if op.Kind.Mutates() {
-		mode = modeX
+		mode = X
 	}
 	switch {
 	case op.HandleBased():
 		return []string{handlePath}, mode
 	case op.Kind == fsop.Open && op.Flags&(unix.O_CREAT|unix.O_TRUNC) == 0:
-		mode = modeS
+		mode = S
 	case op.Kind == fsop.Close || op.Kind == fsop.Fsync:
-		mode = modeS
+		mode = S
 	}
-	return targets(op, handlePath), mode
+	return Targets(op, handlePath), mode
 }
 
-// buildKeys turns paths and a mode into lock requests, adding intention
+// BuildKeys turns paths and a mode into lock requests, adding intention
 // locks on every ancestor and op's handle key.
-func buildKeys(op *fsop.Op, paths []string, mode lockMode) []key {
-	acc := make(map[string]lockMode, 4*len(paths)+1)
-	add := func(name string, m lockMode) {
+func BuildKeys(op *fsop.Op, paths []string, mode Mode) []Key {
+	acc := make(map[string]Mode, 4*len(paths)+1)
+	add := func(name string, m Mode) {
 		if old, ok := acc[name]; ok {
 			m = combine(old, m)
 		}
 		acc[name] = m
 	}
-	intent := modeIS
-	if mode == modeX {
-		intent = modeIX
+	intent := IS
+	if mode == X {
+		intent = IX
 	}
 	for _, p := range paths {
 		if p == "" {
 			continue
 		}
-		for _, a := range ancestors(p) {
+		for _, a := range Ancestors(p) {
 			add(a, intent)
 		}
 		add(p, mode)
 	}
 	if op.Handle != 0 {
-		hm := modeS
+		hm := S
 		if op.Kind == fsop.Open || op.Kind == fsop.Close {
-			hm = modeX // a handle's open and close bracket its I/O
+			hm = X // a handle's open and close bracket its I/O
 		}
-		add(handleKey(op.Handle), hm)
+		add(HandleKey(op.Handle), hm)
 	}
-	out := make([]key, 0, len(acc))
+	out := make([]Key, 0, len(acc))
 	for name, m := range acc {
-		out = append(out, key{name, m})
+		out = append(out, Key{name, m})
 	}
 	return out
 }
 
-// aliases are the hard-link groups: names that may refer to one file. Ops
+// Aliases are the hard-link groups: names that may refer to one file. Ops
 // on any name of a group are ordered as if on all of them. The table is
 // updated at admission, before the op's outcome is known, so it only ever
 // grows: link joins two names, rename adds the new names of linked names
 // at or below the old one, and nothing is removed (an op that fails must
 // not lose a name; an extra name only costs a little concurrency).
-type aliases struct {
+type Aliases struct {
 	groups map[string]*aliasGroup
 }
 
@@ -138,13 +140,13 @@ type aliasGroup struct{ names map[string]struct{} }
 // which is always correct and keeps admission cheap.
 const maxGroupNames = 64
 
-// maxAliasNames bounds the table; past it links are not recorded.
-const maxAliasNames = 100000
+// MaxAliasNames bounds the table; past it links are not recorded.
+const MaxAliasNames = 100000
 
-func newAliases() *aliases { return &aliases{groups: map[string]*aliasGroup{}} }
+func NewAliases() *Aliases { return &Aliases{groups: map[string]*aliasGroup{}} }
 
 // expand adds every alias of paths.
-func (a *aliases) expand(paths []string) []string {
+func (a *Aliases) Expand(paths []string) []string {
 	var out []string
 	for _, p := range paths {
 		g := a.groups[p]
@@ -155,7 +157,7 @@ func (a *aliases) expand(paths []string) []string {
 			out = append([]string{}, paths...)
 		}
 		if len(g.names) > maxGroupNames {
-			out = append(out, rootKey)
+			out = append(out, Root)
 			continue
 		}
 		for n := range g.names {
@@ -170,24 +172,24 @@ func (a *aliases) expand(paths []string) []string {
 	return out
 }
 
-func (a *aliases) add(g *aliasGroup, n string) {
+func (a *Aliases) add(g *aliasGroup, n string) {
 	g.names[n] = struct{}{}
 	a.groups[n] = g
 }
 
 // link joins p and q in one group (as a hard link does).
-func (a *aliases) link(p, q string) {
-	a.update(&fsop.Op{Kind: fsop.Link, Path: p, To: q})
+func (a *Aliases) Link(p, q string) {
+	a.Update(&fsop.Op{Kind: fsop.Link, Path: p, To: q})
 }
 
 // update records what op does to the names; false when the table is full.
-func (a *aliases) update(op *fsop.Op) bool {
+func (a *Aliases) Update(op *fsop.Op) bool {
 	switch op.Kind {
 	case fsop.Link:
 		if op.Path == op.To {
 			return true
 		}
-		if len(a.groups) >= maxAliasNames {
+		if len(a.groups) >= MaxAliasNames {
 			return false
 		}
 		gp, gq := a.groups[op.Path], a.groups[op.To]
@@ -207,18 +209,18 @@ func (a *aliases) update(op *fsop.Op) bool {
 		}
 	case fsop.Rename:
 		from, to := op.Path, op.To
-		if from == to || within(to, from) || from == rootKey || len(a.groups) == 0 {
+		if from == to || Within(to, from) || from == Root || len(a.groups) == 0 {
 			return true // fails or changes no name
 		}
 		var moved []string
 		for n := range a.groups {
-			if within(n, from) {
+			if Within(n, from) {
 				moved = append(moved, n)
 			}
 		}
 		for _, n := range moved {
 			nn := to + n[len(from):]
-			if len(nn) > fsop.MaxPathLen || len(a.groups) >= maxAliasNames {
+			if len(nn) > fsop.MaxPathLen || len(a.groups) >= MaxAliasNames {
 				return false
 			}
 			g := a.groups[n]
@@ -235,11 +237,11 @@ func (a *aliases) update(op *fsop.Op) bool {
 
 // ancestors lists the proper ancestors of a cleaned relative path, the
 // root first: "a/b/c" -> ".", "a", "a/b". The root has none.
-func ancestors(p string) []string {
-	if p == rootKey {
+func Ancestors(p string) []string {
+	if p == Root {
 		return nil
 	}
-	out := []string{rootKey}
+	out := []string{Root}
 	for i := 0; i < len(p); i++ {
 		if p[i] == '/' {
 			out = append(out, p[:i])
@@ -249,13 +251,13 @@ func ancestors(p string) []string {
 }
 
 // within reports whether path p is q or below q.
-func within(p, q string) bool {
-	return q == rootKey || p == q || strings.HasPrefix(p, q+"/")
+func Within(p, q string) bool {
+	return q == Root || p == q || strings.HasPrefix(p, q+"/")
 }
 
 // targets are the paths an op reads or changes, for the read-back check,
 // quarantine and the divergence log's history.
-func targets(op *fsop.Op, handlePath string) []string {
+func Targets(op *fsop.Op, handlePath string) []string {
 	switch {
 	case op.HandleBased():
 		if handlePath == "" {
@@ -265,7 +267,7 @@ func targets(op *fsop.Op, handlePath string) []string {
 	case op.Kind == fsop.Rename || op.Kind == fsop.Link:
 		return []string{op.Path, op.To}
 	case op.Kind == fsop.Statfs:
-		return []string{rootKey}
+		return []string{Root}
 	}
 	return []string{op.Path}
 }

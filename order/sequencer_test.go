@@ -1,4 +1,4 @@
-package proxy
+package order
 
 import (
 	"math/rand/v2"
@@ -13,22 +13,22 @@ func TestKeysOf(t *testing.T) {
 	tests := []struct {
 		name string
 		op   fsop.Op
-		want map[string]lockMode
+		want map[string]Mode
 	}{
-		{"stat", fsop.Op{Kind: fsop.Stat, Path: "a/b"}, map[string]lockMode{".": modeIS, "a": modeIS, "a/b": modeS}},
-		{"write", fsop.Op{Kind: fsop.WriteFile, Path: "a/b"}, map[string]lockMode{".": modeIX, "a": modeIX, "a/b": modeX}},
-		{"rename", fsop.Op{Kind: fsop.Rename, Path: "a/b", To: "c"}, map[string]lockMode{".": modeIX, "a": modeIX, "a/b": modeX, "c": modeX}},
-		{"rename into own parent", fsop.Op{Kind: fsop.Rename, Path: "a/b", To: "a"}, map[string]lockMode{".": modeIX, "a": modeX, "a/b": modeX}},
-		{"root readdir", fsop.Op{Kind: fsop.Readdir, Path: "."}, map[string]lockMode{".": modeS}},
-		{"statfs", fsop.Op{Kind: fsop.Statfs, Path: "x"}, map[string]lockMode{".": modeS}},
-		{"open read-only", fsop.Op{Kind: fsop.Open, Path: "f", Handle: 7}, map[string]lockMode{".": modeIS, "f": modeS, handleKey(7): modeX}},
-		{"pwrite", fsop.Op{Kind: fsop.Pwrite, Handle: 7}, map[string]lockMode{".": modeIX, "f": modeX, handleKey(7): modeS}},
+		{"stat", fsop.Op{Kind: fsop.Stat, Path: "a/b"}, map[string]Mode{".": IS, "a": IS, "a/b": S}},
+		{"write", fsop.Op{Kind: fsop.WriteFile, Path: "a/b"}, map[string]Mode{".": IX, "a": IX, "a/b": X}},
+		{"rename", fsop.Op{Kind: fsop.Rename, Path: "a/b", To: "c"}, map[string]Mode{".": IX, "a": IX, "a/b": X, "c": X}},
+		{"rename into own parent", fsop.Op{Kind: fsop.Rename, Path: "a/b", To: "a"}, map[string]Mode{".": IX, "a": X, "a/b": X}},
+		{"root readdir", fsop.Op{Kind: fsop.Readdir, Path: "."}, map[string]Mode{".": S}},
+		{"statfs", fsop.Op{Kind: fsop.Statfs, Path: "x"}, map[string]Mode{".": S}},
+		{"open read-only", fsop.Op{Kind: fsop.Open, Path: "f", Handle: 7}, map[string]Mode{".": IS, "f": S, HandleKey(7): X}},
+		{"pwrite", fsop.Op{Kind: fsop.Pwrite, Handle: 7}, map[string]Mode{".": IX, "f": X, HandleKey(7): S}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := map[string]lockMode{}
-			for _, k := range keysOf(&tt.op, "f") {
-				got[k.name] = k.mode
+			got := map[string]Mode{}
+			for _, k := range KeysOf(&tt.op, "f") {
+				got[k.Name] = k.Mode
 			}
 			if len(got) != len(tt.want) {
 				t.Fatalf("keys %v, want %v", got, tt.want)
@@ -49,9 +49,9 @@ func conflicts(a, b *fsop.Op) bool {
 	if !a.Kind.Mutates() && !b.Kind.Mutates() {
 		return false
 	}
-	for _, p := range targets(a, "") {
-		for _, q := range targets(b, "") {
-			if within(p, q) || within(q, p) {
+	for _, p := range Targets(a, "") {
+		for _, q := range Targets(b, "") {
+			if Within(p, q) || Within(q, p) {
 				return true
 			}
 		}
@@ -59,7 +59,7 @@ func conflicts(a, b *fsop.Op) bool {
 	return false
 }
 
-// TestSequencerOrder runs random ops through a sequencer with completion
+// TestSequencerOrder runs random ops through a Sequencer with completion
 // in random order and checks: no two conflicting ops ever run together, a
 // conflicting pair always runs in sequence order, and every op runs.
 func TestSequencerOrder(t *testing.T) {
@@ -75,18 +75,18 @@ func TestSequencerOrder(t *testing.T) {
 				ops[i].Path = "a"
 			}
 		}
-		s := newSequencer()
+		s := NewSequencer()
 		var runnable []int
 		running := map[int]bool{}
 		finished := make([]bool, n)
-		tickets := make([]*ticket, n)
+		tickets := make([]*Ticket, n)
 		start := make([]int, n) // step at which op i started
 		enqueued, step := 0, 0
 		for done := 0; done < n; step++ {
 			// Enqueue a few more, in order, then start or finish one op at random.
 			for k := r.IntN(4); k > 0 && enqueued < n; k-- {
 				i := enqueued
-				tickets[i] = s.enqueue(newTicket(func() { runnable = append(runnable, i) }), keysOf(&ops[i], ""))
+				tickets[i] = s.Enqueue(NewTicket(func() { runnable = append(runnable, i) }), KeysOf(&ops[i], ""))
 				enqueued++
 			}
 			if len(runnable) > 0 && (len(running) == 0 || r.IntN(2) == 0) {
@@ -115,38 +115,38 @@ func TestSequencerOrder(t *testing.T) {
 				delete(running, i)
 				finished[i] = true
 				done++
-				s.done(tickets[i])
+				s.Done(tickets[i])
 			} else if enqueued == n {
 				t.Fatalf("seed %d: stuck with %d of %d ops done and nothing runnable", seed, done, n)
 			}
 		}
-		if s.size() != 0 {
-			t.Fatalf("seed %d: %d lock names left after every op finished", seed, s.size())
+		if s.Len() != 0 {
+			t.Fatalf("seed %d: %d lock names left after every op finished", seed, s.Len())
 		}
 	}
 }
 
 // TestSequencerConcurrency: non-conflicting ops are not serialised.
 func TestSequencerConcurrency(t *testing.T) {
-	s := newSequencer()
+	s := NewSequencer()
 	started := 0
 	for i := 0; i < 100; i++ {
 		op := fsop.Op{Kind: fsop.WriteFile, Path: "dir/f" + string(rune('a'+i%26)) + string(rune('a'+i/26))}
-		s.enqueue(newTicket(func() { started++ }), keysOf(&op, ""))
+		s.Enqueue(NewTicket(func() { started++ }), KeysOf(&op, ""))
 	}
 	if started != 100 {
 		t.Fatalf("%d of 100 writes to distinct files started at once", started)
 	}
 	rd := fsop.Op{Kind: fsop.Readdir, Path: "dir"}
 	blocked := true
-	s.enqueue(newTicket(func() { blocked = false }), keysOf(&rd, ""))
+	s.Enqueue(NewTicket(func() { blocked = false }), KeysOf(&rd, ""))
 	if !blocked {
 		t.Fatal("readdir of dir started while writes into it were running")
 	}
 }
 
 func BenchmarkSequencer(b *testing.B) {
-	s := newSequencer()
+	s := NewSequencer()
 	ops := []fsop.Op{
 		{Kind: fsop.Stat, Path: "src/pkg/a.go"},
 		{Kind: fsop.WriteFile, Path: "src/pkg/b.go"},
@@ -156,7 +156,7 @@ func BenchmarkSequencer(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		op := &ops[i%len(ops)]
-		t := s.enqueue(newTicket(func() {}), keysOf(op, ""))
-		s.done(t)
+		t := s.Enqueue(NewTicket(func() {}), KeysOf(op, ""))
+		s.Done(t)
 	}
 }
