@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"sync"
 	"sync/atomic"
@@ -43,7 +44,7 @@ func (p *Proxy) Stats() StatsView {
 	s := &p.stats
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := StatsView{Ops: s.Ops, Compared: s.Compared, Divergent: s.Divergent, OrderOnly: s.OrderOnly,
+	v := StatsView{Ops: s.Ops, Compared: s.Compared, Divergent: s.Divergent, OrderOnly: s.OrderOnly, Pending: s.Ops - s.Compared,
 		Resyncs: s.Resyncs, ByClass: map[string]int64{}, Skipped: map[string]int64{}, Examples: map[string][]Divergence{},
 		ServedBy:  map[string]int64{p.sides[0].name: s.served[0], p.sides[1].name: s.served[1]},
 		Readbacks: s.readbacks.Load(), ReadbacksAdmitted: s.rbAdmitted.Load(), MaxQueueDepth: s.maxDepth, MaxLagSeconds: s.maxLagSecs}
@@ -52,6 +53,7 @@ func (p *Proxy) Stats() StatsView {
 	}
 	for k, n := range s.Skipped {
 		v.Skipped[k] = n
+		v.Pending -= n
 	}
 	for k, e := range s.Examples {
 		v.Examples[k] = e
@@ -61,7 +63,11 @@ func (p *Proxy) Stats() StatsView {
 
 // StatsView is a copy of a proxy's counters.
 type StatsView struct {
-	Ops, Compared, Divergent, OrderOnly, Resyncs int64
+	// Ops are the ops served. Each ends compared or skipped (by reason);
+	// Pending are those whose outcome is not known yet (the mirror or a
+	// read-back has not finished): Ops = Compared + sum(Skipped) + Pending.
+	Ops, Compared, Pending        int64
+	Divergent, OrderOnly, Resyncs int64
 	// Readbacks counts the read-backs done, ReadbacksAdmitted those
 	// admitted: equal when none is in flight.
 	Readbacks, ReadbacksAdmitted int64
@@ -69,6 +75,16 @@ type StatsView struct {
 	Examples                     map[string][]Divergence
 	MaxQueueDepth                int
 	MaxLagSeconds                float64
+}
+
+// Coverage is the share of the ops served whose outcome is known that
+// were compared (1 when there are none).
+func (v StatsView) Coverage() float64 {
+	done := v.Ops - v.Pending
+	if done <= 0 {
+		return 1
+	}
+	return float64(v.Compared) / float64(done)
 }
 
 const examplesPerClass = 3
@@ -95,11 +111,11 @@ func asResult(res fsop.Result, err error) fsop.Result {
 func failed(err error) bool { return err != nil && !errors.Is(err, ErrRefused) }
 
 // compare runs once both bridges answered r (or only the serving one, if r
-// was not mirrored).
+// was not mirrored): it judges the pair and accounts for r, now or, when a
+// read-back of the state r left is pending, once that arrives.
 func (p *Proxy) compare(r *rec) {
 	sv, mr := r.serving, r.serving.other()
-	p.stats.add(func(s *Stats) { s.Ops++; s.served[sv]++ })
-	skip, class := "", ""
+	skip, class := r.skip, ""
 	var j compare.Judgment
 	var a, b fsop.Result
 	if r.mirrored {
@@ -107,19 +123,22 @@ func (p *Proxy) compare(r *rec) {
 		ms := p.sides[mr]
 		switch {
 		case failed(r.err[sv]):
-			skip = "serving_error" // the serving bridge may have half-run it
+			skip = SkipServingError // the serving bridge may have half-run it
 			ms.epoch++
 			p.markStale(ms, "the serving bridge failed an op that was mirrored: states may differ")
+		case failed(r.err[mr]) && p.stop.Err() != nil:
+			skip = SkipShutdown // cut short by Close
 		case failed(r.err[mr]):
-			class = compare.ClassShadowError
+			skip = SkipShadowError
 			p.markStale(ms, "mirror failed: "+r.err[mr].Error())
 		case r.epoch != ms.epoch:
-			skip = "resync"
+			skip = SkipResync
 		case quarantined(ms.quarantine, r.paths) || ranQuarantined(ms, r):
-			skip = "quarantined"
+			skip = SkipQuarantined
 		}
 		p.mu.Unlock()
-		if skip == "" && class == "" {
+		switch skip {
+		case "":
 			a, b = asResult(r.res[sv], r.err[sv]), asResult(r.res[mr], r.err[mr])
 			j = p.judge.Judge(compare.Input{Op: &r.op, A: p.answer(sv, &a), B: p.answer(mr, &b)})
 			class = j.Class
@@ -127,29 +146,22 @@ func (p *Proxy) compare(r *rec) {
 				p.metrics.Order.WithLabelValues(string(r.op.Kind)).Inc()
 				p.stats.add(func(s *Stats) { s.OrderOnly++ })
 			}
-		} else if class != "" {
-			j = compare.Judgment{Class: class, Base: class}
+			if class != "" {
+				p.diverge(r, j, nil, &a, &b)
+			}
+		case SkipShadowError:
+			// Not compared, but kept as evidence: the log says what failed.
+			p.diverge(r, compare.Judgment{Class: compare.ClassShadowError, Base: compare.ClassShadowError}, nil, &r.res[sv], &r.res[mr])
 		}
-	}
-	switch {
-	case !r.mirrored:
-	case skip != "":
-		p.skipped(p.sides[mr], skip)
-	default:
-		p.metrics.Compared.WithLabelValues(string(r.op.Kind)).Inc()
-		p.stats.add(func(s *Stats) { s.Compared++ })
-		if class != "" {
-			p.diverge(r, j, nil, &a, &b)
-		}
-	}
-	p.logs.record(p, r, class, skip)
-	if p.cfg.Observe != nil {
-		p.cfg.Observe(p.observation(r, class, skip))
 	}
 	if rb := r.readback; rb != nil {
+		r.class, r.skip = class, skip
+		r.judged.Store(true)
 		rb.clean.Store(r.mirrored && skip == "" && class == "")
 		rb.arrive(p)
+		return
 	}
+	p.account(r, class, skip)
 }
 
 // observation describes r from the candidate's (the shadow's) side.
@@ -295,7 +307,7 @@ func (p *Proxy) admitReadback(r *rec) {
 }
 
 func (p *Proxy) runReadback(rb *readback, s *side) {
-	ctx, cancel := contextTimeout(p.cfg.OpTimeout)
+	ctx, cancel := context.WithTimeout(p.stop, p.cfg.OpTimeout)
 	defer cancel()
 	res := make([]fsop.Result, len(rb.ops))
 	for i := range rb.ops {
@@ -312,16 +324,19 @@ func (p *Proxy) runReadback(rb *readback, s *side) {
 	rb.arrive(p)
 }
 
-// arrive counts one of the three parts; the last compares.
+// arrive counts one of the three parts; the last compares the states and
+// accounts for the op.
 func (rb *readback) arrive(p *Proxy) {
 	if rb.parts.Add(-1) != 0 {
 		return
 	}
 	p.stats.readbacks.Add(1)
+	r := rb.r
+	class := r.class // written before the op's own part arrived
+	defer func() { p.account(r, class, r.skip) }()
 	if !rb.clean.Load() || rb.failed.Load() {
 		return
 	}
-	r := rb.r
 	sv, mr := r.serving, r.serving.other()
 	p.mu.Lock()
 	ms := p.sides[mr]
@@ -337,10 +352,7 @@ func (rb *readback) arrive(p *Proxy) {
 			continue
 		}
 		p.diverge(r, j, &rb.ops[i], a, b)
-		if j.Divergent() && p.cfg.Observe != nil {
-			// The op compared equal; the state it left did not.
-			p.cfg.Observe(rollout.Observation{Compared: true, Divergent: true})
-		}
+		class = j.Class // the op answered the same; the state it left did not
 		return
 	}
 }

@@ -83,6 +83,8 @@ type BridgeStatus struct {
 type Status struct {
 	Ops       int64            `json:"ops"`
 	Compared  int64            `json:"compared"`
+	Pending   int64            `json:"pending"`  // served, outcome not known yet
+	Coverage  float64          `json:"coverage"` // compared / (ops - pending)
 	Divergent int64            `json:"divergent"`
 	ByClass   map[string]int64 `json:"divergences_by_class"`
 	Skipped   map[string]int64 `json:"skipped"`
@@ -94,7 +96,7 @@ type Status struct {
 // Status reports the proxy's counters and both bridges' mirror state.
 func (p *Proxy) Status() Status {
 	v := p.Stats()
-	st := Status{Ops: v.Ops, Compared: v.Compared, Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs, Readbacks: v.Readbacks}
+	st := Status{Ops: v.Ops, Compared: v.Compared, Pending: v.Pending, Coverage: v.Coverage(), Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs, Readbacks: v.Readbacks}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sides {

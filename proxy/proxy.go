@@ -225,9 +225,12 @@ type Proxy struct {
 	aliases *order.Aliases
 
 	resyncKick chan struct{}
+	open       openRecs // admitted and not yet accounted
 	logs       *logWriters
 	stats      Stats
 	closed     chan struct{}
+	stop       context.Context // canceled by Close: mirrored work in flight ends
+	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 
 	unordered bool // tests only: no conflict ordering, to prove the tests can see misordering
@@ -248,6 +251,7 @@ func New(cfg Config) (*Proxy, error) {
 	p := &Proxy{cfg: cfg, log: cfg.Logger, metrics: metrics.NewProxy(cfg.Registerer), judge: compare.Judge{Rules: cfg.Rules, Allowlist: cfg.Allowlist},
 		handles: map[uint64]*handleInfo{}, history: newHistory(), aliases: order.NewAliases(), resyncKick: make(chan struct{}, 1),
 		closed: make(chan struct{})}
+	p.stop, p.cancel = context.WithCancel(context.Background())
 	p.sides[Primary] = &side{idx: Primary, name: cfg.PrimaryName, role: "primary", b: cfg.Primary, seq: order.NewSequencer(), work: newWorkQueue()}
 	p.sides[Shadow] = &side{idx: Shadow, name: cfg.ShadowName, role: "shadow", b: cfg.Shadow, seq: order.NewSequencer(), work: newWorkQueue()}
 	// Counters exist at 0 from the start, so the first divergence of an op
@@ -261,6 +265,9 @@ func New(cfg Config) (*Proxy, error) {
 	for _, s := range p.sides {
 		p.metrics.Active.WithLabelValues(s.name, s.role).Set(1)
 		p.metrics.Stale.WithLabelValues(s.name).Set(0)
+		for _, reason := range SkipReasons {
+			p.metrics.Skipped.WithLabelValues(s.name, reason)
+		}
 		for i := 0; i < cfg.MirrorWorkers; i++ {
 			p.wg.Add(1)
 			go func(w *workQueue) { defer p.wg.Done(); w.run() }(s.work)
@@ -274,8 +281,9 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// Close stops the proxy's workers after the ops they hold finish (each
-// bounded by OpTimeout) and flushes the logs.
+// Close cancels the mirrored work in flight, stops the proxy's workers,
+// accounts for every op not compared by then (SkipShutdown) and flushes the
+// logs. Ops still being served (Exec) finish on their own.
 func (p *Proxy) Close() error {
 	select {
 	case <-p.closed:
@@ -283,10 +291,12 @@ func (p *Proxy) Close() error {
 	default:
 	}
 	close(p.closed)
+	p.cancel()
 	for _, s := range p.sides {
 		s.work.close()
 	}
 	p.wg.Wait()
+	p.accountShutdown()
 	return p.logs.close()
 }
 
@@ -312,6 +322,12 @@ type rec struct {
 	elem      *list.Element // in the mirror side's pending list
 
 	readback *readback
+
+	// The op's outcome: compared (skip "") with class "" (equal) or a
+	// divergence class, or not compared, and why. Accounted once.
+	class, skip string
+	judged      atomic.Bool // class and skip are set: only a read-back is missing
+	accounted   atomic.Bool
 }
 
 // Exec runs op (validated) through the serving bridge and mirrors it. The
@@ -326,6 +342,7 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	res, err := sv.b.Exec(octx, &r.op)
 	r.dur[r.serving] = time.Since(t0)
 	cancel()
+	p.stats.add(func(s *Stats) { s.Ops++; s.served[r.serving]++ })
 	p.finish(r, r.serving, res, err)
 
 	result := metrics.ResultOK
@@ -363,6 +380,7 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	defer p.mu.Unlock()
 	p.seqNo++
 	r.seq = p.seqNo
+	p.track(r)
 	var h *handleInfo
 	if op.HandleBased() {
 		if h = p.handles[op.Handle]; h != nil {
@@ -435,7 +453,7 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 // has fallen too far behind. p.mu is held.
 func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
 	if mr.stale {
-		p.skipped(mr, "stale")
+		r.skip = SkipStale
 		return false
 	}
 	if h != nil && h.barriers[mr.idx] != mr.barriers && r.op.Kind != fsop.Open {
@@ -446,7 +464,7 @@ func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
 			mr.quarantine = append(mr.quarantine, h.path)
 			p.kickResync()
 		}
-		p.skipped(mr, "handle")
+		r.skip = SkipHandle
 		return false
 	}
 	if r.op.HandleBased() && h == nil {
@@ -464,14 +482,8 @@ func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
 	default:
 		return true
 	}
-	p.skipped(mr, "stale")
+	r.skip = SkipStale
 	return false
-}
-
-// skipped counts an op not compared with bridge s, and why.
-func (p *Proxy) skipped(s *side, reason string) {
-	p.metrics.Skipped.WithLabelValues(s.name, reason).Inc()
-	p.stats.add(func(st *Stats) { st.Skipped[reason]++ })
 }
 
 // markStale stops mirroring to s until a resync. p.mu is held.
@@ -495,7 +507,7 @@ func (p *Proxy) kickResync() {
 
 // runMirror runs r on the mirror bridge (a worker goroutine).
 func (p *Proxy) runMirror(r *rec, mr *side) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.OpTimeout)
+	ctx, cancel := context.WithTimeout(p.stop, p.cfg.OpTimeout)
 	t0 := time.Now()
 	res, err := mr.b.Exec(ctx, &r.op)
 	r.dur[mr.idx] = time.Since(t0)

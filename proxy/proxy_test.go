@@ -277,21 +277,22 @@ func TestConcurrentClientsNoFalseDivergence(t *testing.T) {
 	}
 }
 
-// waitIdle waits until every admitted op finished on both bridges.
+// waitIdle waits until every op served has its outcome (compared or
+// skipped, read-backs included) and nothing waits on either bridge.
 func waitIdle(t *testing.T, p *Proxy) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		p.mu.Lock()
 		busy := p.sides[0].pending.Len() + p.sides[1].pending.Len()
 		idle := busy == 0 && p.sides[0].seq.Len() == 0 && p.sides[1].seq.Len() == 0
 		p.mu.Unlock()
-		if idle {
+		if idle && p.Stats().Pending == 0 {
 			return
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Fatal("proxy not idle after 30s")
+	t.Fatalf("proxy not idle after 60s: %+v", p.Status())
 }
 
 // TestInjectedDivergence: a shadow that corrupts a fraction of its results

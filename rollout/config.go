@@ -18,11 +18,12 @@ type File struct {
 	// AdvanceAfter: advance one step after this many quiet candidate ops (0: never).
 	AdvanceAfter int `yaml:"advance_after"`
 	Thresholds   struct {
-		Divergence *float64 `yaml:"divergence"`
-		ErrorRate  *float64 `yaml:"error_rate"`
-		P99        string   `yaml:"p99"`
-		MinSample  *int     `yaml:"min_sample"`
-		Window     *int     `yaml:"window"`
+		Divergence  *float64 `yaml:"divergence"`
+		ErrorRate   *float64 `yaml:"error_rate"`
+		P99         string   `yaml:"p99"`
+		MinSample   *int     `yaml:"min_sample"`
+		Window      *int     `yaml:"window"`
+		MinCoverage *float64 `yaml:"min_coverage"`
 	} `yaml:"thresholds"`
 }
 
@@ -69,6 +70,9 @@ func (f *File) Apply(base Thresholds) (Thresholds, error) {
 	}
 	if t.MinSample != nil {
 		base.MinSample = *t.MinSample
+	}
+	if t.MinCoverage != nil {
+		base.MinCoverage = *t.MinCoverage
 	}
 	if t.Window != nil {
 		base.Window = *t.Window

@@ -85,18 +85,22 @@ func PhaseOf(w float64) string {
 
 // Thresholds are the rollback triggers and their tuning.
 type Thresholds struct {
-	Divergence float64       `json:"divergence" yaml:"divergence"`     // 0.001
-	ErrorRate  float64       `json:"error_rate" yaml:"error_rate"`     // 0.01
-	P99        time.Duration `json:"p99" yaml:"p99"`                   // 1s
-	MinSample  int           `json:"min_sample" yaml:"min_sample"`     // 500
-	Window     int           `json:"window" yaml:"window"`             // 5000: the rates shown and exported
-	HDivergent float64       `json:"h_divergence" yaml:"h_divergence"` // 12
-	HErrors    float64       `json:"h_errors" yaml:"h_errors"`         // 14
+	Divergence float64       `json:"divergence" yaml:"divergence"` // 0.001
+	ErrorRate  float64       `json:"error_rate" yaml:"error_rate"` // 0.01
+	P99        time.Duration `json:"p99" yaml:"p99"`               // 1s
+	MinSample  int           `json:"min_sample" yaml:"min_sample"` // 500
+	Window     int           `json:"window" yaml:"window"`         // 5000: the rates shown and exported
+	// MinCoverage is the least share of the window's ops that must have
+	// been compared for an automatic advance (0.95): a quiet window that
+	// compared little says little.
+	MinCoverage float64 `json:"min_coverage" yaml:"min_coverage"`
+	HDivergent  float64 `json:"h_divergence" yaml:"h_divergence"` // 12
+	HErrors     float64 `json:"h_errors" yaml:"h_errors"`         // 14
 }
 
 // DefaultThresholds are the seed's triggers with the simulated tuning.
 func DefaultThresholds() Thresholds {
-	return Thresholds{Divergence: 0.001, ErrorRate: 0.01, P99: time.Second, MinSample: 500, Window: 5000, HDivergent: 11, HErrors: 14}
+	return Thresholds{Divergence: 0.001, ErrorRate: 0.01, P99: time.Second, MinSample: 500, Window: 5000, HDivergent: 11, HErrors: 14, MinCoverage: 0.95}
 }
 
 // State is what the controller persists.
@@ -126,8 +130,12 @@ type Decision struct {
 
 // Rates are the window rates and sample sizes at a decision.
 type Rates struct {
-	Divergence  float64 `json:"divergence"`
-	Compared    int     `json:"compared"`
+	Divergence float64 `json:"divergence"`
+	Compared   int     `json:"compared"`
+	// Coverage is the share of the window's ops that were compared, of
+	// Observed ops.
+	Coverage    float64 `json:"coverage"`
+	Observed    int     `json:"observed"`
 	ErrorRate   float64 `json:"error_rate"`
 	SlowRate    float64 `json:"slow_rate"`
 	CandidateOp int     `json:"candidate_ops"`
@@ -171,7 +179,9 @@ type Controller struct {
 	wDiv      window
 	wErr      window
 	wSlow     window
-	sinceMove int // candidate ops since the last weight change
+	wSkip     window    // ops not compared, of every op observed
+	sinceMove int       // candidate ops since the last weight change
+	heldAt    time.Time // when an advance was last held back for coverage
 
 	mRollbacks *prometheus.CounterVec
 	mWeight    prometheus.Gauge
@@ -238,8 +248,8 @@ func New(cfg Config) (*Controller, error) {
 // setThresholds validates and installs th, resetting the statistics.
 func (c *Controller) setThresholds(th Thresholds) error {
 	if th.Divergence <= 0 || th.Divergence >= 0.5 || th.ErrorRate <= 0 || th.ErrorRate >= 0.5 || th.P99 <= 0 ||
-		th.MinSample < 0 || th.Window <= 0 || th.HDivergent <= 0 || th.HErrors <= 0 {
-		return fmt.Errorf("invalid thresholds %+v: rates in (0, 0.5), positive p99, window and h", th)
+		th.MinSample < 0 || th.Window <= 0 || th.HDivergent <= 0 || th.HErrors <= 0 || th.MinCoverage < 0 || th.MinCoverage > 1 {
+		return fmt.Errorf("invalid thresholds %+v: rates in (0, 0.5), positive p99, window and h, min_coverage in [0, 1]", th)
 	}
 	c.th = th
 	// p0 = half the threshold, p1 = three (divergence) or two (errors)
@@ -247,7 +257,7 @@ func (c *Controller) setThresholds(th Thresholds) error {
 	c.div = newCUSUM(th.Divergence/2, th.Divergence*3, th.HDivergent)
 	c.errs = newCUSUM(th.ErrorRate/2, th.ErrorRate*2, th.HErrors)
 	c.slow = newCUSUM(th.ErrorRate/2, th.ErrorRate*2, th.HErrors)
-	c.wDiv, c.wErr, c.wSlow = newWindow(th.Window), newWindow(th.Window), newWindow(th.Window)
+	c.wDiv, c.wErr, c.wSlow, c.wSkip = newWindow(th.Window), newWindow(th.Window), newWindow(th.Window), newWindow(th.Window)
 	return nil
 }
 
@@ -274,6 +284,7 @@ func (c *Controller) Observe(o Observation) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var fired, reason string
+	c.wSkip.add(!o.Compared)
 	if o.Compared {
 		c.wDiv.add(o.Divergent)
 		c.count("divergence", o.Divergent)
@@ -306,6 +317,14 @@ func (c *Controller) Observe(o Observation) {
 		c.resetStats()
 	case c.cfg.AdvanceAfter > 0 && !c.state.RolledBack && c.sinceMove >= c.cfg.AdvanceAfter && c.state.Weight > 0 && c.state.Weight < 1 &&
 		c.wDiv.size() >= c.th.MinSample && c.wErr.size() >= c.th.MinSample:
+		if cov := 1 - c.wSkip.rate(); cov < c.th.MinCoverage {
+			if time.Since(c.heldAt) > time.Minute {
+				c.heldAt = time.Now()
+				c.log.Warn("not advancing: too few ops compared to judge the candidate", "coverage", cov, "min_coverage", c.th.MinCoverage,
+					"window", c.wSkip.size(), "quiet_candidate_ops", c.sinceMove)
+			}
+			break
+		}
 		next := 1.0
 		for _, s := range Steps {
 			if s > c.state.Weight+1e-9 {
@@ -313,7 +332,7 @@ func (c *Controller) Observe(o Observation) {
 				break
 			}
 		}
-		c.decide("advance", "", next, fmt.Sprintf("%d candidate ops with every trigger quiet", c.sinceMove))
+		c.decide("advance", "", next, fmt.Sprintf("%d candidate ops with every trigger quiet, %.1f%% of the window's ops compared", c.sinceMove, 100*(1-c.wSkip.rate())))
 	}
 }
 
@@ -342,13 +361,14 @@ func (c *Controller) resetStats() {
 	c.wDiv.reset()
 	c.wErr.reset()
 	c.wSlow.reset()
+	c.wSkip.reset()
 	c.sinceMove = 0
 }
 
 // decide changes the weight, records why, and persists. c.mu is held.
 func (c *Controller) decide(action, trigger string, to float64, reason string) {
 	d := &Decision{Time: time.Now(), Action: action, Trigger: trigger, From: c.state.Weight, To: to, Reason: reason,
-		Rates:      Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
+		Rates:      Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), Coverage: 1 - c.wSkip.rate(), Observed: c.wSkip.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
 		Statistics: [3]float64{c.div.s, c.errs.s, c.slow.s}}
 	c.state.Weight, c.state.Phase, c.state.Decision, c.state.Updated = to, PhaseOf(to), d, d.Time
 	c.state.History = append(c.state.History, *d)
@@ -483,6 +503,6 @@ func (c *Controller) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Status{State: c.state, Thresholds: c.th,
-		Rates: Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
+		Rates: Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), Coverage: 1 - c.wSkip.rate(), Observed: c.wSkip.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
 		CUSUM: [3]float64{c.div.s, c.errs.s, c.slow.s}}
 }

@@ -153,6 +153,28 @@ func TestAutoAdvance(t *testing.T) {
 	}
 }
 
+// TestNoAdvanceOnLowCoverage: a quiet window in which few ops were
+// compared does not advance the rollout; the same window compared does.
+func TestNoAdvanceOnLowCoverage(t *testing.T) {
+	c, _ := New(Config{Initial: 0.10, AdvanceAfter: 1000, Logger: quiet()})
+	for i := 0; i < 4000; i++ {
+		// 3 of 4 ops skipped (stale, quarantined): 25% compared.
+		c.Observe(Observation{Compared: i%4 == 0, CandidateRan: true})
+	}
+	if c.Weight() != 0.10 {
+		t.Fatalf("advanced to %v on a window with 25%% of ops compared", c.Weight())
+	}
+	if cov := c.Status().Rates.Coverage; cov < 0.24 || cov > 0.26 {
+		t.Fatalf("coverage %v, want 0.25", cov)
+	}
+	for i := 0; i < 5000; i++ {
+		c.Observe(Observation{Compared: true, CandidateRan: true})
+	}
+	if c.Weight() != 0.50 {
+		t.Fatalf("weight %v once the window was fully compared, want 0.5", c.Weight())
+	}
+}
+
 func TestRouteIsStableAndWeighted(t *testing.T) {
 	c, _ := New(Config{Initial: 0.10, Logger: quiet()})
 	n := 0
