@@ -260,23 +260,20 @@ func (s *storeBridge) Exec(_ context.Context, op *fsop.Op) (fsop.Result, error) 
 	return res, nil
 }
 
-func (s *storeBridge) State(_ context.Context, path string) (fsop.Result, error) {
+func (s *storeBridge) State(_ context.Context, path string, _, _ int64) (fsop.Result, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.ex.State(path)
 }
 
-func (s *storeBridge) Snapshot(context.Context) ([]byte, error) { return s.st.Snapshot(), nil }
+func (s *storeBridge) SnapshotSubtree(_ context.Context, path string) ([]byte, error) {
+	return s.st.SnapshotSubtree(path)
+}
 
-func (s *storeBridge) Restore(_ context.Context, snap []byte) error {
+func (s *storeBridge) RestoreSubtree(_ context.Context, path string, snap []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ex.Close()
-	if err := s.st.Restore(snap); err != nil {
-		return err
-	}
-	s.ex = storeexec.New(s.st)
-	return nil
+	return s.st.RestoreSubtree(path, snap)
 }
 
 func (s *storeBridge) close() {

@@ -314,11 +314,11 @@ var errDetached = fmt.Errorf("%w: mirroring is off (detached shadow)", bridgecli
 func (detached) Exec(context.Context, *fsop.Op) (fsop.Result, error) {
 	return fsop.Result{}, errDetached
 }
-func (detached) State(context.Context, string) (fsop.Result, error) {
+func (detached) State(context.Context, string, int64, int64) (fsop.Result, error) {
 	return fsop.Result{}, errDetached
 }
-func (detached) Snapshot(context.Context) ([]byte, error) { return nil, errDetached }
-func (detached) Restore(context.Context, []byte) error    { return errDetached }
+func (detached) SnapshotSubtree(context.Context, string) ([]byte, error) { return nil, errDetached }
+func (detached) RestoreSubtree(context.Context, string, []byte) error    { return errDetached }
 
 // httpExec is a client of a bridge's JSON API: one POST /v1/ops per op
 // over keep-alive connections.

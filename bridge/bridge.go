@@ -29,6 +29,7 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -253,10 +254,16 @@ func (b *Bridge) Active() string { return b.active }
 // Store is the bridge's store (for tests and the snapshot endpoints).
 func (b *Bridge) Store() *store.Store { return b.st }
 
-// State is the abstract state of path (storeexec.Executor.State), read from
+// State is the abstract state of a path (storeexec.Executor.State), read from
 // the store, not through the mount: the proxy's read-back check after a
-// mutation. A path that is not valid is errRefused.
-func (b *Bridge) State(path string) (fsop.Result, error) {
+// mutation. arg is fsop.StateArg: with a range, the SHA-256 of that range
+// of a regular file's content follows the whole content's in Value. A path
+// that is not valid is errRefused.
+func (b *Bridge) State(arg string) (fsop.Result, error) {
+	path, off, n, err := fsop.ParseStateArg(arg)
+	if err != nil {
+		return fsop.Result{}, fmt.Errorf("%w: %w", errRefused, err)
+	}
 	op := fsop.Op{Kind: fsop.Lstat, Path: path}
 	if err := op.Validate(); err != nil {
 		return fsop.Result{}, fmt.Errorf("%w: %w", errRefused, err)
@@ -267,7 +274,30 @@ func (b *Bridge) State(path string) (fsop.Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("%w: %w", errRefused, err)
 	}
+	if n > 0 && len(res.Value) == sha256.Size && res.Stat != nil {
+		res.Value = append(res.Value, b.rangeDigest(res.Stat, off, n)...)
+	}
 	return res, nil
+}
+
+// rangeDigest is the SHA-256 of n bytes of the file a's content from off
+// (off < 0: its last n bytes), read from the store.
+func (b *Bridge) rangeDigest(a *fsop.Attr, off, n int64) []byte {
+	if off < 0 {
+		off = max(a.Size-n, 0)
+	}
+	n = max(min(n, a.Size-off), 0)
+	h := sha256.New()
+	buf := make([]byte, min(n, 1<<20))
+	for done := int64(0); done < n; {
+		k, err := b.st.ReadAt(a.Ino, buf[:min(int64(len(buf)), n-done)], off+done)
+		if k == 0 || err != nil {
+			break
+		}
+		h.Write(buf[:k])
+		done += int64(k)
+	}
+	return h.Sum(nil)
 }
 
 // Exec runs one validated op and returns its result. errRefused means a

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -86,14 +87,25 @@ func (b *Bridge) Info() Info {
 		RecoveryCutBytes: b.st.Recovery().CutBytes, DataLoss: b.dataLoss()}
 }
 
-// handleState answers GET /v1/state?path=P with State(P) as a result
-// object (docs/protocol.md).
+// handleState answers GET /v1/state?path=P[&off=O&len=N] with State(P)
+// (and the digest of that range) as a result object (docs/protocol.md).
 func (b *Bridge) handleState(w http.ResponseWriter, r *http.Request) {
-	if !r.URL.Query().Has("path") {
+	q := r.URL.Query()
+	if !q.Has("path") || strings.ContainsRune(q.Get("path"), 0) {
 		writeError(w, http.StatusBadRequest, errors.New("missing query parameter path (GET /v1/state?path=dir/file)"))
 		return
 	}
-	res, err := b.State(r.URL.Query().Get("path"))
+	var off, n int64
+	if q.Has("len") {
+		var err1, err2 error
+		off, err1 = strconv.ParseInt(q.Get("off"), 10, 64)
+		n, err2 = strconv.ParseInt(q.Get("len"), 10, 64)
+		if err1 != nil || err2 != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, errors.New("off and len must be integers, len not negative (off < 0: the last len bytes)"))
+			return
+		}
+	}
+	res, err := b.State(fsop.StateArg(q.Get("path"), off, n))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err)
 		return

@@ -642,9 +642,11 @@ func (c *Client) Ping(ctx context.Context) error {
 }
 
 // State asks for the abstract state of path, read from the bridge's store
-// (fsop.ControlState): the proxy's read-back check.
-func (c *Client) State(ctx context.Context, path string) (fsop.Result, error) {
-	rep, err := c.control(ctx, fsop.Control{Kind: fsop.ControlState, Arg: path})
+// (fsop.ControlState): the proxy's read-back check. With n > 0 the
+// result's Value also holds the SHA-256 of n bytes from off (off < 0: the
+// last n bytes; fsop.StateRangeDigest).
+func (c *Client) State(ctx context.Context, path string, off, n int64) (fsop.Result, error) {
+	rep, err := c.control(ctx, fsop.Control{Kind: fsop.ControlState, Arg: fsop.StateArg(path, off, n)})
 	if err != nil {
 		return fsop.Result{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
@@ -659,15 +660,23 @@ func TestState(t *testing.T) {
 	if _, err := c.Exec(ctx, &fsop.Op{Kind: fsop.WriteFile, Path: "f", Data: []byte("xyz")}); err != nil {
 		t.Fatal(err)
 	}
-	res, err := c.State(ctx, "f")
+	res, err := c.State(ctx, "f", 0, 0)
 	if err != nil || res.Errno != "" || res.Stat == nil || res.Stat.Size != 3 || len(res.Value) != 32 || res.N != 3 {
 		t.Errorf("State(f): %+v, %v", res, err)
 	}
-	if _, err := c.State(ctx, "/etc"); !errors.Is(err, ErrRefused) {
+	// With a range: the digest of those bytes follows the content's.
+	for _, r := range []struct{ off, n int64 }{{1, 2}, {-1, 2}} {
+		res, err := c.State(ctx, "f", r.off, r.n)
+		d, ok := fsop.StateRangeDigest(&res)
+		if want := sha256.Sum256([]byte("yz")); err != nil || !ok || string(d) != string(want[:]) {
+			t.Errorf("State(f, %d, %d): %+v, %v: want the digest of %q", r.off, r.n, res, err, "yz")
+		}
+	}
+	if _, err := c.State(ctx, "/etc", 0, 0); !errors.Is(err, ErrRefused) {
 		t.Errorf("State(/etc): %v, want ErrRefused", err)
 	}
 	s.kill()
-	if _, err := c.State(ctx, "f"); !errors.Is(err, ErrUnavailable) {
+	if _, err := c.State(ctx, "f", 0, 0); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("State on a killed bridge: %v, want ErrUnavailable", err)
 	}
 }

@@ -22,10 +22,14 @@ const (
 	ClassState       = "state"        // same answer, different state afterwards (read-back)
 	ClassShadowError = "shadow_error" // the mirror bridge could not run the op
 	ClassAllowed     = "allowed"      // a known difference from the allowlist
+	// ClassAudit: a resync's audit found two copies of a path different
+	// where no op explains it (a lost write, chmod or utimens that no
+	// later op showed).
+	ClassAudit = "audit"
 )
 
 // Classes lists every class, for dashboards and tests.
-var Classes = []string{ClassErrno, ClassData, ClassAttr, ClassEntries, ClassState, ClassShadowError, ClassAllowed}
+var Classes = []string{ClassErrno, ClassData, ClassAttr, ClassEntries, ClassState, ClassShadowError, ClassAllowed, ClassAudit}
 
 // Classify names the first way a and b differ under rules, or "" if they
 // are the same (directory order aside).

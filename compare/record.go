@@ -27,6 +27,10 @@ type Divergence struct {
 	Mirror   Outcome   `json:"mirror"`
 	Diff     string    `json:"diff"`
 	Allowed  string    `json:"allowed,omitempty"` // the allowlist's reason, if allowed
+	// Fault names the backend the evidence blames: its state does not hold
+	// what the acknowledged op asked for while the other's does ("" when
+	// the evidence does not tell).
+	Fault string `json:"fault,omitempty"`
 	// Recent are the ops on the same paths since the last resync, oldest
 	// first: replaying them then Op reproduces the divergence.
 	Recent []fsop.Op `json:"recent"`

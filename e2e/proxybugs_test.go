@@ -31,11 +31,11 @@ type bugShadow struct {
 	failState   atomic.Bool
 }
 
-func (s *bugShadow) State(ctx context.Context, path string) (fsop.Result, error) {
+func (s *bugShadow) State(ctx context.Context, path string, off, n int64) (fsop.Result, error) {
 	if s.failState.Load() {
 		return fsop.Result{}, fmt.Errorf("%w: connection lost (injected)", bridgeclient.ErrUnavailable)
 	}
-	return s.Client.State(ctx, path)
+	return s.Client.State(ctx, path, off, n)
 }
 
 func (s *bugShadow) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {

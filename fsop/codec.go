@@ -542,9 +542,11 @@ const (
 	// ControlOK is the reply to a control message that succeeded; a failed
 	// one is answered with a FrameError.
 	ControlOK = "ok"
-	// ControlState asks a bridge for the abstract state of the path in Arg
+	// ControlState asks a bridge for the abstract state of a path
 	// (storeexec.Executor.State: lstat, content and xattr digests), read from
-	// its store: the proxy's read-back check. Answered by a FrameResult.
+	// its store: the proxy's read-back check. Arg is StateArg(path, off,
+	// n): with n > 0 the result's Value also holds the SHA-256 of that
+	// range of the content (StateRangeDigest). Answered by a FrameResult.
 	ControlState = "state"
 	// ControlPriority tells a bridge whether it serves clients (Arg
 	// "serving") or only mirrors ("mirror"), so that it can yield the CPU

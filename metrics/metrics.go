@@ -118,8 +118,14 @@ type Proxy struct {
 	Skipped     *prometheus.CounterVec   // {bridge, reason}: ops not compared
 	Resyncs     *prometheus.CounterVec   // {bridge, result}
 	ResyncPause prometheus.Histogram     // serving pause while the source snapshot is taken
-	Dropped     *prometheus.CounterVec   // {log}: records dropped because a log writer fell behind
-	Active      *prometheus.GaugeVec     // {backend, role}: the bridges behind the proxy
+	ResyncBytes *prometheus.CounterVec   // {bridge}: snapshot bytes copied by resyncs
+	ResyncHeld  *prometheus.GaugeVec     // {bridge}: subtrees not copied because the store of record lost data
+	// AuditDifferences {bridge, result}: paths a resync's audit found
+	// different: counted (divergences), expected (ops did not run there),
+	// uncounted (the audit could not account for ops that ran there).
+	AuditDifferences *prometheus.CounterVec
+	Dropped          *prometheus.CounterVec // {log}: records dropped because a log writer fell behind
+	Active           *prometheus.GaugeVec   // {backend, role}: the bridges behind the proxy
 }
 
 // NewProxy registers the proxy metrics on reg.
@@ -161,15 +167,27 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 		}, []string{"bridge"}),
 		Stale: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lighthouse_proxy_mirror_stale",
-			Help: "1 while a bridge is out of step (lagging, dead, or diverged) and waits for a resync.",
+			Help: "Subtrees of a bridge out of step (lagging, dead, or diverged) waiting for a resync; 0 when it is in step.",
 		}, []string{"bridge"}),
 		Skipped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "lighthouse_proxy_mirror_skipped_total",
-			Help: "Ops not compared, by mirror bridge and reason (stale, quarantined, resync, serving_error, handle).",
+			Help: "Ops not compared, by mirror bridge and reason (stale, quarantined, handle, shadow_error, serving_error, resync, shutdown).",
 		}, []string{"bridge", "reason"}),
 		Resyncs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "lighthouse_proxy_resyncs_total",
 			Help: "Resyncs of a bridge from a snapshot of the other, by result (ok, failed).",
+		}, []string{"bridge", "result"}),
+		ResyncBytes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_resync_bytes_total",
+			Help: "Snapshot bytes a resync copied from the store of record to the other bridge.",
+		}, []string{"bridge"}),
+		ResyncHeld: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_proxy_resync_held",
+			Help: "Subtrees a resync refused to copy because the store of record lost what the other bridge has: an operator must resolve them.",
+		}, []string{"bridge"}),
+		AuditDifferences: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_resync_audit_differences_total",
+			Help: "Paths a resync's audit found different, by result: counted (a divergence of class audit), expected (ops did not run there), uncounted (ops ran there that the audit cannot account for).",
 		}, []string{"bridge", "result"}),
 		ResyncPause: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "lighthouse_proxy_resync_pause_seconds",

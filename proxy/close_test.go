@@ -18,7 +18,7 @@ func TestCloseWithPendingResync(t *testing.T) {
 	go p.Exec(context.Background(), &fsop.Op{Kind: fsop.Mkdir, Path: "d", Mode: 0o755}) // held by the gate
 	time.Sleep(50 * time.Millisecond)
 	p.mu.Lock()
-	p.markStale(p.sides[Shadow], "test")
+	p.markStale(p.sides[Shadow], "test", p.seqNo)
 	p.mu.Unlock()
 	time.Sleep(300 * time.Millisecond) // the resync loop admits the barrier, behind the mkdir
 

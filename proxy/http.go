@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
+	"github.com/lighthouse-fs/lighthouse/order"
 )
 
 // Handler is the proxy's client API: the bridges' own protocol
@@ -67,16 +70,62 @@ func (p *Proxy) handleReady(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// ResyncRequest is the body of POST /admin/resync.
+type ResyncRequest struct {
+	Bridge  string `json:"bridge"`  // backend or role name of the bridge to overwrite
+	Subtree string `json:"subtree"` // a directory ("." for the whole store)
+	// Force copies a subtree held because its audit found the store of
+	// record at fault: the operator chose the record's copy.
+	Force bool `json:"force,omitempty"`
+}
+
+// HandleResync answers POST /admin/resync (mount it behind the admin
+// token): the subtree is audited and copied from the store of record now.
+func (p *Proxy) HandleResync(w http.ResponseWriter, r *http.Request) {
+	var req ResyncRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<16))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || req.Bridge == "" || req.Subtree == "" {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("bad resync request (want {\"bridge\": ..., \"subtree\": ..., \"force\": false}): %v", err)})
+		return
+	}
+	if err := p.ResyncSubtree(req.Bridge, req.Subtree, req.Force); err != nil {
+		writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		return
+	}
+	writeJSON(w, http.StatusOK, p.Status())
+}
+
 // BridgeStatus is one bridge as the proxy sees it.
 type BridgeStatus struct {
-	Backend     string  `json:"backend"`
-	Role        string  `json:"role"`
+	Backend string `json:"backend"`
+	Role    string `json:"role"`
+	// Record: this bridge is the store of record (never overwritten by a
+	// resync; it serves what the other cannot).
+	Record bool `json:"record"`
+	// Stale: the whole bridge is out of step; StaleReason says why.
 	Stale       bool    `json:"stale"`
 	StaleReason string  `json:"stale_reason,omitempty"`
 	QueueDepth  int     `json:"queue_depth"`
 	QueueBytes  int64   `json:"queue_bytes"`
 	LagSeconds  float64 `json:"lag_seconds"`
-	Quarantined int     `json:"quarantined_paths"`
+	// Quarantined is the number of subtrees out of step (OutOfStep).
+	Quarantined int           `json:"quarantined_paths"`
+	OutOfStep   []ScopeStatus `json:"out_of_step,omitempty"`
+}
+
+// ScopeStatus is one subtree out of step on a bridge: why, since when,
+// and what will bring it back.
+type ScopeStatus struct {
+	Subtree string    `json:"subtree"`
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since"`
+	// Fix says what brings the subtree back in step (a resync from the
+	// store of record, when; or an operator, when the audit held it).
+	Fix       string `json:"fix"`
+	LastError string `json:"last_error,omitempty"`
+	Attempts  int    `json:"attempts,omitempty"`
+	Held      string `json:"held,omitempty"`
 }
 
 // Status is what /v1/info and /admin/status answer.
@@ -100,10 +149,16 @@ func (p *Proxy) Status() Status {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sides {
-		b := BridgeStatus{Backend: s.name, Role: s.role, Stale: s.stale, QueueDepth: s.pending.Len(),
-			QueueBytes: s.bytes, Quarantined: len(s.quarantine)}
-		if s.stale {
-			b.StaleReason = s.reason
+		b := BridgeStatus{Backend: s.name, Role: s.role, Record: s.idx == p.record, Stale: s.stale(), QueueDepth: s.pending.Len(),
+			QueueBytes: s.bytes, Quarantined: len(s.scopes)}
+		for _, sc := range s.scopes {
+			b.OutOfStep = append(b.OutOfStep, sc.status(p.sides[s.idx.other()].name))
+			if sc.root == order.Root {
+				b.StaleReason = sc.reason
+				if sc.lastErr != "" {
+					b.StaleReason += ": " + sc.lastErr
+				}
+			}
 		}
 		if f := s.pending.Front(); f != nil {
 			b.LagSeconds = time.Since(f.Value.(*rec).admitted).Seconds()
@@ -111,4 +166,18 @@ func (p *Proxy) Status() Status {
 		st.Bridges = append(st.Bridges, b)
 	}
 	return st
+}
+
+// status describes sc for people; record names the store of record.
+func (sc *scope) status(record string) ScopeStatus {
+	out := ScopeStatus{Subtree: sc.root, Reason: sc.reason, Since: sc.since, LastError: sc.lastErr, Attempts: sc.attempts, Held: sc.held}
+	switch {
+	case sc.held != "":
+		out.Fix = "an operator: the audit found the store of record (" + record + ") at fault, so nothing is copied; check both copies, then resync (POST /admin/resync)"
+	case time.Now().Before(sc.next):
+		out.Fix = fmt.Sprintf("a resync from %s, retried in %s", record, time.Until(sc.next).Round(time.Second))
+	default:
+		out.Fix = "a resync from " + record + ", now"
+	}
+	return out
 }

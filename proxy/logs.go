@@ -7,6 +7,9 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/metrics"
@@ -92,23 +95,36 @@ func (l *logWriters) close() error {
 	return errors.Join(l.errs[0], l.errs[1])
 }
 
-// history keeps the recent ops per path since the last resync, so a
-// divergence record carries what led to it. Bounded: a few ops per path,
-// a limited number of paths, and large payloads are not kept whole.
+// history keeps the recent ops per path, so a divergence record carries
+// what led to it and an audit can tell which bridge did what an op asked.
+// Bounded: a few ops per path, a limited number of paths, and payloads
+// kept only as a short head plus a digest of the whole, within a byte
+// budget; past a bound it starts afresh.
 type history struct {
-	byPath map[string][]histEntry
+	byPath map[string][]*histOp
+	bytes  int64 // payload heads kept
 }
 
-type histEntry struct {
+// histOp is one op as the history keeps it, shared by its paths.
+type histOp struct {
 	seq uint64
-	op  fsop.Op
+	op  fsop.Op // Data and Value cut to historyKeepBytes
+	// sum is the xxhash of the op's whole Data (a write) or Value (an
+	// xattr), n its length: enough to check what a bridge stored.
+	sum uint64
+	n   int
+	// served is the bridge that served it; acked: it answered success
+	// (set when the op is accounted).
+	served Side
+	acked  atomic.Bool
 }
 
 const (
-	historyPerPath  = 16
-	historyPaths    = 8192
-	historyMaxBytes = 64 << 10 // larger writes are kept truncated
-	historyFollow   = 64       // names one divergence's history may visit
+	historyPerPath   = 16
+	historyPaths     = 8192
+	historyKeepBytes = 4 << 10  // payload head kept per op
+	historyBudget    = 32 << 20 // payload heads kept in all
+	historyFollow    = 64       // names one divergence's history may visit
 )
 
 // earlierName is the name p had before op, when op is a rename or link
@@ -126,18 +142,24 @@ func earlierName(op *fsop.Op, a, p string) (string, bool) {
 	return "", false
 }
 
-func newHistory() *history { return &history{byPath: map[string][]histEntry{}} }
+func newHistory() *history { return &history{byPath: map[string][]*histOp{}} }
 
-func (h *history) reset() { h.byPath = map[string][]histEntry{} }
+func (h *history) reset() { h.byPath, h.bytes = map[string][]*histOp{}, 0 }
 
-func (h *history) add(r *rec) {
-	if len(h.byPath) > historyPaths {
+// add records r (admitted) on each of its paths and returns its entry.
+func (h *history) add(r *rec) *histOp {
+	if len(h.byPath) > historyPaths || h.bytes > historyBudget {
 		h.reset()
 	}
-	e := histEntry{seq: r.seq, op: r.op}
-	if len(e.op.Data) > historyMaxBytes { // keep a copy of the head, not the whole buffer
-		e.op.Data = append([]byte(nil), e.op.Data[:historyMaxBytes]...)
+	e := &histOp{seq: r.seq, op: r.op, served: r.serving}
+	payload := r.op.Data
+	if len(r.op.Value) > 0 {
+		payload = r.op.Value
 	}
+	e.sum, e.n = xxhash.Sum64(payload), len(payload)
+	e.op.Data = cutCopy(e.op.Data)
+	e.op.Value = cutCopy(e.op.Value)
+	h.bytes += int64(len(e.op.Data) + len(e.op.Value))
 	for _, p := range r.paths {
 		l := h.byPath[p]
 		if len(l) == historyPerPath {
@@ -145,6 +167,50 @@ func (h *history) add(r *rec) {
 		}
 		h.byPath[p] = append(l, e)
 	}
+	return e
+}
+
+// touchedUnder lists the paths under root that ops admitted after from
+// (and before the end of the history) touched.
+func (h *history) touchedUnder(root string, from uint64) []string {
+	var out []string
+	for path, l := range h.byPath {
+		if len(l) > 0 && l[len(l)-1].seq > from && order.Within(path, root) {
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
+// cutCopy copies at most historyKeepBytes of b: the history must not pin
+// the client's buffer.
+func cutCopy(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return append([]byte(nil), b[:min(len(b), historyKeepBytes)]...)
+}
+
+// last returns the last mutation admitted before seq that changed path
+// itself (nil if the history has none).
+func (h *history) last(path string, seq uint64) *histOp {
+	if l := h.mutations(path, seq); len(l) > 0 {
+		return l[0]
+	}
+	return nil
+}
+
+// mutations returns the mutations admitted before seq that changed path
+// itself, newest first.
+func (h *history) mutations(path string, seq uint64) []*histOp {
+	l := h.byPath[path]
+	var out []*histOp
+	for i := len(l) - 1; i >= 0; i-- {
+		if e := l[i]; e.seq < seq && e.op.Kind.Mutates() && e.op.Kind != fsop.Close && e.op.Kind != fsop.Fsync {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // before returns the ops on paths (and the mutations of their ancestors)

@@ -52,6 +52,20 @@ func (p *Proxy) track(r *rec) {
 	p.open.mu.Unlock()
 }
 
+// oldest is the sequence number of the oldest op not accounted for
+// (the largest possible when there is none).
+func (o *openRecs) oldest() uint64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	min := ^uint64(0)
+	for seq := range o.recs {
+		if seq < min {
+			min = seq
+		}
+	}
+	return min
+}
+
 // account counts r's outcome once: compared (skip "") with class "" or a
 // divergence class, or not compared for reason skip. It feeds the
 // coverage counters, the record log and the rollout's observation.

@@ -96,13 +96,15 @@ func (p *Proxy) priorityLoop() {
 func (p *Proxy) mirrorBacklog() [2]float64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out [2]float64
-	for i, s := range p.sides {
-		b := max(float64(s.pending.Len())/float64(p.cfg.MirrorMaxOps), float64(s.bytes)/float64(p.cfg.MirrorMaxBytes))
-		if f := s.pending.Front(); f != nil {
-			b = max(b, float64(time.Since(f.Value.(*rec).admitted))/float64(p.cfg.MirrorMaxLag))
-		}
-		out[i] = b
+	return [2]float64{p.backlogLocked(p.sides[0]), p.backlogLocked(p.sides[1])}
+}
+
+// backlogLocked is how far s's mirror queue is towards its nearest bound.
+// p.mu is held.
+func (p *Proxy) backlogLocked(s *side) float64 {
+	b := max(float64(s.pending.Len())/float64(p.cfg.MirrorMaxOps), float64(s.bytes)/float64(p.cfg.MirrorMaxBytes))
+	if f := s.pending.Front(); f != nil {
+		b = max(b, float64(time.Since(f.Value.(*rec).admitted))/float64(p.cfg.MirrorMaxLag))
 	}
-	return out
+	return b
 }

@@ -56,10 +56,16 @@ import (
 type Bridge interface {
 	Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error)
 	// State is the abstract state of path for the read-back check
-	// (storeexec.Executor.State, fsop.ControlState).
-	State(ctx context.Context, path string) (fsop.Result, error)
-	Snapshot(ctx context.Context) ([]byte, error)
-	Restore(ctx context.Context, snap []byte) error
+	// (storeexec.Executor.State, fsop.ControlState); with n > 0 its Value also
+	// holds the digest of n bytes from off (fsop.StateRangeDigest).
+	State(ctx context.Context, path string, off, n int64) (fsop.Result, error)
+	// SnapshotSubtree and RestoreSubtree copy the directory at path and
+	// everything below it ("." is the whole store): the resync's copy
+	// mechanism (store.SnapshotSubtree). A hard link leaving the subtree
+	// is bridgeclient.ErrCrossLink, a path that is not a directory there
+	// ErrRefused.
+	SnapshotSubtree(ctx context.Context, path string) ([]byte, error)
+	RestoreSubtree(ctx context.Context, path string, snap []byte) error
 }
 
 // DefaultReadbackRate samples one mutation in ten for the read-back: a
@@ -109,8 +115,12 @@ type Config struct {
 	Primary, Shadow         Bridge
 	PrimaryName, ShadowName string
 	// Route picks the bridge that serves op. nil: the primary serves
-	// everything (the shadow phase).
+	// everything (the shadow phase). A bridge out of step on the op's
+	// paths never serves it: the store of record does.
 	Route func(op *fsop.Op, handlePath string) Side
+	// Weight is the candidate's serving share (rollout.Controller.Weight);
+	// at 1 (the full phase) the candidate is the store of record. nil: 0.
+	Weight func() float64
 	// Rules are the comparison rules (compare.Rules); the zero value
 	// ignores statfs counts, directory sizes and unset mtimes.
 	Rules compare.Rules
@@ -198,16 +208,10 @@ type side struct {
 	work *workQueue
 
 	// guarded by Proxy.mu
-	stale      bool
-	staleSince time.Time
-	reason     string
-	barriers   uint64    // resync barriers admitted: handles opened before the last are gone
-	epoch      uint64    // bumped when the bridge's state became unknown: older recs are not compared
-	pending    list.List // mirrored recs not finished here, in admission order
-	bytes      int64     // payload bytes of pending
-	quarantine []string  // paths whose divergence waits for a resync
-	prevQuar   []string  // the quarantine the last barrier cleared: ops admitted before it ran on that state
-	lastResync time.Time
+	scopes  []*scope  // subtrees out of step here, waiting for (or held from) a resync
+	settled []*scope  // resynced scopes that ops admitted before their barrier may still touch
+	pending list.List // mirrored recs not finished here, in admission order
+	bytes   int64     // payload bytes of pending
 }
 
 // Proxy is a running front proxy. Exec is safe for concurrent use.
@@ -218,11 +222,17 @@ type Proxy struct {
 	judge   compare.Judge
 	sides   [2]*side
 
-	mu      sync.Mutex // admission order: seq, tickets on both sequencers, handles
-	seqNo   uint64
-	handles map[uint64]*handleInfo
-	history *history
-	aliases *order.Aliases
+	mu     sync.Mutex // admission order: seq, tickets on both sequencers, handles, scopes
+	seqNo  uint64
+	record Side                // the store of record: never resynced from the other side
+	pinned map[string]struct{} // paths whose mtime was set explicitly: compared
+	// rbPending are the read-backs not arrived yet, by path: later ops on
+	// those paths are judged after them.
+	rbPending, rbPendingDir map[string][]*readback // by path, and by parent directory
+	paused                  bool                   // the record lags as a mirror: the other bridge serves nothing
+	handles                 map[uint64]*handleInfo
+	history                 *history
+	aliases                 *order.Aliases
 
 	resyncKick chan struct{}
 	open       openRecs // admitted and not yet accounted
@@ -233,13 +243,14 @@ type Proxy struct {
 	cancel     context.CancelFunc
 	wg         sync.WaitGroup
 
-	unordered bool // tests only: no conflict ordering, to prove the tests can see misordering
+	warned    sync.Map // warning key -> time.Time it was last logged
+	unordered bool     // tests only: no conflict ordering, to prove the tests can see misordering
 }
 
 type handleInfo struct {
-	path     string
-	flags    int       // the open flags, to reopen it on a resynced bridge
-	barriers [2]uint64 // each bridge's barrier count when the handle was (re)opened there
+	path  string
+	flags int     // the open flags, to reopen it on a resynced bridge
+	gone  [2]bool // not open on that bridge (its open was not mirrored there, or a resync closed it)
 }
 
 // New starts a proxy over two bridges.
@@ -309,8 +320,6 @@ type rec struct {
 	paths    []string
 	serving  Side
 	mirrored bool
-	epoch    uint64 // the mirror bridge's epoch at admission
-	mbar     uint64 // the mirror bridge's barrier count at admission
 	admitted time.Time
 	size     int64
 
@@ -322,6 +331,9 @@ type rec struct {
 	elem      *list.Element // in the mirror side's pending list
 
 	readback *readback
+	hist     *histOp // r in the history
+	mtime    bool    // a stat of a path whose mtime was set explicitly: compared
+	fault    string  // the backend the read-back's evidence blames for a divergence
 
 	// The op's outcome: compared (skip "") with class "" (equal) or a
 	// divergence class, or not compared, and why. Accounted once.
@@ -343,6 +355,9 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	r.dur[r.serving] = time.Since(t0)
 	cancel()
 	p.stats.add(func(s *Stats) { s.Ops++; s.served[r.serving]++ })
+	if err == nil && res.Errno == "" {
+		r.hist.acked.Store(true) // what the client is told was done
+	}
 	p.finish(r, r.serving, res, err)
 
 	result := metrics.ResultOK
@@ -388,23 +403,21 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 		}
 	}
 	r.paths = order.Targets(op, r.hpath)
-	r.serving = Primary
-	if p.cfg.Route != nil {
-		r.serving = p.cfg.Route(op, r.hpath)
-	}
-	if p.sides[r.serving].stale && !p.sides[r.serving.other()].stale {
-		r.serving = r.serving.other() // a stale bridge is behind: it cannot serve
-	}
+	p.updateRecord()
+	r.serving = p.route(op, r)
 	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
 	if op.Kind == fsop.Open {
-		h = &handleInfo{path: op.Path, flags: op.Flags, barriers: [2]uint64{p.sides[0].barriers, p.sides[1].barriers}}
+		h = &handleInfo{path: op.Path, flags: op.Flags}
 		p.handles[op.Handle] = h
 	}
-	r.mirrored, r.epoch, r.mbar = p.mirrorable(mr, r, h), mr.epoch, mr.barriers
+	r.mirrored = p.mirrorable(mr, r, h)
+	if op.Kind == fsop.Open && !r.mirrored {
+		h.gone[mr.idx] = true
+	}
 	paths, mode := order.LockPlan(op, r.hpath)
 	keys := order.BuildKeys(op, p.aliases.Expand(paths), mode)
 	if !p.aliases.Update(op) {
-		p.log.Warn("alias table full: ops on new hard links and renamed names are ordered by name only", "max", order.MaxAliasNames)
+		p.warnEvery("alias table full", time.Minute, "alias table full: ops on new hard links and renamed names are ordered by name only", "max", order.MaxAliasNames)
 	}
 	if p.unordered {
 		keys = nil
@@ -445,24 +458,92 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 			}
 		}
 	}
-	p.history.add(r)
+	r.hist = p.history.add(r)
+	if op.Kind == fsop.Stat || op.Kind == fsop.Lstat {
+		r.mtime = p.mtimeSet(op.Path)
+	}
+	p.pin(op, r.paths)
+	if rb := r.readback; rb != nil {
+		rb.mtime = make([]bool, len(rb.ops))
+		for i := range rb.ops {
+			rb.mtime[i] = p.mtimeSet(rb.ops[i].Path)
+		}
+	}
 	return r, ready
 }
 
-// mirrorable decides whether r is mirrored to mr, marking mr stale when it
-// has fallen too far behind. p.mu is held.
+// route picks the bridge that serves r: the rollout's choice, unless that
+// bridge is out of step on r's paths (it missed ops there: serving would
+// split the tree's history) or the store of record lags as a mirror (it
+// must get every op the other bridge serves: the other serves nothing
+// until the record catches up). The record always serves what the other
+// cannot. p.mu is held.
+func (p *Proxy) route(op *fsop.Op, r *rec) Side {
+	want := Primary
+	if p.cfg.Route != nil {
+		want = p.cfg.Route(op, r.hpath)
+	}
+	if want == p.record {
+		return want
+	}
+	if p.recordPaused() || !p.sides[want].inStep(r.paths, structural(op)) {
+		return p.record
+	}
+	return want
+}
+
+// recordPaused reports whether the store of record lags so far as a mirror
+// that the other bridge must stop serving, with hysteresis: from half of a
+// bound until an eighth. p.mu is held.
+func (p *Proxy) recordPaused() bool {
+	b := p.backlogLocked(p.sides[p.record])
+	switch {
+	case !p.paused && b >= 0.5:
+		p.paused = true
+		p.log.Warn("the store of record lags as a mirror: it serves every op until it catches up", "bridge", p.sides[p.record].name, "backlog", b)
+	case p.paused && b < 1.0/8:
+		p.paused = false
+		p.log.Info("the store of record caught up: serving follows the rollout again", "bridge", p.sides[p.record].name)
+	}
+	return p.paused
+}
+
+// updateRecord makes the candidate the store of record in the full phase
+// (it serves everything) and the primary otherwise; a bridge becomes the
+// record only once it is in step everywhere. p.mu is held.
+func (p *Proxy) updateRecord() {
+	want := Primary
+	if p.cfg.Weight != nil && p.cfg.Weight() >= 1 {
+		want = Shadow
+	}
+	if want == p.record {
+		return
+	}
+	if len(p.sides[want].scopes) > 0 {
+		p.kickResync() // resynced from the current record first
+		return
+	}
+	p.log.Info("store of record changed", "from", p.sides[p.record].name, "to", p.sides[want].name)
+	p.record = want
+}
+
+// mirrorable decides whether r is mirrored to mr. The store of record gets
+// every op; the other bridge skips ops in a subtree out of step there, and
+// goes out of step as a whole when it falls past a bound. p.mu is held.
 func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
-	if mr.stale {
-		r.skip = SkipStale
+	if mr.idx == p.record {
+		return true
+	}
+	if sc := mr.covering(r.paths, structural(&r.op)); sc != nil {
+		r.skip = sc.skipReason()
+		p.skipInto(mr, sc, r)
 		return false
 	}
-	if h != nil && h.barriers[mr.idx] != mr.barriers && r.op.Kind != fsop.Open {
-		// Opened before the bridge's last resync: the handle is gone there.
-		// A change through it reaches only the serving bridge: that file
-		// is out of step until the next resync.
+	if h != nil && h.gone[mr.idx] && r.op.Kind != fsop.Open {
+		// The handle is not open there: a change through it reaches only
+		// the serving bridge, whose file is then out of step.
 		if r.op.Kind.Mutates() {
-			mr.quarantine = append(mr.quarantine, h.path)
-			p.kickResync()
+			p.addScope(mr, []string{h.path}, ScopeHandle, r.seq-1, false)
 		}
 		r.skip = SkipHandle
 		return false
@@ -472,29 +553,42 @@ func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
 		// which is fine to compare.
 		return true
 	}
+	why := ""
 	switch {
 	case mr.pending.Len() >= p.cfg.MirrorMaxOps:
-		p.markStale(mr, fmt.Sprintf("mirror queue at %d ops", mr.pending.Len()))
+		why = fmt.Sprintf("mirror queue at %d ops", mr.pending.Len())
 	case mr.bytes+r.size > p.cfg.MirrorMaxBytes:
-		p.markStale(mr, fmt.Sprintf("mirror queue at %d bytes", mr.bytes))
+		why = fmt.Sprintf("mirror queue at %d bytes", mr.bytes)
 	case mr.pending.Len() > 0 && time.Since(mr.pending.Front().Value.(*rec).admitted) > p.cfg.MirrorMaxLag:
-		p.markStale(mr, "mirror lag past "+p.cfg.MirrorMaxLag.String())
+		why = "mirror lag past " + p.cfg.MirrorMaxLag.String()
 	default:
 		return true
 	}
+	p.markStale(mr, why, r.seq-1)
+	p.skipInto(mr, mr.scopes[len(mr.scopes)-1], r)
 	r.skip = SkipStale
 	return false
 }
 
-// markStale stops mirroring to s until a resync. p.mu is held.
-func (p *Proxy) markStale(s *side, reason string) {
-	if s.stale {
+// markStale puts the whole of s out of step (it fell behind): nothing new
+// is mirrored to it until a resync. p.mu is held.
+func (p *Proxy) markStale(s *side, reason string, from uint64) {
+	if s.stale() {
 		return
 	}
-	s.stale, s.staleSince, s.reason = true, time.Now(), reason
-	p.metrics.Stale.WithLabelValues(s.name).Set(1)
 	p.log.Warn("bridge out of step: mirroring paused until a resync", "bridge", s.name, "role", s.role, "reason", reason)
-	p.kickResync()
+	p.addScopeAt(s, order.Root, ScopeLag, from).lastErr = reason
+}
+
+// warnEvery logs a warning at most once per interval for key (how many
+// were left out is not counted: the metrics count the events).
+func (p *Proxy) warnEvery(key string, interval time.Duration, msg string, args ...any) {
+	now := time.Now()
+	if last, ok := p.warned.Load(key); ok && now.Sub(last.(time.Time)) < interval {
+		return
+	}
+	p.warned.Store(key, now)
+	p.log.Warn(msg, args...)
 }
 
 // kickResync wakes the resync loop.
@@ -515,12 +609,12 @@ func (p *Proxy) runMirror(r *rec, mr *side) {
 	p.finish(r, mr.idx, res, err)
 }
 
-// finish records one side's result; the second one triggers the comparison.
+// finish records one side's result; the second one triggers the
+// comparison. The last side releases r's locks only after the comparison,
+// so no later op that conflicts with r can be compared before r's outcome
+// (a divergence puts its subtree out of step) is known.
 func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 	r.res[s], r.err[s] = res, err
-	if r.tickets[s] != nil {
-		p.sides[s].seq.Done(r.tickets[s])
-	}
 	if s != r.serving {
 		p.mu.Lock()
 		mr := p.sides[s]
@@ -532,5 +626,8 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 	}
 	if r.remaining.Add(-1) == 0 {
 		p.compare(r)
+	}
+	if r.tickets[s] != nil {
+		p.sides[s].seq.Done(r.tickets[s])
 	}
 }

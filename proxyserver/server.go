@@ -123,7 +123,7 @@ func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, 
 	}
 	cfg := proxy.Config{Primary: primary, Shadow: shadow, PrimaryName: names[0], ShadowName: names[1],
 		ReadbackRate: f.ReadbackRate, MirrorMaxOps: f.MirrorMaxOps, MirrorMaxLag: f.MirrorMaxLag, Registerer: reg,
-		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Observe: ctrl.Observe, OpTimeout: f.OpTimeout}
+		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Weight: ctrl.Weight, Observe: ctrl.Observe, OpTimeout: f.OpTimeout}
 	if f.ReadbackRate <= 0 {
 		cfg.ReadbackRate = -1
 	}
@@ -315,7 +315,8 @@ func (rp *Server) Serve(ctx context.Context, reg *prometheus.Registry, listen, a
 	if token == "" {
 		slog.Warn("the admin API has no token: anyone who can reach "+adm.Addr().String()+" can promote or roll back; set "+rollout.EnvAdminToken, "admin", adm.Addr().String())
 	}
-	rp.Rollout.Register(amux, token, func() any { return rp.Proxy.Status() })
+	rp.Rollout.Register(amux, token, func() any { return rp.Proxy.Status() },
+		map[string]http.HandlerFunc{"POST /admin/resync": rp.Proxy.HandleResync})
 	asrv := httpguard.NewServer(amux)
 	slog.Info("proxy listening", "api", api.Addr().String(), "admin", adm.Addr().String())
 	g, gctx := errgroup.WithContext(ctx)

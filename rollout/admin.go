@@ -37,8 +37,9 @@ type AdminStatus struct {
 // A POST must say Content-Type: application/json (else 415: a browser
 // cannot send that cross-site without a preflight) and every request
 // carry no Origin but the server's own loopback one (else 403).
-// proxyStatus, if not nil, is included in the status.
-func (c *Controller) Register(mux *http.ServeMux, token string, proxyStatus func() any) {
+// proxyStatus, if not nil, is included in the status; more are further
+// admin POST endpoints ("POST /admin/resync") behind the same guards.
+func (c *Controller) Register(mux *http.ServeMux, token string, proxyStatus func() any, more map[string]http.HandlerFunc) {
 	auth := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
 			if token != "" {
@@ -51,6 +52,9 @@ func (c *Controller) Register(mux *http.ServeMux, token string, proxyStatus func
 			}
 			h(w, r)
 		}
+	}
+	for pattern, h := range more {
+		mux.HandleFunc(pattern, httpguard.PostJSON(auth(h)))
 	}
 	authStatus := "none"
 	if token != "" {

@@ -20,7 +20,7 @@ import (
 func TestAdminRefusesCrossSite(t *testing.T) {
 	c, _ := New(Config{Logger: quiet()})
 	mux := http.NewServeMux()
-	c.Register(mux, "", nil)
+	c.Register(mux, "", nil, nil)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	own := srv.URL // http://127.0.0.1:PORT

@@ -196,7 +196,7 @@ func TestRouteIsStableAndWeighted(t *testing.T) {
 func TestAdminAPI(t *testing.T) {
 	c, _ := New(Config{Logger: quiet()})
 	mux := http.NewServeMux()
-	c.Register(mux, "s3cret", func() any { return map[string]int{"ops": 7} })
+	c.Register(mux, "s3cret", func() any { return map[string]int{"ops": 7} }, nil)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	do := func(method, path, token, body string) (int, string) {

@@ -1,0 +1,335 @@
+package proxy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/order"
+)
+
+// Why a scope is out of step.
+const (
+	ScopeDiverged = "diverged" // an op or the state it left differed
+	ScopeLag      = "lag"      // the mirror fell past its bound: nothing new was mirrored
+	ScopeFailed   = "failed"   // an op failed on one bridge: it may have half-run
+	ScopeHandle   = "handle"   // a change through a handle the bridge no longer has
+	ScopeSkipped  = "skipped"  // an op reached this subtree from a scope that was not mirrored
+)
+
+// maxExpected bounds a scope's expected paths: past it the audit cannot
+// tell an expected difference from a lost change, and counts none.
+const maxExpected = 100000
+
+// A scope is a subtree of one bridge that is out of step with the store of
+// record (docs/ARCHITECTURE.md, "Subtree resync"): ops touching it are not
+// mirrored to that bridge, not served by it, and not compared, until a
+// resync audits the two copies and copies the record's over it. The rest
+// of the tree is mirrored and compared as usual.
+type scope struct {
+	root   string // a directory ("." is the whole store)
+	reason string
+	since  time.Time
+	// from: ops admitted after it that touch root ran on a state that
+	// differs, or did not run: they are not compared until the barrier.
+	from uint64
+	// barrier is the resync barrier's sequence number once it is admitted
+	// (0 before): ops admitted after it are compared again.
+	barrier uint64
+	// expected are the paths of ops this bridge did not run: the audit does
+	// not count differences there. counted are paths whose difference was
+	// counted already, as a divergence of an op. uncertain: ops ran here on
+	// a state the audit cannot account for (a resync that failed half-way).
+	expected, counted map[string]struct{}
+	uncertain         bool
+	// pinned are the paths under root whose mtime was set explicitly as
+	// of the barrier: the audit compares their mtimes.
+	pinned   map[string]struct{}
+	attempts int
+	next     time.Time // earliest next attempt (backoff after a failure)
+	lastErr  string
+	// held is why the audit refused to copy: the store of record lost
+	// something the other bridge has. The scope stays until an operator
+	// resolves it (force: copy the record's anyway).
+	held  string
+	force bool
+}
+
+// structural reports whether op can move or remove the paths it names (and
+// so a scope below them).
+func structural(op *fsop.Op) bool {
+	return op.Kind == fsop.Rename || op.Kind == fsop.Rmdir
+}
+
+// touches reports whether an op on paths touches the subtree at root: a
+// path inside it, or (for a structural op) an ancestor of it.
+func touches(root string, paths []string, structural bool) bool {
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if order.Within(p, root) || (structural && order.Within(root, p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// scopeRoot is the smallest directory that holds every path's entry: the
+// deepest common ancestor of their parent directories.
+func scopeRoot(paths []string) string {
+	root := ""
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		d := parentDir(p)
+		if root == "" {
+			root = d
+			continue
+		}
+		root = commonAncestor(root, d)
+	}
+	if root == "" {
+		return order.Root
+	}
+	return root
+}
+
+func parentDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return order.Root
+}
+
+// commonAncestor is the deepest directory that is or contains both a and b.
+func commonAncestor(a, b string) string {
+	for !order.Within(b, a) {
+		a = parentDir(a)
+	}
+	return a
+}
+
+// covering returns the first active scope of s that an op on paths
+// touches. p.mu is held.
+func (s *side) covering(paths []string, structural bool) *scope {
+	for _, sc := range s.scopes {
+		if touches(sc.root, paths, structural) {
+			return sc
+		}
+	}
+	return nil
+}
+
+// inStep reports whether none of paths lies in a scope of s. p.mu is held.
+func (s *side) inStep(paths []string, structural bool) bool {
+	return s.covering(paths, structural) == nil
+}
+
+// stale reports whether the whole bridge is out of step. p.mu is held.
+func (s *side) stale() bool {
+	for _, sc := range s.scopes {
+		if sc.root == order.Root {
+			return true
+		}
+	}
+	return false
+}
+
+// incomparable returns the scope of s that makes r (admitted before now)
+// not comparable, if any: r touches it and ran there on a state not known
+// equal to the record's (after the scope's start and before its resync
+// barrier). p.mu is held.
+func (s *side) incomparable(r *rec) *scope {
+	st := structural(&r.op)
+	for _, list := range [2][]*scope{s.scopes, s.settled} {
+		for _, sc := range list {
+			if r.seq > sc.from && (sc.barrier == 0 || r.seq < sc.barrier) && touches(sc.root, r.paths, st) {
+				return sc
+			}
+		}
+	}
+	return nil
+}
+
+// skipReason is why an op touching sc is not compared.
+func (sc *scope) skipReason() string {
+	switch {
+	case sc.barrier != 0:
+		return SkipResync
+	case sc.reason == ScopeLag || sc.reason == ScopeFailed:
+		return SkipStale
+	}
+	return SkipQuarantined
+}
+
+// addScope marks the subtree holding paths out of step on s, merging it
+// with the scopes it overlaps, and wakes the resync loop. Paths go into the
+// scope's counted set (their difference was counted) or expected set (s
+// did not run the op). p.mu is held.
+func (p *Proxy) addScope(s *side, paths []string, reason string, from uint64, counted bool) *scope {
+	sc := p.addScopeAt(s, scopeRoot(paths), reason, from)
+	for _, path := range paths {
+		if path != "" {
+			sc.note(path, counted)
+		}
+	}
+	return sc
+}
+
+// addScopeAt marks the subtree at root out of step on s (see addScope).
+// p.mu is held.
+func (p *Proxy) addScopeAt(s *side, root, reason string, from uint64) *scope {
+	var sc *scope
+	for _, o := range s.scopes {
+		if order.Within(root, o.root) {
+			sc = o // already inside an active scope
+			break
+		}
+	}
+	if sc == nil {
+		sc = &scope{root: root, reason: reason, since: time.Now(), from: from}
+		kept := s.scopes[:0]
+		for _, o := range s.scopes {
+			if order.Within(o.root, root) {
+				sc.absorb(o)
+			} else {
+				kept = append(kept, o)
+			}
+		}
+		s.scopes = append(kept, sc)
+		p.log.Info("subtree out of step: not mirrored, served or compared there until its resync",
+			"bridge", s.name, "subtree", sc.root, "reason", reason)
+	}
+	sc.from = min(sc.from, from)
+	p.metrics.Stale.WithLabelValues(s.name).Set(float64(len(s.scopes)))
+	p.kickResync()
+	return sc
+}
+
+// absorb takes o (a scope inside sc) into sc.
+func (sc *scope) absorb(o *scope) {
+	sc.from = min(sc.from, o.from)
+	sc.since = minTime(sc.since, o.since)
+	sc.uncertain = sc.uncertain || o.uncertain
+	for path := range o.expected {
+		sc.note(path, false)
+	}
+	for path := range o.counted {
+		sc.note(path, true)
+	}
+	if o.held != "" && sc.held == "" {
+		sc.held = o.held
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// note records path as counted or expected.
+func (sc *scope) note(path string, counted bool) {
+	m := &sc.expected
+	if counted {
+		m = &sc.counted
+	}
+	if *m == nil {
+		*m = map[string]struct{}{}
+	}
+	if len(*m) < maxExpected {
+		(*m)[path] = struct{}{}
+	} else if !counted {
+		sc.uncertain = true
+	}
+}
+
+// skipInto records that r touched sc and was not mirrored to s: its paths
+// inside sc are expected to differ; a path it reached outside sc (a rename
+// out of it) is now out of step too. p.mu is held.
+func (p *Proxy) skipInto(s *side, sc *scope, r *rec) {
+	var outside []string
+	for _, path := range r.paths {
+		switch {
+		case path == "":
+		case order.Within(path, sc.root):
+			sc.note(path, false)
+		case !structural(&r.op) || !order.Within(sc.root, path):
+			outside = append(outside, path)
+		}
+	}
+	if structural(&r.op) {
+		// Moving or removing an ancestor of sc: its parent is out of step.
+		for _, path := range r.paths {
+			if path != "" && order.Within(sc.root, path) && path != sc.root {
+				outside = append(outside, path)
+			}
+		}
+	}
+	if len(outside) > 0 {
+		p.addScope(s, outside, ScopeSkipped, r.seq-1, false)
+	}
+}
+
+// settle forgets resynced scopes whose barrier every op not yet
+// accounted for has passed (oldest is the oldest such op's sequence
+// number). p.mu is held.
+func (s *side) settle(oldest uint64) {
+	kept := s.settled[:0]
+	for _, sc := range s.settled {
+		if sc.barrier == 0 || sc.barrier > oldest {
+			kept = append(kept, sc)
+		}
+	}
+	s.settled = kept
+}
+
+// mtimeSet reports whether the last change of path set its modification
+// time explicitly (utimens): then both bridges must report that time, and
+// it is compared. p.mu is held.
+func (p *Proxy) mtimeSet(path string) bool {
+	_, ok := p.pinned[path]
+	return ok
+}
+
+// pinnedUnder copies the paths under root whose mtime is compared. p.mu
+// is held.
+func (p *Proxy) pinnedUnder(root string) map[string]struct{} {
+	out := map[string]struct{}{}
+	for path := range p.pinned {
+		if order.Within(path, root) {
+			out[path] = struct{}{}
+		}
+	}
+	return out
+}
+
+// maxPinned bounds the paths whose mtime is compared.
+const maxPinned = 65536
+
+// pin records what op does to modification times: utimens sets its
+// path's (compared from then on); any other change of a file's content or
+// a directory's entries sets them to each bridge's own clock (no longer
+// compared). p.mu is held.
+func (p *Proxy) pin(op *fsop.Op, paths []string) {
+	if !op.Kind.Mutates() || op.Kind == fsop.Close || op.Kind == fsop.Fsync {
+		return
+	}
+	if op.Kind == fsop.Utimens {
+		if p.pinned == nil || len(p.pinned) >= maxPinned {
+			p.pinned = map[string]struct{}{}
+		}
+		p.pinned[op.Path] = struct{}{}
+		return
+	}
+	for _, path := range paths {
+		if path == "" {
+			continue
+		}
+		delete(p.pinned, path)
+		delete(p.pinned, parentDir(path))
+	}
+}

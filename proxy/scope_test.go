@@ -1,0 +1,289 @@
+package proxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/lighthouse-fs/lighthouse/compare"
+	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/rollout"
+)
+
+// treeNames is a tree of dirs directories of files files each.
+func treeNames(dirs, files int) (ds, fs []string) {
+	for d := 0; d < dirs; d++ {
+		dir := fmt.Sprintf("dir%02d", d)
+		ds = append(ds, dir)
+		for f := 0; f < files; f++ {
+			fs = append(fs, fmt.Sprintf("%s/f%02d", dir, f))
+		}
+	}
+	return ds, fs
+}
+
+// setupTree creates the directories and files through the proxy.
+func setupTree(t *testing.T, p *Proxy, ds, fs []string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, d := range ds {
+		if _, err := p.Exec(ctx, &fsop.Op{Kind: fsop.Mkdir, Path: d, Mode: 0o755}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range fs {
+		if _, err := p.Exec(ctx, &fsop.Op{Kind: fsop.WriteFile, Path: f, Data: []byte("initial " + f)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// treeOp is a random op of an editing workload on the tree: reads, stats,
+// listings, rewrites, appends, chmods, utimens, renames within a directory
+// (some with RENAME_NOREPLACE, share renameFlags), creates and unlinks.
+func treeOp(r *rand.Rand, ds, fs []string, renameFlags float64) fsop.Op {
+	f := fs[r.IntN(len(fs))]
+	dir := f[:5]
+	data := []byte(fmt.Sprintf("v%d of %s", r.IntN(1000), f))
+	switch x := r.Float64(); {
+	case x < renameFlags:
+		return fsop.Op{Kind: fsop.Rename, Path: f, To: fmt.Sprintf("%s/r%02d", dir, r.IntN(3)), Flags: fsop.RenameNoReplace}
+	case x < 0.30:
+		return fsop.Op{Kind: fsop.ReadFile, Path: f}
+	case x < 0.45:
+		return fsop.Op{Kind: fsop.Stat, Path: f}
+	case x < 0.52:
+		return fsop.Op{Kind: fsop.Readdir, Path: dir}
+	case x < 0.70:
+		return fsop.Op{Kind: fsop.WriteFile, Path: f, Data: data}
+	case x < 0.78:
+		return fsop.Op{Kind: fsop.Append, Path: f, Data: data}
+	case x < 0.83:
+		return fsop.Op{Kind: fsop.Chmod, Path: f, Mode: uint32(0o600 + r.IntN(0o100))}
+	case x < 0.87:
+		return fsop.Op{Kind: fsop.Utimens, Path: f, AtimeNs: 1, MtimeNs: int64(r.IntN(1 << 30))}
+	case x < 0.92:
+		return fsop.Op{Kind: fsop.Rename, Path: f, To: fmt.Sprintf("%s/r%02d", dir, r.IntN(3))}
+	case x < 0.96:
+		return fsop.Op{Kind: fsop.Create, Path: fmt.Sprintf("%s/n%02d", dir, r.IntN(5)), Mode: 0o644}
+	}
+	return fsop.Op{Kind: fsop.Unlink, Path: fmt.Sprintf("%s/n%02d", dir, r.IntN(5))}
+}
+
+// bazilRenameFlags makes b answer renameat2 with flags as bazil does
+// (EINVAL, nothing done): an allowed difference whose states differ.
+func bazilRenameFlags(op *fsop.Op, res *fsop.Result) bool {
+	if op.Kind == fsop.Rename && op.Flags != 0 {
+		*res = fsop.Result{Errno: "EINVAL"}
+		return true
+	}
+	return false
+}
+
+// runTree sends n tree ops from clients concurrent clients.
+func runTree(t *testing.T, p *Proxy, clients, n int, ds, fs []string, renameFlags float64, seed uint64) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(seed, uint64(c)))
+			for i := 0; i < n/clients; i++ {
+				op := treeOp(r, ds, fs, renameFlags)
+				if _, err := p.Exec(context.Background(), &op); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}(c)
+	}
+	wg.Wait()
+}
+
+// TestAllowedDifferencesQuarantineLittle: a heavy random mix in which 1%
+// of ops are renames with flags that bazil refuses and go-fuse performs
+// (an allowed difference whose states differ). Only the directory holding
+// each is resynced, so quarantine skips at most 2% of ops, and the
+// bridges end equal.
+func TestAllowedDifferencesQuarantineLittle(t *testing.T) {
+	pb, sb := newStoreBridge(), newStoreBridge()
+	pb.inject = bazilRenameFlags
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb})
+	ds, fs := treeNames(40, 10)
+	setupTree(t, p, ds, fs)
+	const n = 12000
+	runTree(t, p, 8, n, ds, fs, 0.01, 1)
+	waitIdle(t, p)
+	waitFor(t, "every scope resynced", func() bool { return p.Status().Bridges[Shadow].Quarantined == 0 })
+	v := p.Stats()
+	q := float64(v.Skipped[SkipQuarantined]+v.Skipped[SkipResync]) / float64(v.Ops)
+	t.Logf("ops %d compared %d (%.2f%%) skipped %v resyncs %d (%d bytes) allowed %d divergent %d; mirror lag max %.2fs depth %d",
+		v.Ops, v.Compared, 100*v.Coverage(), v.Skipped, v.Resyncs, v.ResyncBytes, v.ByClass[compare.ClassAllowed], v.Divergent, v.MaxLagSeconds, v.MaxQueueDepth)
+	if v.ByClass[compare.ClassAllowed] == 0 || v.Resyncs == 0 {
+		t.Fatalf("no allowed difference (%d) or no resync (%d): the test did not exercise quarantine", v.ByClass[compare.ClassAllowed], v.Resyncs)
+	}
+	if q > 0.02 {
+		t.Fatalf("quarantine skipped %.2f%% of ops, want at most 2%%", 100*q)
+	}
+	if v.Divergent != 0 {
+		t.Fatalf("%d divergences beyond the allowed renames: %v %s", v.Divergent, v.ByClass, notAllowed(v))
+	}
+	if a, b := dump(t, pb), dump(t, sb); a != b {
+		t.Fatalf("bridges differ after the resyncs:\n%s\nvs\n%s", a, b)
+	}
+}
+
+// dropWrites makes a bridge answer success to a fraction of writes without
+// doing them (a lost write), counting them.
+func dropWrites(b *storeBridge, rate float64, lost *atomic.Int64) func(op *fsop.Op) (fsop.Result, bool) {
+	return func(op *fsop.Op) (fsop.Result, bool) {
+		if (op.Kind == fsop.WriteFile || op.Kind == fsop.Append) && b.rand(100000) < int(rate*100000) {
+			lost.Add(1)
+			return fsop.Result{N: int64(len(op.Data))}, true // what a write answers
+		}
+		return fsop.Result{}, false
+	}
+}
+
+// sequentialReference runs the same seeded ops on a plain store, one by
+// one: what the store of record must hold when every write it
+// acknowledged is kept.
+func sequentialReference(t *testing.T, ds, fs []string, n int, seed uint64) string {
+	ref := newStoreBridge()
+	pr, _ := newTestProxy(t, Config{Primary: ref, Shadow: newStoreBridge(), ReadbackRate: -1})
+	setupTree(t, pr, ds, fs)
+	runTree(t, pr, 1, n, ds, fs, 0, seed)
+	return dump(t, ref)
+}
+
+// TestLostWritesCountedRecordKept: a bridge that silently drops 1% of
+// writes while answering success. Every lost write is counted (by the
+// read-back after it, or the audit before a resync), no resync erases one
+// uncounted, and the store of record keeps every acknowledged write: in
+// the shadow phase with the faulty shadow, in canary with the faulty
+// candidate serving half the paths, and with the faulty primary (then the
+// record is at fault: its subtree is held, never overwritten, and the
+// candidate is not blamed).
+func TestLostWritesCountedRecordKept(t *testing.T) {
+	ds, fs := treeNames(20, 10)
+	const n = 6000
+	want := sequentialReference(t, ds, fs, n, 9)
+	for _, tt := range []struct {
+		name   string
+		weight float64
+		faulty Side
+	}{
+		{"shadow phase, faulty shadow", 0, Shadow},
+		{"canary, faulty candidate", 0.5, Shadow},
+		{"shadow phase, faulty primary", 0, Primary},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pb, sb := newStoreBridge(), newStoreBridge()
+			bad := []*storeBridge{pb, sb}[tt.faulty]
+			var observed atomic.Int64
+			w := tt.weight
+			var buf bytes.Buffer
+			var mu sync.Mutex
+			cfg := Config{Primary: pb, Shadow: sb, Record: lockedWriter{&buf, &mu},
+				Route:   CandidateRoute(func(key string) bool { return w > 0 && len(key)%2 == 0 }),
+				Weight:  func() float64 { return w },
+				Observe: func(o rollout.Observation) { observed.Add(b2i(o.Divergent)) }}
+			p, _ := newTestProxy(t, cfg)
+			setupTree(t, p, ds, fs)
+			waitIdle(t, p)
+			lost := map[string]bool{} // op path and data: unique in this workload
+			var lostN atomic.Int64
+			drop := dropWrites(bad, 0.01, &lostN)
+			bad.drop = func(op *fsop.Op) (fsop.Result, bool) {
+				res, ok := drop(op)
+				if ok {
+					mu.Lock()
+					lost[op.Path+"\x00"+string(op.Data)] = true
+					mu.Unlock()
+				}
+				return res, ok
+			}
+			runTree(t, p, 1, n, ds, fs, 0, 9)
+			waitIdle(t, p)
+			p.Close()
+			v := p.Stats()
+
+			// Each lost write's own outcome, from the record log.
+			var counted, notCompared int
+			mu.Lock()
+			sc := bufio.NewScanner(bytes.NewReader(buf.Bytes()))
+			sc.Buffer(nil, 1<<20)
+			for sc.Scan() {
+				var r Record
+				if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+					t.Fatal(err)
+				}
+				switch {
+				case !lost[r.Op.Path+"\x00"+string(r.Op.Data)]:
+				case r.Skipped != "":
+					notCompared++
+				case r.Class != "":
+					counted++
+				}
+			}
+			mu.Unlock()
+			held := testutil.ToFloat64(p.metrics.ResyncHeld.WithLabelValues("gofuse"))
+			t.Logf("lost %d: counted %d, not compared %d; by class %v, skipped %v, resyncs %d, held %.0f, observed divergent %d",
+				lostN.Load(), counted, notCompared, v.ByClass, v.Skipped, v.Resyncs, held, observed.Load())
+			if lostN.Load() == 0 {
+				t.Fatal("no write was lost: the test did not exercise anything")
+			}
+			compared := int(lostN.Load()) - notCompared
+			if float64(counted) < 0.99*float64(compared) {
+				t.Fatalf("counted %d of the %d lost writes that were compared", counted, compared)
+			}
+			if tt.faulty == Primary {
+				// The record lost them. Its copy never replaced the good one
+				// (held), and nothing is held against the candidate; ops in
+				// a held subtree are not compared (not mirrored).
+				if held == 0 {
+					t.Fatal("no resync held: the faulty record's copy replaced the good one")
+				}
+				if observed.Load() != 0 {
+					t.Fatalf("%d divergences held against the candidate, all caused by the primary", observed.Load())
+				}
+				return
+			}
+			if notCompared != 0 {
+				t.Fatalf("%d lost writes were not compared", notCompared)
+			}
+			if got := dump(t, pb); got != want {
+				t.Fatalf("the store of record lost acknowledged writes:\n%s\nwant\n%s", got, want)
+			}
+		})
+	}
+}
+
+// notAllowed renders the first example of each class beyond the allowlist.
+func notAllowed(v StatsView) string {
+	var out string
+	for class, ds := range v.Examples {
+		if class == compare.ClassAllowed || len(ds) == 0 {
+			continue
+		}
+		d := ds[0]
+		out += fmt.Sprintf("\n%s: seq %d %s %s -> %s (fault %q)\n%s\nrecent: %v", class, d.Seq, d.Op.Kind, d.Op.Path, d.Op.To, d.Fault, d.Diff, describe(d.Recent))
+	}
+	return out
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
