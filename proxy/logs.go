@@ -170,18 +170,6 @@ func (h *history) add(r *rec) *histOp {
 	return e
 }
 
-// touchedUnder lists the paths under root that ops admitted after from
-// (and before the end of the history) touched.
-func (h *history) touchedUnder(root string, from uint64) []string {
-	var out []string
-	for path, l := range h.byPath {
-		if len(l) > 0 && l[len(l)-1].seq > from && order.Within(path, root) {
-			out = append(out, path)
-		}
-	}
-	return out
-}
-
 // cutCopy copies at most historyKeepBytes of b: the history must not pin
 // the client's buffer.
 func cutCopy(b []byte) []byte {
@@ -189,15 +177,6 @@ func cutCopy(b []byte) []byte {
 		return nil
 	}
 	return append([]byte(nil), b[:min(len(b), historyKeepBytes)]...)
-}
-
-// last returns the last mutation admitted before seq that changed path
-// itself (nil if the history has none).
-func (h *history) last(path string, seq uint64) *histOp {
-	if l := h.mutations(path, seq); len(l) > 0 {
-		return l[0]
-	}
-	return nil
 }
 
 // mutations returns the mutations admitted before seq that changed path
