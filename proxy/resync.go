@@ -363,11 +363,46 @@ func (p *Proxy) settleResync(tgt *side, sc *scope, out resyncOutcome) error {
 	return nil
 }
 
+// infoer is a bridge that says what it runs (bridgeclient.Client does).
+type infoer interface {
+	Info(ctx context.Context) (fsop.BridgeInfo, error)
+}
+
+// recordLoss says why src must not be copied from: its store reports a
+// repaired data loss (acknowledged records moved aside at start), so its
+// copy may lack what the other bridge still has. "" when it reports none
+// or cannot say (a bridge without /v1/info).
+func recordLoss(ctx context.Context, src *side) (string, error) {
+	b, ok := src.b.(infoer)
+	if !ok {
+		return "", nil
+	}
+	info, err := b.Info(ctx)
+	if err != nil {
+		return "", fmt.Errorf("info of %s: %w", src.name, err)
+	}
+	if l := info.DataLoss; l != nil {
+		return fmt.Sprintf("%s's store reports data loss (%d bytes of acknowledged log after lsn %d moved to %s): restore it, or clear the loss with `lighthouse store repair --clear-loss`, then force the resync",
+			src.name, l.Bytes, l.AfterLSN, l.Quarantine), nil
+	}
+	return "", nil
+}
+
 // installScope runs on tgt at the barrier: it audits tgt's copy of sc
-// against the record's (snap) and installs snap unless the audit refuses.
+// against the record's (snap) and installs snap unless the audit refuses
+// or the record's store reports a data loss.
 func (p *Proxy) installScope(tgt *side, sc *scope, snap []byte, hs []reopenHandle) resyncOutcome {
 	ctx, cancel := context.WithTimeout(p.stop, p.cfg.OpTimeout)
 	defer cancel()
+	if !sc.force {
+		why, err := recordLoss(ctx, p.sides[tgt.idx.other()])
+		if err != nil {
+			return resyncOutcome{err: err}
+		}
+		if why != "" {
+			return resyncOutcome{held: why}
+		}
+	}
 	mine, err := tgt.b.SnapshotSubtree(ctx, sc.root)
 	if err != nil && !errors.Is(err, ErrRefused) {
 		return resyncOutcome{err: fmt.Errorf("snapshot of %s on %s: %w", sc.root, tgt.name, err)}
@@ -459,6 +494,6 @@ func (p *Proxy) holdScope(tgt *side, sc *scope, why string) {
 	p.metrics.ResyncHeld.WithLabelValues(tgt.name).Set(float64(held))
 	p.mu.Unlock()
 	p.kickResync()
-	p.log.Error("RESYNC HELD: the store of record lost what the other bridge has; the subtree is not copied, compared or served by the other bridge until an operator resolves it",
+	p.log.Error("RESYNC HELD: the store of record may lack what the other bridge has; the subtree is not copied, compared or served by the other bridge until an operator resolves it",
 		"record", p.sides[tgt.idx.other()].name, "bridge", tgt.name, "subtree", sc.root, "why", why)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -286,4 +287,68 @@ func b2i(b bool) int64 {
 		return 1
 	}
 	return 0
+}
+
+// lossyRecord is a bridge whose store reports a repaired data loss in its
+// info (bridge /v1/info) until cleared.
+type lossyRecord struct {
+	*storeBridge
+	loss atomic.Pointer[fsop.DataLoss]
+}
+
+func (b *lossyRecord) Info(context.Context) (fsop.BridgeInfo, error) {
+	return fsop.BridgeInfo{DataLoss: b.loss.Load()}, nil
+}
+
+// TestResyncHeldWhileRecordReportsDataLoss: the store of record reports a
+// data loss (its log was repaired at start): a resync never copies from
+// it, the subtree is held with the reason and what to do, and the other
+// bridge keeps its copy until an operator forces the resync.
+func TestResyncHeldWhileRecordReportsDataLoss(t *testing.T) {
+	pb, sb := &lossyRecord{storeBridge: newStoreBridge()}, newStoreBridge()
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb})
+	ctx := context.Background()
+	setupTree(t, p, []string{"d"}, []string{"d/f"})
+	waitIdle(t, p)
+	// The shadow has what the record lost.
+	if _, err := sb.Exec(ctx, &fsop.Op{Kind: fsop.WriteFile, Path: "d/f", Data: []byte("kept only here")}); err != nil {
+		t.Fatal(err)
+	}
+	pb.loss.Store(&fsop.DataLoss{Bytes: 4096, AfterLSN: 7, Quarantine: "/data/quarantine/1"})
+	read := func() string {
+		res, err := sb.Exec(ctx, &fsop.Op{Kind: fsop.ReadFile, Path: "d/f"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(res.Data)
+	}
+
+	if err := p.ResyncSubtree("shadow", "d", false); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "kept only here" {
+		t.Fatalf("the shadow's copy was replaced from a record that reports data loss: %q", got)
+	}
+	var held string
+	for _, b := range p.Status().Bridges {
+		for _, sc := range b.OutOfStep {
+			held += sc.Held
+		}
+	}
+	if !strings.Contains(held, "data loss") || !strings.Contains(held, "--clear-loss") {
+		t.Fatalf("held reason %q does not say data loss and what to do", held)
+	}
+	if n := testutil.ToFloat64(p.metrics.ResyncHeld.WithLabelValues("gofuse")); n != 1 {
+		t.Fatalf("lighthouse_proxy_resync_held = %v, want 1", n)
+	}
+
+	// The operator restored the record (or accepted the loss): forced, the
+	// record's copy is installed.
+	pb.loss.Store(nil)
+	if err := p.ResyncSubtree("shadow", "d", true); err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got != "initial d/f" {
+		t.Fatalf("after the forced resync the shadow holds %q, want the record's", got)
+	}
 }
