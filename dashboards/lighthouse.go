@@ -24,6 +24,7 @@ const (
 	CUSUMDivergenceH    = 11    // rollout.DefaultThresholds().HDivergent
 	CUSUMErrorsH        = 14    // rollout.DefaultThresholds().HErrors (error and slow)
 	MirrorMaxLag        = 10.0  // seconds: the proxy's --mirror-max-lag default
+	CoverageMin         = 0.95  // rollout.DefaultThresholds().MinCoverage
 )
 
 // Backends of the migration: the primary and the candidate, as the
@@ -42,6 +43,14 @@ func DivergenceRatio(window string) string {
 	compared := fmt.Sprintf("sum(rate(lighthouse_proxy_compared_total[%s]))", window)
 	return fmt.Sprintf(`(sum(rate(lighthouse_fuse_backend_divergence_total{class!~"allowed|shadow_error"}[%s])) or 0 * %s) / %s`,
 		window, compared, compared)
+}
+
+// Coverage is the share of served ops that were compared over window
+// (the rest were skipped, with a reason): the verdict and the rollout
+// speak only for this share.
+func Coverage(window string) string {
+	compared := fmt.Sprintf("sum(rate(lighthouse_proxy_compared_total[%s]))", window)
+	return fmt.Sprintf("%s / (%s + (sum(rate(lighthouse_proxy_mirror_skipped_total[%s])) or 0 * %s))", compared, compared, window, compared)
 }
 
 // LatencyQuantile is the q-quantile of the bridges' op latency over
@@ -153,8 +162,16 @@ func Lighthouse() *Dashboard {
 		"percentunit", q(DivergenceRatio(ri), "divergence ratio"), q(constant(DivergenceThreshold), "threshold 0.1%"))
 	withThreshold(ratio, DivergenceThreshold, "threshold 0.1%")
 	ratio.FieldConfig.Defaults.Decimals = intp(3)
-	l.add(12, 8, ratio)
-	l.add(12, 8, stacked(timeseries("Compared ops by op",
+	l.add(8, 8, ratio)
+	cov := timeseries("Coverage (compared / served)",
+		"The share of served ops whose results were compared; the rest were skipped, by the reasons under Mirror health. The divergence ratio speaks only for this share, and the rollout does not advance on a window below 95% (min_coverage, red line).",
+		"percentunit", q(Coverage(ri), "coverage"), q(constant(CoverageMin), "minimum 95%"))
+	cov.FieldConfig.Defaults.Thresholds = steps("red", CoverageMin, "green")
+	cov.FieldConfig.Defaults.Custom.ThresholdsStyle = &ThresholdsStyle{Mode: "dashed"}
+	dashed(cov, "minimum 95%", "red")
+	cov.FieldConfig.Defaults.Max = f64p(1)
+	l.add(8, 8, cov)
+	l.add(8, 8, stacked(timeseries("Compared ops by op",
 		"Ops whose results were compared between the two bridges, per second: the divergence ratio's denominator. Ops not compared are under Mirror health, skipped.",
 		"ops", q(fmt.Sprintf("sum by (op) (rate(lighthouse_proxy_compared_total[%s]))", ri), "{{op}}"))))
 	l.add(8, 8, bars(timeseries("Divergences by class",
@@ -223,30 +240,44 @@ func Lighthouse() *Dashboard {
 		"s", q("max by (bridge) (lighthouse_proxy_mirror_lag_seconds)", "{{bridge}}"))
 	withThreshold(lag, MirrorMaxLag, "")
 	l.add(6, 7, lag)
-	stale := stat("Stale bridges",
-		"1 while a bridge is out of step (lagging, dead, or diverged) and waits for a resync: its ops are not compared.",
+	stale := stat("Subtrees out of step",
+		"Subtrees of each bridge out of step with the store of record (lagging, dead, diverged, or a failed op) and waiting for their resync: ops there are not compared; the rest of the tree is.",
 		"", instant("max by (bridge) (lighthouse_proxy_mirror_stale)", "{{bridge}}"))
-	stale.FieldConfig.Defaults.Thresholds = steps("green", 1, "red")
+	stale.FieldConfig.Defaults.Thresholds = steps("green", 1, "orange")
 	stale.FieldConfig.Defaults.Color = &FieldColor{Mode: "thresholds"}
 	stale.FieldConfig.Defaults.Mappings = []any{map[string]any{"type": "value", "options": map[string]any{
 		"0": map[string]any{"index": 0, "text": "in step"},
-		"1": map[string]any{"index": 1, "text": "STALE"},
 	}}}
-	l.add(4, 7, stale)
-	l.add(8, 7, timeseries("Mirror queue bytes", "Payload bytes held for mirrored ops not yet finished (bounded at 256 MiB).",
+	l.add(3, 7, stale)
+	held := stat("Resyncs held",
+		"Subtrees whose resync was refused because the store of record may lack acknowledged data the other bridge has (its audit blamed the record, or its store reports a data loss). Nothing is copied until an operator resolves it: `lighthouse status`, then POST /admin/resync with force.",
+		"", instant("max by (bridge) (lighthouse_proxy_resync_held)", "{{bridge}}"))
+	held.FieldConfig.Defaults.Thresholds = steps("green", 1, "red")
+	held.FieldConfig.Defaults.Color = &FieldColor{Mode: "thresholds"}
+	held.FieldConfig.Defaults.NoValue = "none"
+	l.add(3, 7, held)
+	l.add(6, 7, timeseries("Mirror queue bytes", "Payload bytes held for mirrored ops not yet finished (bounded at 256 MiB).",
 		"bytes", q("max by (bridge) (lighthouse_proxy_mirror_queue_bytes)", "{{bridge}}")))
 	skipped := bars(timeseries("Skipped ops by reason",
-		"Ops not compared, per second, by mirror bridge and reason: stale (out of step), quarantined (a path waiting for a resync after a divergence), resync (admitted across a resync), serving_error, handle (opened before a resync).",
+		"Ops not compared, per second, by bridge and reason: stale (the bridge's subtree is out of step), quarantined (out of step after a divergence), resync (admitted across a resync), handle (a handle the bridge no longer has), shadow_error and serving_error (an op failed on one side), shutdown.",
 		"ops", q(fmt.Sprintf("sum by (bridge, reason) (rate(lighthouse_proxy_mirror_skipped_total[%s]))", ri), "{{bridge}} {{reason}}")))
 	skipped.FieldConfig.Defaults.NoValue = "none skipped"
-	l.add(12, 7, skipped)
+	l.add(9, 7, skipped)
 	resyncs := timeseries("Resyncs (cumulative)",
-		"Resyncs of a bridge from a snapshot of the other since the proxy started, by result, and the snapshots each bridge installed: each step is one resync.",
+		"Subtree resyncs of a bridge from the store of record since the proxy started, by result, and the snapshots each bridge installed: each step is one resync.",
 		"short", q("sum by (bridge, result) (lighthouse_proxy_resyncs_total)", "resync {{bridge}} {{result}}"),
 		q("max by (instance) (lighthouse_bridge_snapshot_restores_total)", "restores on {{instance}}"),
 		q("max by (instance) (lighthouse_bridge_subtree_restores_total)", "subtree restores on {{instance}}"))
 	resyncs.FieldConfig.Defaults.Custom.LineInterpolation = "stepAfter"
-	l.add(12, 7, resyncs)
+	l.add(9, 7, resyncs)
+	l.add(12, 7, timeseries("Resync bytes copied",
+		"Snapshot bytes copied from the store of record per second: a resync copies one subtree, not the store.",
+		"Bps", q(fmt.Sprintf("sum by (bridge) (rate(lighthouse_proxy_resync_bytes_total[%s]))", ri), "{{bridge}}")))
+	audit := timeseries("Resync audit differences (cumulative)",
+		"Paths each resync's audit found different before copying, by result: counted (no op explains it, e.g. a lost write: a divergence of class audit), expected (ops there did not run on that bridge), uncounted (ops ran there that the audit cannot account for).",
+		"short", q("sum by (bridge, result) (lighthouse_proxy_resync_audit_differences_total)", "{{bridge}} {{result}}"))
+	audit.FieldConfig.Defaults.Custom.LineInterpolation = "stepAfter"
+	l.add(12, 7, audit)
 
 	l.row("Resources")
 	l.add(6, 7, timeseries("CPU", "CPU seconds per second of each Lighthouse process (the bridges' executors run in child processes, not counted here).",

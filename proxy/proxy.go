@@ -279,6 +279,15 @@ func New(cfg Config) (*Proxy, error) {
 		for _, reason := range SkipReasons {
 			p.metrics.Skipped.WithLabelValues(s.name, reason)
 		}
+		// Every series the dashboard reads exists from the first scrape.
+		p.metrics.ResyncHeld.WithLabelValues(s.name).Set(0)
+		p.metrics.ResyncBytes.WithLabelValues(s.name)
+		for _, result := range []string{"ok", "failed"} {
+			p.metrics.Resyncs.WithLabelValues(s.name, result)
+		}
+		for _, result := range []string{"counted", "expected", "uncounted"} {
+			p.metrics.AuditDifferences.WithLabelValues(s.name, result)
+		}
 		for i := 0; i < cfg.MirrorWorkers; i++ {
 			p.wg.Add(1)
 			go func(w *workQueue) { defer p.wg.Done(); w.run() }(s.work)
