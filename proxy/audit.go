@@ -88,8 +88,8 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 		// Whether counted or not, the evidence decides whether the record's
 		// copy may replace the other: never when the record lost what an
 		// op it was told to do asked for and the other holds it.
-		hist := p.history.mutations(path, sc.barrier)
-		fault, last := blameBack(hist, path, entryView{df.a}, entryView{df.b})
+		hist := p.history.lineage(path, sc.barrier)
+		fault, last := blameBack(hist, entryView{df.a}, entryView{df.b})
 		if fault == "record" && res.recordAtFault == "" {
 			res.recordAtFault = fmt.Sprintf("%s %s: %s holds what %s acknowledged, %s does not", last.op.Kind, path, tgt.name, p.sides[last.served].name, rec.name)
 		}
@@ -102,6 +102,12 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 		case sc.uncertain:
 			res.uncounted++
 			continue
+		case len(hist) == 0 && !p.history.ancestorChanged(path, sc.barrier):
+			// No op this proxy admitted changed the path: the copies
+			// differed before it saw them (the bridges were not in step
+			// when it started), or its bounded history forgot the op.
+			res.uncounted++
+			continue
 		}
 		res.counted++
 		lstat := fsop.Op{Kind: fsop.Lstat, Path: path}
@@ -109,7 +115,7 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 		if last != nil {
 			op = last.op
 		} else if len(hist) > 0 {
-			op = hist[0].op
+			op = hist[0].h.op
 		}
 		ra, rb := df.ra, df.rb
 		d := compare.Divergence{Time: time.Now(), Seq: sc.barrier, Op: op, Class: compare.ClassAudit, Readback: &lstat,
@@ -272,32 +278,63 @@ func blame(last *histOp, data []byte, path string, a, b view) string {
 	return "record"
 }
 
-// blameBack is blame over a path's history, newest op first: an op both
-// copies hold (or both lack) says nothing, so the one before it is asked,
-// until one op tells the copies apart. It stops at an op that gives the
-// path a new identity (create, rename, link, removal): what came before
-// it happened to another file. It returns the deciding op too.
-func blameBack(hist []*histOp, path string, a, b view) (string, *histOp) {
-	for _, h := range hist {
+// blameBack is blame over a path's history, newest op first (lineage):
+// an op both copies hold (or both lack) says nothing, so the one before it
+// is asked, until one op tells the copies apart. A rename that gave the
+// path its name is followed to the ops on the earlier name. It stops at
+// another op that gives the path a new identity (create, link, removal,
+// an exchange): what came before happened to another file. It returns the
+// deciding op too.
+func blameBack(hist []histAt, a, b view) (string, *histOp) {
+	appended := false // only appends and attribute changes since: a write_file is a prefix
+	for _, at := range hist {
+		h := at.h
 		if !h.acked.Load() {
 			continue // failed on the bridge that served it: changed nothing
 		}
-		if f := blame(h, nil, path, a, b); f != "" {
+		if f := blame(h, nil, at.path, a, b); f != "" {
 			return f, h
 		}
-		_, knownA := holds(h, nil, path, a)
-		_, knownB := holds(h, nil, path, b)
+		if h.op.Kind == fsop.WriteFile && appended {
+			okA, okB := prefixHolds(h, a), prefixHolds(h, b)
+			switch {
+			case okA && !okB:
+				return "other", h
+			case okB && !okA:
+				return "record", h
+			}
+			return "", nil
+		}
+		if h.op.Kind == fsop.Append {
+			appended = true
+		}
+		_, knownA := holds(h, nil, at.path, a)
+		_, knownB := holds(h, nil, at.path, b)
 		if !knownA || !knownB {
 			return "", nil
 		}
 		switch h.op.Kind {
 		case fsop.Write, fsop.Pwrite, fsop.Append, fsop.Truncate, fsop.Ftruncate,
 			fsop.Chmod, fsop.Chown, fsop.Utimens, fsop.Setxattr, fsop.Removexattr:
+		case fsop.Rename:
+			if h.op.To != at.path || h.op.Flags&fsop.RenameExchange != 0 {
+				return "", nil
+			}
 		default:
 			return "", nil
 		}
 	}
 	return "", nil
+}
+
+// prefixHolds reports whether v's content starts with what the write_file
+// h wrote (appends came after it).
+func prefixHolds(h *histOp, v view) bool {
+	if !v.present() || v.isDir() || v.attr().Size < int64(h.n) {
+		return false
+	}
+	ok, known := v.holdsData(h, nil, 0)
+	return ok && known
 }
 
 // holds reports whether v (the state of path) holds what the acknowledged

@@ -53,6 +53,9 @@ func TestBlameBack(t *testing.T) {
 	failedOp := &histOp{op: fsop.Op{Kind: fsop.Chmod, Path: f, Mode: 0o755}}
 	create := acked(fsop.Op{Kind: fsop.WriteFile, Path: f, Data: []byte("hello world")})
 	rename := acked(fsop.Op{Kind: fsop.Rename, Path: "d/g", To: f})
+	appendW := acked(fsop.Op{Kind: fsop.Append, Path: f, Data: []byte("!")})
+	link := acked(fsop.Op{Kind: fsop.Link, Path: "d/g", To: f})
+	pwriteG := acked(fsop.Op{Kind: fsop.Pwrite, Path: "d/g", Data: []byte("world"), Offset: 6})
 	for _, tt := range []struct {
 		name string
 		hist []*histOp // newest first
@@ -64,11 +67,22 @@ func TestBlameBack(t *testing.T) {
 		{"behind an op both hold", []*histOp{chmod, pwrite}, lost, good, "record"},
 		{"a failed op changed nothing", []*histOp{failedOp, chmod, pwrite}, good, lost, "other"},
 		{"both hold every op", []*histOp{chmod, pwrite}, good, good, ""},
-		{"not past a rename", []*histOp{rename, pwrite}, lost, good, ""},
+		{"through a rename to the earlier name", []*histOp{rename, pwriteG}, lost, good, "record"},
+		{"not past a link", []*histOp{link, pwriteG}, lost, good, ""},
 		{"whole-file write decides first", []*histOp{create, pwrite}, lost, good, "record"},
+		{"a whole-file write behind appends", []*histOp{appendW, chmod, create}, fileView{data: []byte("hellX world!"), mode: 0o600}, fileView{data: []byte("hello world!"), mode: 0o600}, "record"},
+		{"appends held by both, the write too", []*histOp{appendW, create}, fileView{data: []byte("hello world!"), mode: 0o600}, fileView{data: []byte("hello world!"), mode: 0o600}, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			got, by := blameBack(tt.hist, f, tt.a, tt.b)
+			var hist []histAt
+			path := f
+			for _, h := range tt.hist {
+				hist = append(hist, histAt{h, path})
+				if h.op.Kind == fsop.Rename {
+					path = h.op.Path // ops before it are on the earlier name
+				}
+			}
+			got, by := blameBack(hist, tt.a, tt.b)
 			if got != tt.want {
 				t.Fatalf("blameBack = %q, want %q", got, tt.want)
 			}

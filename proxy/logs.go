@@ -179,6 +179,46 @@ func cutCopy(b []byte) []byte {
 	return append([]byte(nil), b[:min(len(b), historyKeepBytes)]...)
 }
 
+// ancestorChanged reports whether a mutation admitted before seq changed
+// an ancestor of path (a rename gave it its name, a mkdir created it): the
+// path's own ops may be in the history under its earlier name.
+func (h *history) ancestorChanged(path string, seq uint64) bool {
+	for a := parentDir(path); a != order.Root; a = parentDir(a) {
+		if len(h.mutations(a, seq)) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// histAt is an op of a path's lineage and the name the path had then.
+type histAt struct {
+	h    *histOp
+	path string
+}
+
+// lineage returns the mutations admitted before seq that changed path,
+// newest first, followed back through a rename that gave path its name
+// to the ops on the earlier name (at most historyFollow names).
+func (h *history) lineage(path string, seq uint64) []histAt {
+	var out []histAt
+	for range historyFollow {
+		var next string
+		for _, e := range h.mutations(path, seq) {
+			out = append(out, histAt{e, path})
+			if e.op.Kind == fsop.Rename && e.op.To == path && e.op.Flags&fsop.RenameExchange == 0 && e.acked.Load() {
+				next, seq = e.op.Path, e.seq
+				break
+			}
+		}
+		if next == "" {
+			break
+		}
+		path = next
+	}
+	return out
+}
+
 // mutations returns the mutations admitted before seq that changed path
 // itself, newest first.
 func (h *history) mutations(path string, seq uint64) []*histOp {

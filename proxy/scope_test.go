@@ -53,7 +53,7 @@ func setupTree(t *testing.T, p *Proxy, ds, fs []string) {
 func treeOp(r *rand.Rand, ds, fs []string, renameFlags float64) fsop.Op {
 	f := fs[r.IntN(len(fs))]
 	dir := f[:5]
-	data := []byte(fmt.Sprintf("v%d of %s", r.IntN(1000), f))
+	data := []byte(fmt.Sprintf("v%d of %s", r.IntN(1<<30), f))
 	switch x := r.Float64(); {
 	case x < renameFlags:
 		return fsop.Op{Kind: fsop.Rename, Path: f, To: fmt.Sprintf("%s/r%02d", dir, r.IntN(3)), Flags: fsop.RenameNoReplace}

@@ -57,22 +57,29 @@ func (rp *replayer) runSequence(ctx context.Context, ops []fsop.Op, prog *progre
 	if err := ctx.Err(); err != nil {
 		return out, err
 	}
-	final := uint64(len(ops)) // seq numbers start at 1, one per Exec
-	for _, x := range divs {
-		if x.Seq == final {
-			out.onOp = append(out.onOp, x)
-		} else {
-			out.earlier = append(out.earlier, x)
-		}
-	}
+	// The last op is the one with the highest seq: a resync's barrier
+	// takes a seq number too, so the count of ops does not say which.
+	var recs []proxy.Record
+	var final uint64
 	dec := json.NewDecoder(&recBuf)
 	for {
 		var r proxy.Record
 		if dec.Decode(&r) != nil {
 			break
 		}
-		if r.Seq == final {
-			out.rec = &r
+		recs = append(recs, r)
+		final = max(final, r.Seq)
+	}
+	for i := range recs {
+		if recs[i].Seq == final {
+			out.rec = &recs[i]
+		}
+	}
+	for _, x := range divs {
+		if x.Seq == final {
+			out.onOp = append(out.onOp, x)
+		} else {
+			out.earlier = append(out.earlier, x)
 		}
 	}
 	return out, nil
