@@ -90,6 +90,9 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 		// op it was told to do asked for and the other holds it.
 		hist := p.history.lineage(path, sc.barrier)
 		fault, last := blameBack(hist, entryView{df.a}, entryView{df.b})
+		if last != nil && p.history.ancestorMovedAfter(path, last.seq, sc.barrier) {
+			fault, last = "", nil // the op's effect moved with an ancestor
+		}
 		if fault == "record" && res.recordAtFault == "" {
 			res.recordAtFault = fmt.Sprintf("%s %s: %s holds what %s acknowledged, %s does not", last.op.Kind, path, tgt.name, p.sides[last.served].name, rec.name)
 		}
@@ -290,7 +293,10 @@ func blameBack(hist []histAt, a, b view) (string, *histOp) {
 	for _, at := range hist {
 		h := at.h
 		if !h.acked.Load() {
-			continue // failed on the bridge that served it: changed nothing
+			if h.otherOK.Load() {
+				return "", nil // it failed on one bridge only: the copies parted there
+			}
+			continue // failed on both (or not mirrored): changed nothing
 		}
 		if f := blame(h, nil, at.path, a, b); f != "" {
 			return f, h

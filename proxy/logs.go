@@ -117,6 +117,8 @@ type histOp struct {
 	// (set when the op is accounted).
 	served Side
 	acked  atomic.Bool
+	// otherOK: the other bridge answered success too (set when it finished).
+	otherOK atomic.Bool
 }
 
 const (
@@ -186,6 +188,20 @@ func (h *history) ancestorChanged(path string, seq uint64) bool {
 	for a := parentDir(path); a != order.Root; a = parentDir(a) {
 		if len(h.mutations(a, seq)) > 0 {
 			return true
+		}
+	}
+	return false
+}
+
+// ancestorMovedAfter reports whether an op admitted between after and seq
+// moved or removed an ancestor of path (a rename or rmdir naming it): what
+// an op on path did before that now lives elsewhere, or nowhere.
+func (h *history) ancestorMovedAfter(path string, after, seq uint64) bool {
+	for a := parentDir(path); a != order.Root; a = parentDir(a) {
+		for _, e := range h.mutations(a, seq) {
+			if e.seq > after && (e.op.Kind == fsop.Rename || e.op.Kind == fsop.Rmdir) {
+				return true
+			}
 		}
 	}
 	return false

@@ -140,6 +140,10 @@ type Config struct {
 	MirrorWorkers int
 	// OpTimeout bounds one op on a bridge (default 30 s).
 	OpTimeout time.Duration
+	// CloseGrace bounds how long Close waits for the ops in flight to be
+	// compared (a resync they wait behind included) before it gives up on
+	// them and counts them as skipped, shutdown (default 5 s).
+	CloseGrace time.Duration
 	// ResyncInterval is the least time between two resyncs of a bridge
 	// that diverged (default 2 s); lagging or dead bridges resync as soon
 	// as they can.
@@ -183,6 +187,9 @@ func (c *Config) defaults() {
 	}
 	if c.ResyncInterval == 0 {
 		c.ResyncInterval = 2 * time.Second
+	}
+	if c.CloseGrace == 0 {
+		c.CloseGrace = 5 * time.Second
 	}
 	if c.Registerer == nil {
 		c.Registerer = prometheus.NewRegistry()
@@ -301,15 +308,34 @@ func New(cfg Config) (*Proxy, error) {
 	return p, nil
 }
 
-// Close cancels the mirrored work in flight, stops the proxy's workers,
-// accounts for every op not compared by then (SkipShutdown) and flushes the
-// logs. Ops still being served (Exec) finish on their own.
+// Drain waits until every op admitted so far is accounted, compared or
+// skipped, or ctx ends.
+func (p *Proxy) Drain(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for p.Stats().Pending > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Close waits up to CloseGrace for the ops in flight to be compared, then
+// cancels the mirrored work left, stops the proxy's workers, accounts for
+// every op not compared by then (SkipShutdown) and flushes the logs. Ops
+// still being served (Exec) finish on their own.
 func (p *Proxy) Close() error {
 	select {
 	case <-p.closed:
 		return nil
 	default:
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.cfg.CloseGrace)
+	p.Drain(ctx)
+	cancel()
 	close(p.closed)
 	p.cancel()
 	for _, s := range p.sides {
@@ -364,9 +390,6 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	r.dur[r.serving] = time.Since(t0)
 	cancel()
 	p.stats.add(func(s *Stats) { s.Ops++; s.served[r.serving]++ })
-	if err == nil && res.Errno == "" {
-		r.hist.acked.Store(true) // what the client is told was done
-	}
 	p.finish(r, r.serving, res, err)
 
 	result := metrics.ResultOK
@@ -440,6 +463,7 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	} else {
 		r.remaining.Store(1)
 	}
+	r.hist = p.history.add(r) // before a ticket can start the op anywhere
 	r.tickets[sv.idx] = order.NewTicket(func() { close(ready) })
 	sv.seq.Enqueue(r.tickets[sv.idx], keys)
 	if r.mirrored {
@@ -467,11 +491,10 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 			}
 		}
 	}
-	r.hist = p.history.add(r)
 	if op.Kind == fsop.Stat || op.Kind == fsop.Lstat {
 		r.mtime = p.mtimeSet(op.Path)
 	}
-	p.pin(op, r.paths)
+	p.pin(op, p.aliases.Expand(r.paths)) // a write through any name of a file moves its mtime
 	if rb := r.readback; rb != nil {
 		rb.mtime = make([]bool, len(rb.ops))
 		for i := range rb.ops {
@@ -624,6 +647,15 @@ func (p *Proxy) runMirror(r *rec, mr *side) {
 // (a divergence puts its subtree out of step) is known.
 func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 	r.res[s], r.err[s] = res, err
+	if err == nil && res.Errno == "" {
+		// Set before the op's ticket is released, so an audit at a later
+		// barrier sees it. acked: what the client is told was done.
+		if s == r.serving {
+			r.hist.acked.Store(true)
+		} else {
+			r.hist.otherOK.Store(true)
+		}
+	}
 	if s != r.serving {
 		p.mu.Lock()
 		mr := p.sides[s]

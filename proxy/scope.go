@@ -326,8 +326,13 @@ func (p *Proxy) pin(op *fsop.Op, paths []string) {
 		return
 	}
 	for _, path := range paths {
-		if path == "" {
+		switch path {
+		case "":
 			continue
+		case order.Root:
+			// A link group too large to name (or the root itself): forget
+			// every pin rather than compare an mtime that moved.
+			clear(p.pinned)
 		}
 		delete(p.pinned, path)
 		delete(p.pinned, parentDir(path))

@@ -190,14 +190,22 @@ func TestLostWritesCountedRecordKept(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pb, sb := newStoreBridge(), newStoreBridge()
 			bad := []*storeBridge{pb, sb}[tt.faulty]
-			var observed atomic.Int64
+			var observed, blamedCandidate, unknown atomic.Int64
 			w := tt.weight
 			var buf bytes.Buffer
 			var mu sync.Mutex
 			cfg := Config{Primary: pb, Shadow: sb, Record: lockedWriter{&buf, &mu},
 				Route:   CandidateRoute(func(key string) bool { return w > 0 && len(key)%2 == 0 }),
 				Weight:  func() float64 { return w },
-				Observe: func(o rollout.Observation) { observed.Add(b2i(o.Divergent)) }}
+				Observe: func(o rollout.Observation) { observed.Add(b2i(o.Divergent)) },
+				OnDivergence: func(d Divergence) {
+					switch {
+					case d.Fault == "gofuse":
+						blamedCandidate.Add(1)
+					case d.Fault == "" && d.Class != compare.ClassAllowed:
+						unknown.Add(1)
+					}
+				}}
 			p, _ := newTestProxy(t, cfg)
 			setupTree(t, p, ds, fs)
 			waitIdle(t, p)
@@ -254,8 +262,15 @@ func TestLostWritesCountedRecordKept(t *testing.T) {
 				if held == 0 {
 					t.Fatal("no resync held: the faulty record's copy replaced the good one")
 				}
-				if observed.Load() != 0 {
-					t.Fatalf("%d divergences held against the candidate, all caused by the primary", observed.Load())
+				// The evidence never blames the candidate; a difference whose
+				// cause the history cannot tell (an ancestor renamed since the
+				// op) counts against the candidate, the safe side, and only
+				// those do.
+				if blamedCandidate.Load() != 0 {
+					t.Fatalf("%d divergences blamed on the candidate, all caused by the primary", blamedCandidate.Load())
+				}
+				if observed.Load() > unknown.Load() || unknown.Load() > 2 {
+					t.Fatalf("%d divergences held against the candidate, %d of unknown cause (at most 2 expected)", observed.Load(), unknown.Load())
 				}
 				return
 			}
