@@ -118,7 +118,15 @@ func runTree(t *testing.T, p *Proxy, clients, n int, ds, fs []string, renameFlag
 func TestAllowedDifferencesQuarantineLittle(t *testing.T) {
 	pb, sb := newStoreBridge(), newStoreBridge()
 	pb.inject = bazilRenameFlags
-	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb})
+	var seen []string
+	var mu sync.Mutex
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, OnDivergence: func(d Divergence) {
+		if d.Class != compare.ClassAllowed {
+			mu.Lock()
+			seen = append(seen, fmt.Sprintf("%s: seq %d %s %s -> %s (fault %q)\n%s\nrecent: %v", d.Class, d.Seq, d.Op.Kind, d.Op.Path, d.Op.To, d.Fault, d.Diff, describe(d.Recent)))
+			mu.Unlock()
+		}
+	}})
 	ds, fs := treeNames(40, 10)
 	setupTree(t, p, ds, fs)
 	const n = 12000
@@ -136,7 +144,9 @@ func TestAllowedDifferencesQuarantineLittle(t *testing.T) {
 		t.Fatalf("quarantine skipped %.2f%% of ops, want at most 2%%", 100*q)
 	}
 	if v.Divergent != 0 {
-		t.Fatalf("%d divergences beyond the allowed renames: %v %s", v.Divergent, v.ByClass, notAllowed(v))
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%d divergences beyond the allowed renames: %v\n%s", v.Divergent, v.ByClass, strings.Join(seen, "\n"))
 	}
 	if a, b := dump(t, pb), dump(t, sb); a != b {
 		t.Fatalf("bridges differ after the resyncs:\n%s\nvs\n%s", a, b)
