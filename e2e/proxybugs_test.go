@@ -94,10 +94,20 @@ func (b *bugProxy) exec(op fsop.Op) fsop.Result {
 	return res
 }
 
-// divergences waits for the comparisons to finish and returns the
-// divergences outside the allowlist.
+// drain waits until every op sent so far is compared or accounted.
+func (b *bugProxy) drain() {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := b.p.Drain(ctx); err != nil {
+		b.t.Fatalf("the proxy did not account every op within a minute: %v (%+v)", err, b.p.Status())
+	}
+}
+
+// divergences waits until every op sent is compared or accounted and
+// returns the divergences outside the allowlist.
 func (b *bugProxy) divergences() []proxy.Divergence {
-	time.Sleep(500 * time.Millisecond)
+	b.drain()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var out []proxy.Divergence
@@ -133,7 +143,6 @@ func TestProxyBugHandleFollowsFailedRename(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	b.exec(fsop.Op{Kind: fsop.Truncate, Path: "a/f", Size: 5}) // conflicts with the pwrite: must wait for it
 	<-done
-	time.Sleep(400 * time.Millisecond)
 	b.exec(fsop.Op{Kind: fsop.Stat, Path: "a/f"})
 	if d := b.divergences(); len(d) != 0 {
 		t.Errorf("%d false divergences: the truncate overtook the pwrite on the shadow", len(d))
@@ -148,7 +157,7 @@ func TestProxyBugReadbackErrorCompared(t *testing.T) {
 	b := newBugProxy(t)
 	b.shadow.failState.Store(true)
 	b.exec(fsop.Op{Kind: fsop.WriteFile, Path: "z", Data: []byte("hello")})
-	time.Sleep(300 * time.Millisecond)
+	b.drain() // the read-back ran (and failed) on the shadow
 	b.shadow.failState.Store(false)
 	if d := b.divergences(); len(d) != 0 {
 		t.Errorf("%d divergences from a read-back that failed on the shadow", len(d))
@@ -187,7 +196,7 @@ func TestProxyBugAllowedMutationDrift(t *testing.T) {
 	b := newBugProxy(t)
 	b.exec(fsop.Op{Kind: fsop.WriteFile, Path: "x", Data: []byte("hi")})
 	b.exec(fsop.Op{Kind: fsop.Rename, Path: "x", To: "y", Flags: fsop.RenameNoReplace})
-	time.Sleep(200 * time.Millisecond)
+	b.drain()
 	b.exec(fsop.Op{Kind: fsop.Stat, Path: "y"})
 	b.exec(fsop.Op{Kind: fsop.ReadFile, Path: "x"})
 	d := b.divergences()

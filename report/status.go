@@ -3,6 +3,8 @@ package report
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -25,16 +27,58 @@ func WriteStatus(w io.Writer, st rollout.Status, px *proxy.Status) {
 		fmt.Fprintf(tw, "last decision\t%s %s\t%s -> %.0f%%: %s\n", d.Time.Format(time.RFC3339), d.Action, d.Trigger, 100*d.To, d.Reason)
 	}
 	if px != nil {
-		fmt.Fprintf(tw, "ops / compared / divergent\t%d / %d / %d\n", px.Ops, px.Compared, px.Divergent)
-		for _, b := range px.Bridges {
-			state := "in step"
-			if b.Stale {
-				state = "STALE: " + b.StaleReason
-			}
-			fmt.Fprintf(tw, "bridge %s (%s)\t%s\tqueue %d, lag %.2fs\n", b.Backend, b.Role, state, b.QueueDepth, b.LagSeconds)
-		}
+		writeProxyStatus(tw, px)
 	}
 	tw.Flush()
+}
+
+// writeProxyStatus is the mirror's part of the status: coverage and its
+// breakdown, each bridge, and each subtree out of step with what will
+// bring it back.
+func writeProxyStatus(tw io.Writer, px *proxy.Status) {
+	fmt.Fprintf(tw, "ops / compared / divergent\t%d / %d / %d\n", px.Ops, px.Compared, px.Divergent)
+	cov := fmt.Sprintf("%.1f%% of ops compared", 100*px.Coverage)
+	if len(px.Skipped) > 0 {
+		reasons := make([]string, 0, len(px.Skipped))
+		for r := range px.Skipped {
+			reasons = append(reasons, r)
+		}
+		slices.Sort(reasons)
+		var parts []string
+		for _, r := range reasons {
+			if n := px.Skipped[r]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s %d", r, n))
+			}
+		}
+		if len(parts) > 0 {
+			cov += " (not compared: " + strings.Join(parts, ", ") + ")"
+		}
+	}
+	if px.Pending > 0 {
+		cov += fmt.Sprintf(", %d pending", px.Pending)
+	}
+	fmt.Fprintf(tw, "coverage\t%s\n", cov)
+	for _, b := range px.Bridges {
+		state := "in step"
+		switch {
+		case b.Record:
+			state = "store of record"
+		case b.Stale:
+			state = "OUT OF STEP: " + b.StaleReason
+		case len(b.OutOfStep) > 0:
+			state = fmt.Sprintf("%d subtree(s) out of step", len(b.OutOfStep))
+		}
+		fmt.Fprintf(tw, "bridge %s (%s)\t%s\tqueue %d, lag %.2fs\n", b.Backend, b.Role, state, b.QueueDepth, b.LagSeconds)
+		for _, sc := range b.OutOfStep {
+			why := sc.Reason
+			if sc.Held != "" {
+				why = "HELD: " + sc.Held
+			} else if sc.LastError != "" {
+				why += fmt.Sprintf(" (%d attempts, last: %s)", sc.Attempts, sc.LastError)
+			}
+			fmt.Fprintf(tw, "  %s\t%s since %s\tfix: %s\n", sc.Subtree, why, sc.Since.Format(time.RFC3339), sc.Fix)
+		}
+	}
 }
 
 // RolloutRows are a proxy's rollout state as the HTML report's status

@@ -23,12 +23,22 @@ func rolledBack() rollout.Status {
 
 func TestWriteStatus(t *testing.T) {
 	var out bytes.Buffer
-	WriteStatus(&out, rolledBack(), &proxy.Status{Ops: 10, Compared: 9, Divergent: 1,
-		Bridges: []proxy.BridgeStatus{{Backend: "gofuse", Role: "shadow", Stale: true, StaleReason: "lag", QueueDepth: 4, LagSeconds: 1.5}}})
+	since := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
+	WriteStatus(&out, rolledBack(), &proxy.Status{Ops: 10, Compared: 8, Divergent: 1, Coverage: 0.8,
+		Skipped: map[string]int64{"stale": 2, "shutdown": 0},
+		Bridges: []proxy.BridgeStatus{{Backend: "bazil", Role: "primary", Record: true},
+			{Backend: "gofuse", Role: "shadow", Stale: true, StaleReason: "lag", QueueDepth: 4, LagSeconds: 1.5,
+				OutOfStep: []proxy.ScopeStatus{{Subtree: ".", Reason: "lag", Since: since, Fix: "a resync from bazil, now"},
+					{Subtree: "src", Reason: "diverged", Since: since, Held: "write_file src/a: gofuse holds what bazil acknowledged", Fix: "an operator"}}}}})
 	for _, want := range []string{`(?m)^phase +shadow$`, `(?m)^rolled back +true$`,
 		`(?m)^divergence \(window\) +0\.800% of 856 compared +\(threshold 0\.10%, cusum 12\.5\)$`,
 		`(?m)^last decision +2026-01-02T03:04:05Z rollback +divergence -> 0%: divergence rate 0\.8%$`,
-		`(?m)^ops / compared / divergent +10 / 9 / 1$`, `(?m)^bridge gofuse \(shadow\) +STALE: lag +queue 4, lag 1\.50s$`} {
+		`(?m)^ops / compared / divergent +10 / 8 / 1$`,
+		`(?m)^coverage +80\.0% of ops compared \(not compared: stale 2\)$`,
+		`(?m)^bridge bazil \(primary\) +store of record +queue 0, lag 0\.00s$`,
+		`(?m)^bridge gofuse \(shadow\) +OUT OF STEP: lag +queue 4, lag 1\.50s$`,
+		`(?m)^  \. +lag since 2026-01-02T03:00:00Z +fix: a resync from bazil, now$`,
+		`(?m)^  src +HELD: write_file src/a: gofuse holds what bazil acknowledged since 2026-01-02T03:00:00Z +fix: an operator$`} {
 		if !regexp.MustCompile(want).MatchString(out.String()) {
 			t.Errorf("status does not match %q:\n%s", want, out.String())
 		}

@@ -130,7 +130,9 @@ func Judge(r Run, rules Rules) Verdict {
 			Line: fmt.Sprintf("INCONCLUSIVE: %s of ops compared%s, below --min-coverage %s",
 				floorPercent(r.Compared, r.Ops), breakdown(r), strings.TrimSuffix(fmt.Sprintf("%.1f", 100*rules.MinCoverage), ".0")+"%")}
 	}
-	return Verdict{Outcome: Pass, Line: "PASS: no divergence beyond the allowlist", ExitCode: ExitPass}
+	// A PASS says how much of the traffic it speaks for.
+	return Verdict{Outcome: Pass, ExitCode: ExitPass,
+		Line: fmt.Sprintf("PASS: no divergence beyond the allowlist in %s of ops compared%s", floorPercent(r.Compared, r.Ops), breakdown(r))}
 }
 
 func (r Run) mismatches() int {
