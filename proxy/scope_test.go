@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -375,5 +376,65 @@ func TestResyncHeldWhileRecordReportsDataLoss(t *testing.T) {
 	}
 	if got := read(); got != "initial d/f" {
 		t.Fatalf("after the forced resync the shadow holds %q, want the record's", got)
+	}
+}
+
+// TestCanaryBothBehindRecovers: in canary both bridges serve and mirror
+// each other. Both fall past the lag bound at once (both hang for a while):
+// only the bridge that is not the store of record goes out of step, the
+// record keeps serving, nothing is copied onto the record, and comparison
+// resumes after one resync once the bridges answer again, with no client
+// error and the two stores equal.
+func TestCanaryBothBehindRecovers(t *testing.T) {
+	pb, sb := newStoreBridge(), newStoreBridge()
+	w := 0.5
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorMaxLag: 200 * time.Millisecond,
+		Route:  CandidateRoute(func(key string) bool { return len(key)%2 == 0 }),
+		Weight: func() float64 { return w }})
+	names := []string{"a", "bb", "c", "dd", "dd/x", "dd/yy"}
+	if errs := workload(t, p, 4, 200, names, 1); errs != 0 {
+		t.Fatalf("%d client errors before", errs)
+	}
+	waitIdle(t, p)
+	// Both bridges stop answering (hung): the mirrored ops each should
+	// apply for the other wait past the bound.
+	gate := make(chan struct{})
+	pb.gate, sb.gate = gate, gate
+	done := make(chan int64)
+	go func() { done <- workload(t, p, 4, 200, names, 2) }()
+	waitFor(t, "the candidate out of step", func() bool {
+		st := p.Status()
+		return len(st.Bridges[Shadow].OutOfStep) > 0
+	})
+	if st := p.Status(); len(st.Bridges[Primary].OutOfStep) != 0 || !st.Bridges[Primary].Record {
+		t.Fatalf("the store of record went out of step: %+v", st.Bridges[Primary])
+	}
+	close(gate)
+	if errs := <-done; errs != 0 {
+		t.Fatalf("%d client errors while both were behind", errs)
+	}
+	waitFor(t, "the candidate back in step", func() bool { return len(p.Status().Bridges[Shadow].OutOfStep) == 0 })
+	waitIdle(t, p) // the ops of the hung period accounted
+	before := p.Stats()
+	if errs := workload(t, p, 4, 200, names, 3); errs != 0 {
+		t.Fatalf("%d client errors after", errs)
+	}
+	waitIdle(t, p)
+	after := p.Stats()
+	sum := func(m map[string]int64) (n int64) {
+		for _, v := range m {
+			n += v
+		}
+		return n
+	}
+	t.Logf("resyncs %d, skipped %v (before recovery %v), coverage %.2f%%", after.Resyncs, after.Skipped, before.Skipped, 100*after.Coverage())
+	if after.Resyncs == 0 || sum(after.Skipped) != sum(before.Skipped) || after.Pending != 0 {
+		t.Fatalf("after one resync, ops still not compared: skipped %v -> %v, pending %d, resyncs %d", before.Skipped, after.Skipped, after.Pending, after.Resyncs)
+	}
+	if after.Divergent != 0 {
+		t.Fatalf("divergences: %v %s", after.ByClass, firstExample(after))
+	}
+	if a, b := dump(t, pb), dump(t, sb); a != b {
+		t.Fatalf("bridges differ after the resync:\n%s\nvs\n%s", a, b)
 	}
 }
