@@ -209,6 +209,7 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 	}
 	os.Setenv(EnvActiveBackend, b.active)
 	b.metrics.Active.WithLabelValues(b.active, cfg.Role).Set(1)
+	b.metrics.Init(b.active, fsop.KindNames())
 	if cfg.InjectDivergence > 0 {
 		b.log.Warn("INJECTING DIVERGENCE: a fraction of read results will be corrupted (demo/test only)", "rate", cfg.InjectDivergence)
 	}

@@ -155,7 +155,9 @@ func (h *harness) batch(ops ...map[string]any) ([]opResult, error) {
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
-func startHarness(t *testing.T) *harness {
+// startServers starts a bazil primary and a go-fuse shadow bridge on real
+// mounts and the proxy in front of them, each a process of the binary.
+func startServers(t *testing.T) *harness {
 	t.Helper()
 	h := &harness{dir: t.TempDir(), started: time.Now()}
 	t.Cleanup(func() { // after every process stopped (cleanups run last-in first-out)
@@ -184,7 +186,14 @@ func startHarness(t *testing.T) *harness {
 	h.api, h.admin = f["api"], f["admin"]
 	h.opsURL = "http://" + h.api + "/v1/ops"
 	waitOK(t, "http://"+h.api+"/readyz")
+	return h
+}
 
+// startHarness starts two bridges, the proxy and a Prometheus scraping
+// them every second.
+func startHarness(t *testing.T) *harness {
+	t.Helper()
+	h := startServers(t)
 	rules, err := filepath.Abs(rulesFile)
 	if err != nil {
 		t.Fatal(err)

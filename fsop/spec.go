@@ -66,6 +66,17 @@ func Kinds() []Kind {
 		Fsync, Open, Pread, Pwrite, Ftruncate, Close}
 }
 
+// KindNames lists the wire names of Kinds, in the same order (metric
+// label values).
+func KindNames() []string {
+	kinds := Kinds()
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = string(k)
+	}
+	return names
+}
+
 // Known reports whether k is a Kind this package defines.
 func (k Kind) Known() bool { _, ok := specs[k]; return ok }
 

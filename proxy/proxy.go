@@ -274,6 +274,7 @@ func New(cfg Config) (*Proxy, error) {
 	p.sides[Shadow] = &side{idx: Shadow, name: cfg.ShadowName, role: "shadow", b: cfg.Shadow, seq: order.NewSequencer(), work: newWorkQueue()}
 	// Counters exist at 0 from the start, so the first divergence of an op
 	// and class is an increase that rates and alerts can see.
+	p.metrics.Init([]string{cfg.PrimaryName, cfg.ShadowName}, fsop.KindNames())
 	for _, k := range fsop.Kinds() {
 		p.metrics.Compared.WithLabelValues(string(k))
 		for _, class := range compare.Classes {
