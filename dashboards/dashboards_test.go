@@ -167,8 +167,8 @@ func TestDashboardShape(t *testing.T) {
 	for _, a := range d.Annotations.List {
 		anno = append(anno, a.Expr)
 	}
-	if !slices.ContainsFunc(anno, func(e string) bool { return strings.Contains(e, "changes(lighthouse_fuse_rollbacks_total[1m]) > 0") }) {
-		t.Errorf("no rollback annotation on changes(lighthouse_fuse_rollbacks_total[1m]) > 0: %q", anno)
+	if !slices.ContainsFunc(anno, func(e string) bool { return strings.Contains(e, "changes(lighthouse_rollout_rollbacks_total[1m]) > 0") }) {
+		t.Errorf("no rollback annotation on changes(lighthouse_rollout_rollbacks_total[1m]) > 0: %q", anno)
 	}
 
 	// The three rollback thresholds, each as Grafana thresholds and a constant series.

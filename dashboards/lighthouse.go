@@ -76,13 +76,13 @@ func ProxyLatencyQuantile(q float64, window string) string {
 // it. A proxy restart inside the window resets the counter (the difference
 // may then be low).
 func RollbacksIn(window string) string {
-	return fmt.Sprintf("sum by (trigger) (lighthouse_fuse_rollbacks_total - (lighthouse_fuse_rollbacks_total offset %s or 0 * lighthouse_fuse_rollbacks_total))", window)
+	return fmt.Sprintf("sum by (trigger) (lighthouse_rollout_rollbacks_total - (lighthouse_rollout_rollbacks_total offset %s or 0 * lighthouse_rollout_rollbacks_total))", window)
 }
 
 // RollbackAnnotation marks each rollback: a counter that changed in the
 // last minute, or that appeared in it (the first rollback of a trigger,
 // which changes() cannot see: it has no earlier sample).
-const RollbackAnnotation = "changes(lighthouse_fuse_rollbacks_total[1m]) > 0 or (lighthouse_fuse_rollbacks_total unless lighthouse_fuse_rollbacks_total offset 1m)"
+const RollbackAnnotation = "changes(lighthouse_rollout_rollbacks_total[1m]) > 0 or (lighthouse_rollout_rollbacks_total unless lighthouse_rollout_rollbacks_total offset 1m)"
 
 // WeightAnnotation marks each change of the candidate's weight (promote,
 // automatic advance, rollback).

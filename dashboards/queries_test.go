@@ -190,7 +190,7 @@ func unknownMetrics(expr string, registered, records map[string]bool) []string {
 // here instead of leaving a panel (or an alert) silently empty.
 func TestMetricNamesRegistered(t *testing.T) {
 	registered := registeredNames(t)
-	for _, must := range []string{metrics.OperationsTotal, metrics.DivergenceTotal, "lighthouse_fuse_rollbacks_total",
+	for _, must := range []string{metrics.OperationsTotal, metrics.DivergenceTotal, "lighthouse_rollout_rollbacks_total", metrics.RollbacksTotalDeprecated,
 		"lighthouse_proxy_mirror_skipped_total", "process_cpu_seconds_total", "go_goroutines", "process_open_fds"} {
 		if !registered[must] {
 			t.Fatalf("the registries do not list %s: the name collection is broken", must)
@@ -225,6 +225,7 @@ func TestMetricNamesRegistered(t *testing.T) {
 		"lighthouse_proxy_readdir_order_differences_total": "reported, not a divergence",
 		"lighthouse_proxy_log_dropped_total":               "the proxy logs a warning when a log writer falls behind",
 		"lighthouse_proxy_resync_pause_seconds":            "resyncs are shown; their pause is in the proxy log",
+		metrics.RollbacksTotalDeprecated:                   "deprecated name of lighthouse_rollout_rollbacks_total, which the dashboard uses",
 	}
 	var missing []string
 	for name := range registered {

@@ -89,8 +89,8 @@ func TestCanaryRollsBackOnDivergence(t *testing.T) {
 	}
 	t.Logf("rolled back after %d reads: %s", reads, st.Rollout.State.Decision.Reason)
 	m := scrape(t, px.adminURL()+"/metrics")
-	if n := m.Sum("lighthouse_fuse_rollbacks_total", map[string]string{"trigger": "divergence"}); n != 1 {
-		t.Fatalf("lighthouse_fuse_rollbacks_total{trigger=divergence} = %v", n)
+	if n := m.Sum("lighthouse_rollout_rollbacks_total", map[string]string{"trigger": "divergence"}); n != 1 {
+		t.Fatalf("lighthouse_rollout_rollbacks_total{trigger=divergence} = %v", n)
 	}
 	if w := m.Sum("lighthouse_rollout_candidate_weight", nil); w != 0 {
 		t.Fatalf("weight gauge %v after rollback", w)

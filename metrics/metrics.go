@@ -19,7 +19,7 @@ const (
 	OperationDuration = "lighthouse_fuse_operation_duration_seconds"
 	BackendActive     = "lighthouse_fuse_backend_active"
 	DivergenceTotal   = "lighthouse_fuse_backend_divergence_total"
-	RollbacksTotal    = "lighthouse_fuse_rollbacks_total"
+	RollbacksTotal    = "lighthouse_rollout_rollbacks_total"
 )
 
 // Result label values of OperationsTotal.
@@ -219,11 +219,14 @@ type Rollout struct {
 // NewRollout registers the rollout controller's metrics on reg.
 func NewRollout(reg prometheus.Registerer) *Rollout {
 	f := promauto.With(reg)
+	const rollbacksHelp = "Rollbacks of the candidate's serving weight to 0, by trigger (divergence, error_rate, p99_latency, manual)."
+	rollbacks := f.NewCounterVec(prometheus.CounterOpts{Name: RollbacksTotal, Help: rollbacksHelp}, []string{"trigger"})
+	if reg != nil {
+		reg.MustRegister(newAlias(rollbacks, RollbacksTotalDeprecated,
+			"DEPRECATED: use "+RollbacksTotal+" (the same series); removed in the next release. "+rollbacksHelp, []string{"trigger"}))
+	}
 	return &Rollout{
-		Rollbacks: f.NewCounterVec(prometheus.CounterOpts{
-			Name: RollbacksTotal,
-			Help: "Rollbacks of the candidate's serving weight to 0, by trigger (divergence, error_rate, p99_latency, manual).",
-		}, []string{"trigger"}),
+		Rollbacks: rollbacks,
 		Weight: f.NewGauge(prometheus.GaugeOpts{
 			Name: "lighthouse_rollout_candidate_weight",
 			Help: "Fraction of ops served by the candidate bridge (0 shadow, 0.1 canary, 0.5-0.9 progressive, 1 full).",

@@ -73,6 +73,9 @@ func TestLint(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if tc.name == "proxy" {
+				fields++ // the rollback counter's deprecated name (alias.go) has no field of its own
+			}
 			if len(mfs) != fields {
 				t.Errorf("%d metric families gathered, %d fields declared", len(mfs), fields)
 			}

@@ -152,7 +152,7 @@ func Build(ctx context.Context, p Prometheus, o Options) (Report, error) {
 		return p.QueryRange(ctx, expr, o.From, o.To, o.Step)
 	}
 
-	rb, err := get("lighthouse_fuse_rollbacks_total")
+	rb, err := get("lighthouse_rollout_rollbacks_total")
 	if err != nil {
 		return r, err
 	}
@@ -207,7 +207,7 @@ func Build(ctx context.Context, p Prometheus, o Options) (Report, error) {
 	return r, nil
 }
 
-// RollbackMarkers turns lighthouse_fuse_rollbacks_total series into one
+// RollbackMarkers turns lighthouse_rollout_rollbacks_total series into one
 // marker per rollback: each rise of a counter, and a counter's first
 // sample when it appears after the range began (the controller creates a
 // trigger's series at its first rollback).

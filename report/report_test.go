@@ -304,8 +304,8 @@ func TestBuild(t *testing.T) {
 		}
 		var result string
 		switch {
-		case strings.HasPrefix(q, "lighthouse_fuse_rollbacks_total"):
-			result = fmt.Sprintf(`{"metric":{"__name__":"lighthouse_fuse_rollbacks_total","trigger":"manual"},"values":[[%d,"1"]]}`, t0.Add(2*time.Minute).Unix())
+		case strings.HasPrefix(q, "lighthouse_rollout_rollbacks_total"):
+			result = fmt.Sprintf(`{"metric":{"__name__":"lighthouse_rollout_rollbacks_total","trigger":"manual"},"values":[[%d,"1"]]}`, t0.Add(2*time.Minute).Unix())
 		case strings.Contains(q, "lighthouse_proxy_compared_total"):
 			result = fmt.Sprintf(`{"metric":{},"values":[[%d,"0.0004"],[%d,"0.0006"]]}`, t0.Unix(), t0.Add(15*time.Second).Unix())
 		case q == "max(lighthouse_rollout_candidate_weight)":

@@ -25,7 +25,7 @@
 // # Decisions
 //
 // A rollback sets the weight to 0 at once (in-flight ops finish), logs the
-// numbers, counts lighthouse_fuse_rollbacks_total{trigger}, and persists the
+// numbers, counts lighthouse_rollout_rollbacks_total{trigger}, and persists the
 // state, so a restart keeps it. Nothing re-advances automatically after a
 // rollback: an operator promotes again.
 package rollout
@@ -56,7 +56,7 @@ const (
 	PhaseFull        = "full"
 )
 
-// Trigger names (the trigger label of lighthouse_fuse_rollbacks_total).
+// Trigger names (the trigger label of lighthouse_rollout_rollbacks_total).
 const (
 	TriggerDivergence = "divergence"
 	TriggerErrors     = "error_rate"
