@@ -65,8 +65,9 @@ const (
 	bName                         // str
 	bData                         // bytes
 	bValue                        // bytes
+	bRdev                         // u64 (after the others: added later)
 
-	bAllOp = bValue<<1 - 1
+	bAllOp = bRdev<<1 - 1
 	// bStrings are the str fields, contiguous in the encoding.
 	bStrings = bPath | bTo | bTarget | bName
 )
@@ -118,6 +119,7 @@ func opMask(op *Op) uint32 {
 	set(bName, op.Name != "")
 	set(bData, op.Data != nil)
 	set(bValue, op.Value != nil)
+	set(bRdev, op.Rdev != 0)
 	return m
 }
 
@@ -128,7 +130,7 @@ func fixedOpSize(mask uint32) int {
 		n += 4
 	}
 	// flags, offset, length, size, uid, gid, atime, mtime, handle: 8 each.
-	n += 8 * bits.OnesCount32(mask&(bFlags|bOffset|bLength|bSize|bUID|bGID|bAtime|bMtime|bHandle))
+	n += 8 * bits.OnesCount32(mask&(bFlags|bOffset|bLength|bSize|bUID|bGID|bAtime|bMtime|bHandle|bRdev))
 	return n
 }
 
@@ -192,6 +194,9 @@ func AppendOp(b []byte, op *Op) []byte {
 	}
 	if mask&bValue != 0 {
 		b = appendBytes(b, op.Value)
+	}
+	if mask&bRdev != 0 {
+		b = le.AppendUint64(b, op.Rdev)
 	}
 	return b
 }
@@ -269,6 +274,9 @@ func decodeOp(b []byte, copyBytes bool) (Op, error) {
 	}
 	if mask&bValue != 0 {
 		op.Value = d.bytes("value", copyBytes)
+	}
+	if mask&bRdev != 0 {
+		op.Rdev = d.u64("rdev")
 	}
 	if err := d.finish("op"); err != nil {
 		return Op{}, err
@@ -823,7 +831,7 @@ func (d *decoder) finish(what string) error {
 // kindByName interns the known kinds, so decoding one allocates nothing.
 var kindByName = func() map[string]Kind {
 	m := make(map[string]Kind)
-	for _, k := range Kinds() {
+	for _, k := range AllKinds() {
 		m[string(k)] = k
 	}
 	return m

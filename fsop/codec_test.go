@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // fullOp returns an op of kind k with every field k uses set to a non-zero
@@ -38,9 +40,18 @@ func fullOp(k Kind) Op {
 	}
 	if m&bFlags != 0 {
 		op.Flags = 0o101102
+		if k == Chown || k == Utimens {
+			op.Flags = NoFollow
+		}
 	}
 	if m&bMode != 0 {
 		op.Mode = 0o4755
+		if k == Mknod {
+			op.Mode = unix.S_IFCHR | 0o640
+		}
+	}
+	if m&bRdev != 0 {
+		op.Rdev = unix.Mkdev(1<<12+1, 1<<20+3)
 	}
 	if m&bExclusive != 0 {
 		op.Exclusive = true
@@ -69,7 +80,7 @@ func fullOp(k Kind) Op {
 // sampleOps is one full op per kind, plus the path-based fsync.
 func sampleOps() []Op {
 	var ops []Op
-	for _, k := range Kinds() {
+	for _, k := range AllKinds() {
 		ops = append(ops, fullOp(k))
 	}
 	return append(ops, Op{Kind: Fsync, Path: "dir/synced"})
@@ -81,7 +92,7 @@ func everythingOp() Op {
 		Kind: "future_op", Path: "p/ä", To: "t", Target: "/abs", Mode: 0o777,
 		Flags: -5, Exclusive: true, Data: []byte("d"), Offset: 1, Length: 2,
 		Size: 3, UID: -1, GID: -1, AtimeNs: -4, MtimeNs: 5, Name: "n",
-		Value: []byte{}, Handle: 9,
+		Value: []byte{}, Handle: 9, Rdev: 1<<64 - 1,
 	}
 }
 

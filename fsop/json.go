@@ -78,7 +78,7 @@ var jsonFields = [...]struct {
 	{"value", bValue}, {"handle", bHandle}, {"flags", bFlags}, {"mode", bMode},
 	{"exclusive", bExclusive}, {"offset", bOffset}, {"length", bLength},
 	{"size", bSize}, {"uid", bUID}, {"gid", bGID}, {"atime_ns", bAtime},
-	{"mtime_ns", bMtime}, {"data", bData},
+	{"mtime_ns", bMtime}, {"data", bData}, {"rdev", bRdev},
 }
 
 // kindFields are the fields each kind uses: any other field is refused.
@@ -101,14 +101,15 @@ var kindFields = map[Kind]uint32{
 	Symlink:     bPath | bTarget,
 	Readlink:    bPath,
 	Chmod:       bPath | bMode,
-	Chown:       bPath | bUID | bGID,
-	Utimens:     bPath | bAtime | bMtime,
+	Chown:       bPath | bUID | bGID | bFlags,
+	Utimens:     bPath | bAtime | bMtime | bFlags,
 	Setxattr:    bPath | bName | bValue | bFlags,
 	Getxattr:    bPath | bName | bLength,
 	Listxattr:   bPath | bLength,
 	Removexattr: bPath | bName,
 	Statfs:      bPath,
 	Fsync:       bPath | bHandle, // exactly one of them
+	Mknod:       bPath | bMode | bRdev,
 	Open:        bPath | bHandle | bFlags | bMode,
 	Pread:       bHandle | bOffset | bLength,
 	Pwrite:      bHandle | bOffset | bData,
@@ -135,7 +136,7 @@ func requiredFields(k Kind) uint32 {
 		m |= bUID | bGID
 	case Utimens:
 		m |= bAtime | bMtime
-	case Chmod:
+	case Chmod, Mknod:
 		m |= bMode
 	}
 	return m
@@ -476,6 +477,10 @@ func setField(op *Op, name string, bit uint32, raw json.RawMessage) error {
 		op.MtimeNs, err = jsonInt(name, raw, math.MinInt64, math.MaxInt64, "an integer (nanoseconds since the epoch)")
 	case bHandle:
 		op.Handle, err = jsonHandle(name, raw)
+	case bRdev:
+		var v int64
+		v, err = jsonInt(name, raw, 0, math.MaxInt64, "a non-negative integer (a device number, makedev(3))")
+		op.Rdev = uint64(v)
 	}
 	return err
 }
@@ -733,6 +738,8 @@ func jsonIntValue(op *Op, bit uint32) int64 {
 		return op.AtimeNs
 	case bMtime:
 		return op.MtimeNs
+	case bRdev:
+		return int64(op.Rdev)
 	}
 	return 0
 }

@@ -323,7 +323,7 @@ func TestEncodeResults(t *testing.T) {
 // TestKindTables: every kind has JSON fields, and the fields Validate needs
 // are among them.
 func TestKindTables(t *testing.T) {
-	for _, k := range Kinds() {
+	for _, k := range AllKinds() {
 		f, ok := kindFields[k]
 		if !ok {
 			t.Errorf("kind %s has no kindFields entry", k)
@@ -332,8 +332,8 @@ func TestKindTables(t *testing.T) {
 			t.Errorf("kind %s requires %s which it does not take", k, fieldNames(req&^f))
 		}
 	}
-	if len(kindFields) != len(Kinds()) {
-		t.Errorf("kindFields has %d kinds, Kinds() %d", len(kindFields), len(Kinds()))
+	if len(kindFields) != len(AllKinds()) {
+		t.Errorf("kindFields has %d kinds, AllKinds() %d", len(kindFields), len(AllKinds()))
 	}
 }
 

@@ -54,6 +54,10 @@ const (
 	Removexattr Kind = "removexattr"
 	Statfs      Kind = "statfs"
 	Fsync       Kind = "fsync" // path-based, or handle-based when Handle != 0
+	// Mknod makes a special file: Mode holds the file type (S_IFIFO,
+	// S_IFSOCK, S_IFCHR, S_IFBLK, S_IFREG) and the permission bits, Rdev
+	// the device number of a device node.
+	Mknod Kind = "mknod"
 )
 
 // Handle-based operations. The caller chooses the handle id on open; each
@@ -72,6 +76,11 @@ const (
 	RenameExchange  = unix.RENAME_EXCHANGE
 )
 
+// NoFollow in the Flags of a chown or utimens makes it act on a final
+// symlink itself (lchown, utimensat with AT_SYMLINK_NOFOLLOW) instead of
+// following it. Linux's value.
+const NoFollow = unix.AT_SYMLINK_NOFOLLOW
+
 // Xattr flags (setxattr), with Linux's values.
 const (
 	XattrCreate  = unix.XATTR_CREATE
@@ -86,7 +95,7 @@ type Op struct {
 	To        string `json:"to,omitempty"`     // rename and link destination
 	Target    string `json:"target,omitempty"` // symlink target (stored verbatim)
 	Mode      uint32 `json:"mode,omitempty"`   // permission bits, e.g. 0o644
-	Flags     int    `json:"flags,omitempty"`  // open(2), renameat2(2) or setxattr(2) flags
+	Flags     int    `json:"flags,omitempty"`  // open(2), renameat2(2), setxattr(2) flags; NoFollow for chown and utimens
 	Exclusive bool   `json:"exclusive,omitempty"`
 	Data      []byte `json:"data,omitempty"` // base64 in JSON
 	Offset    int64  `json:"offset,omitempty"`
@@ -99,6 +108,7 @@ type Op struct {
 	Name      string `json:"name,omitempty"`  // xattr name
 	Value     []byte `json:"value,omitempty"` // xattr value, base64 in JSON
 	Handle    uint64 `json:"handle,omitempty"`
+	Rdev      uint64 `json:"rdev,omitempty"` // mknod: the device number of a device node
 }
 
 // Result is the outcome of one Op. Errno is "" on success; only the fields

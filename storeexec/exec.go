@@ -141,6 +141,8 @@ func (e *Executor) run(op *fsop.Op) (fsop.Result, error) {
 		return e.rename(op)
 	case fsop.Link:
 		return e.link(op)
+	case fsop.Mknod:
+		return e.mknod(op)
 
 	case fsop.Stat:
 		return e.stat(op)
@@ -381,23 +383,38 @@ func (e *Executor) statfs(op *fsop.Op) (fsop.Result, error) {
 }
 
 // setattr resolves p and applies the change attr computes from its node.
-func (e *Executor) setattr(p string, attr func(store.Attr) store.SetAttr) (fsop.Result, error) {
-	a, err := e.resolve(p, true, nil)
+func (e *Executor) setattr(p string, follow bool, attr func(store.Attr) store.SetAttr) (fsop.Result, error) {
+	a, err := e.resolve(p, follow, nil)
 	if err == nil {
 		_, err = e.s.Setattr(a.Ino, attr(a))
 	}
 	return fsop.Result{}, err
 }
 
+// mknod: the store has no special files (issue 19), so every type is
+// EPERM, mknod(2)'s answer where "the filesystem does not support the type
+// of node requested", once the parent resolves and the name is free.
+func (e *Executor) mknod(op *fsop.Op) (fsop.Result, error) {
+	if _, err := e.resolve(op.Path, false, nil); err == nil {
+		return fsop.Result{}, syscall.EEXIST
+	} else if !errors.Is(err, syscall.ENOENT) {
+		return fsop.Result{}, err
+	}
+	if _, _, err := e.parent(op.Path); err != nil {
+		return fsop.Result{}, err
+	}
+	return fsop.Result{}, syscall.EPERM
+}
+
 // chmod keeps the permission bits (chmod_common: S_IALLUGO).
 func (e *Executor) chmod(op *fsop.Op) (fsop.Result, error) {
-	return e.setattr(op.Path, func(store.Attr) store.SetAttr {
+	return e.setattr(op.Path, true, func(store.Attr) store.SetAttr {
 		return store.SetAttr{Valid: store.SetMode, Mode: op.Mode & 0o7777}
 	})
 }
 
 func (e *Executor) utimens(op *fsop.Op) (fsop.Result, error) {
-	return e.setattr(op.Path, func(store.Attr) store.SetAttr {
+	return e.setattr(op.Path, op.Flags&fsop.NoFollow == 0, func(store.Attr) store.SetAttr {
 		return store.SetAttr{Valid: store.SetAtime | store.SetMtime, Atime: op.AtimeNs, Mtime: op.MtimeNs}
 	})
 }
@@ -420,7 +437,7 @@ func (e *Executor) chown(op *fsop.Op) (fsop.Result, error) {
 			return fsop.Result{}, fmt.Errorf("storeexec: %w: chown id %d out of range", fsop.ErrBadValue, id)
 		}
 	}
-	return e.setattr(op.Path, func(a store.Attr) store.SetAttr {
+	return e.setattr(op.Path, op.Flags&fsop.NoFollow == 0, func(a store.Attr) store.SetAttr {
 		sa := store.SetAttr{UID: uint32(op.UID), GID: uint32(op.GID)}
 		if op.UID != -1 {
 			sa.Valid |= store.SetUID

@@ -221,6 +221,7 @@ func renameFlags(p, to string, flags int) fsop.Op {
 func utimens(p string, atime, mtime int64) fsop.Op {
 	return fsop.Op{Kind: fsop.Utimens, Path: p, AtimeNs: atime, MtimeNs: mtime}
 }
+func noFollow(op fsop.Op) fsop.Op { op.Flags |= fsop.NoFollow; return op }
 func setxattr(p, name, value string, flags int) fsop.Op {
 	return fsop.Op{Kind: fsop.Setxattr, Path: p, Name: name, Value: []byte(value), Flags: flags}
 }
@@ -375,6 +376,14 @@ func TestExecutorData(t *testing.T) {
 		{name: "utimens", times: true, ops: []fsop.Op{
 			writeFile("f", "x"), utimens("f", 1e9+5, 2e9+7), stat("f"), symlink("f", "lf"),
 			utimens("lf", -1500000000, 1700000000123456789), stat("f"), utimens("missing", 0, 0),
+		}},
+		{name: "no-follow chown", ops: []fsop.Op{
+			writeFile("f", "x"), symlink("f", "lf"), symlink("missing", "dang"), noFollow(chown("lf", 7, 8)), lstat("lf"), stat("f"),
+			noFollow(chown("dang", 9, -1)), lstat("dang"), noFollow(chown("f", 3, 4)), stat("f"), noFollow(chown("missing", 1, 1)),
+		}},
+		{name: "no-follow utimens", times: true, ops: []fsop.Op{
+			writeFile("f", "x"), utimens("f", 1e9, 2e9), symlink("f", "lf"), noFollow(utimens("lf", 3e9+1, 4e9+2)), lstat("lf"), stat("f"),
+			symlink("missing", "dang"), noFollow(utimens("dang", 5e9, 6e9)), lstat("dang"), noFollow(utimens("f", 7e9, 8e9)), stat("f"),
 		}},
 		{name: "read limits", ops: []fsop.Op{
 			writeFile("f", "x"), readAt("f", 0, storeexec.MaxRead+1), readAt("f", 0, storeexec.MaxRead), open(1, "f", rdonly),
@@ -789,4 +798,26 @@ func pick2[T any](r *rand.Rand, a, b T) T {
 		return a
 	}
 	return b
+}
+
+// TestMknod: the store has no special files, so mknod is EPERM where the
+// kernel would make one, after the checks every creation makes.
+func TestMknod(t *testing.T) {
+	ex, _ := newPair(t)
+	for _, tc := range []struct {
+		op    fsop.Op
+		errno string
+	}{
+		{writeFile("f", "x"), ""},
+		{fsop.Op{Kind: fsop.Mknod, Path: "p", Mode: unix.S_IFIFO | 0o644}, "EPERM"},
+		{fsop.Op{Kind: fsop.Mknod, Path: "c", Mode: unix.S_IFCHR | 0o644, Rdev: unix.Mkdev(1, 3)}, "EPERM"},
+		{fsop.Op{Kind: fsop.Mknod, Path: "f", Mode: unix.S_IFIFO | 0o644}, "EEXIST"},
+		{fsop.Op{Kind: fsop.Mknod, Path: "no/p", Mode: unix.S_IFIFO | 0o644}, "ENOENT"},
+		{fsop.Op{Kind: fsop.Mknod, Path: "f/p", Mode: unix.S_IFIFO | 0o644}, "ENOTDIR"},
+	} {
+		res, err := ex.Exec(&tc.op)
+		if err != nil || res.Errno != tc.errno {
+			t.Errorf("%s %q: %q, %v; want %q", tc.op.Kind, tc.op.Path, res.Errno, err, tc.errno)
+		}
+	}
 }

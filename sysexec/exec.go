@@ -21,7 +21,8 @@
 // with renames. Instead:
 //
 //   - Ops that do not follow a final symlink (lstat, unlink, rmdir, rename,
-//     link, symlink, readlink, mkdir) open the parent directory beneath the
+//     link, symlink, readlink, mkdir, mknod, and chown and utimens with
+//     fsop.NoFollow) open the parent directory beneath the
 //     root and call the *at syscall on the base name (AT_SYMLINK_NOFOLLOW
 //     where it applies).
 //   - Ops that follow a final symlink open the target itself beneath the
@@ -231,9 +232,18 @@ func (e *Executor) Exec(op *fsop.Op) (fsop.Result, error) {
 		return e.chown(op)
 	case fsop.Utimens:
 		ts := []unix.Timespec{unix.NsecToTimespec(op.AtimeNs), unix.NsecToTimespec(op.MtimeNs)}
+		if op.Flags&fsop.NoFollow != 0 {
+			return e.atParent(op.Path, func(dir int, base string) error {
+				return unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+			})
+		}
 		return outcome(e.withPath(op.Path, func(p string) error {
 			return eintr(func() error { return unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, 0) })
 		}))
+	case fsop.Mknod:
+		return e.atParent(op.Path, func(dir int, base string) error {
+			return unix.Mknodat(dir, base, op.Mode, int(op.Rdev))
+		})
 	case fsop.Truncate:
 		return outcome(e.withPath(op.Path, func(p string) error {
 			return eintr(func() error { return unix.Truncate(p, op.Size) })
@@ -363,6 +373,11 @@ func (e *Executor) chown(op *fsop.Op) (fsop.Result, error) {
 		if id < -1 || id >= 1<<32-1 {
 			return fsop.Result{}, fmt.Errorf("sysexec: %w: chown id %d out of range", fsop.ErrBadValue, id)
 		}
+	}
+	if op.Flags&fsop.NoFollow != 0 {
+		return e.atParent(op.Path, func(dir int, base string) error {
+			return unix.Fchownat(dir, base, int(op.UID), int(op.GID), unix.AT_SYMLINK_NOFOLLOW)
+		})
 	}
 	return outcome(e.withPath(op.Path, func(p string) error {
 		return eintr(func() error { return unix.Chown(p, int(op.UID), int(op.GID)) })

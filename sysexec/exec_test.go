@@ -87,6 +87,13 @@ func TestNamespaceOps(t *testing.T) {
 			symlink(t, root, "real", "l")
 		}, op: fsop.Op{Kind: fsop.Mkdir, Path: "l/d"}, check: wantMode("real/d", unix.S_IFDIR|0o755)},
 
+		{name: "mknod fifo", op: fsop.Op{Kind: fsop.Mknod, Path: "p", Mode: unix.S_IFIFO | 0o640},
+			check: wantMode("p", unix.S_IFIFO|0o640)},
+		{name: "mknod socket", op: fsop.Op{Kind: fsop.Mknod, Path: "s", Mode: unix.S_IFSOCK | 0o600},
+			check: wantMode("s", unix.S_IFSOCK|0o600)},
+		{name: "mknod exists", setup: fileAt("f", ""), op: fsop.Op{Kind: fsop.Mknod, Path: "f", Mode: unix.S_IFIFO | 0o644}, errno: "EEXIST"},
+		{name: "mknod missing parent", op: fsop.Op{Kind: fsop.Mknod, Path: "no/p", Mode: unix.S_IFIFO | 0o644}, errno: "ENOENT"},
+
 		{name: "rmdir", setup: dirAt("d"), op: fsop.Op{Kind: fsop.Rmdir, Path: "d"}, check: wantGone("d")},
 		{name: "rmdir missing", op: fsop.Op{Kind: fsop.Rmdir, Path: "d"}, errno: "ENOENT"},
 		{name: "rmdir not empty", setup: fileAt("d/f", ""), op: fsop.Op{Kind: fsop.Rmdir, Path: "d"}, errno: "ENOTEMPTY"},
