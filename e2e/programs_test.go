@@ -26,8 +26,9 @@ import (
 
 // frontStack is two bridges and a proxy serving a front mount.
 type frontStack struct {
-	name  string // binary label and sync policy
-	front string // the mount point
+	name    string // binary label and sync policy
+	front   string // the mount point
+	primary *bridgeProc
 }
 
 func startFrontStack(t *testing.T, root, label, bin, sync string) *frontStack {
@@ -53,7 +54,7 @@ func startFrontStack(t *testing.T, root, label, bin, sync string) *frontStack {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &frontStack{name: label + ", sync " + sync, front: front}
+	return &frontStack{name: label + ", sync " + sync, front: front, primary: primary}
 }
 
 // program is one measured command, run in a fresh directory.

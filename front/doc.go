@@ -42,11 +42,16 @@
 //     negotiate atomic O_TRUNC, so the kernel strips O_TRUNC from OPEN and
 //     truncates with a SETATTR without a handle); then chown, chmod and
 //     utimens (UTIME_NOW as this process's clock; a time the kernel leaves
-//     out is read back by an lstat first, as the op sets both). The
+//     out is read back by an lstat first, as the op sets both). chown and
+//     utimens carry fsop.NoFollow, since a SETATTR is about the node
+//     itself: on a symlink they are lchown and utimensat with
+//     AT_SYMLINK_NOFOLLOW, answered by the bridge. The
 //     mtime-now the kernel adds to a truncate is not sent: the truncate
 //     changes mtime itself. The reply's attributes come from an lstat.
 //   - MKDIR, RMDIR, UNLINK, RENAME (flags passed through), LINK, SYMLINK,
-//     READLINK, STATFS, SETXATTR, REMOVEXATTR: the op of the same name,
+//     MKNOD (mknod, mkfifo, bind of a Unix socket: the mode with its file
+//     type, and the device number), READLINK, STATFS, SETXATTR,
+//     REMOVEXATTR: the op of the same name,
 //     followed by an lstat of the new name where the kernel wants an entry.
 //     A mkdir with mode 0 is followed by a chmod 0, as the ops read mode 0
 //     as "the default" (0755).
@@ -76,25 +81,25 @@
 //
 // # Inode numbers
 //
-// The bridges' inode numbers cannot be used: during a canary different ops
-// may be served by different bridges. go-fuse assigns every node its own
-// number (StableAttr.Ino 0; the root is 1) and the replies carry that
-// number. A name the kernel looks up again gets the number it had as long
-// as go-fuse's tree still holds it (so the numbers are stable while the
-// kernel remembers the name, and identity is the path, as in libfuse's
-// high-level API). Consequences:
+// A node's identity in go-fuse's table (StableAttr) is the serving
+// bridge's st_ino and the file type, from the lstat that looked it up, and
+// every reply carries the bridge's st_ino: the front shows the primary's
+// inode numbers. Two names of one file (a hard link) are one node, so a
+// change made through one name shows through the other at once, whatever
+// the AttrTimeout. A path whose lstat now reports another inode number
+// (or another type) answers GETATTR with ESTALE, so the kernel looks the
+// name up again; with an open handle the node keeps answering. The root is
+// node 1 in go-fuse's table and shows the bridge's root number. Caveats:
 //
-//   - Hard links look like separate inodes on the front mount: each name
-//     has its own inode number (link(2) makes a new kernel inode too, which
-//     the kernel's FUSE client allows). st_nlink is the bridge's, so it
-//     counts the links correctly. With a non-zero AttrTimeout, though, a
-//     change made through one name (the link count after an unlink, the
-//     size after a write) shows through the other names only once their
-//     cached attributes expire: the kernel does not know they are one file.
-//     With the default timeouts (0) the whole conformance suite matches the
-//     reference; with 1 s timeouts link/unlink-one does not.
+//   - During a canary the candidate serves some paths: their numbers are
+//     the candidate's. Both bridges' stores apply the same ops in the same
+//     order, so they normally number files alike; if they did not, two
+//     different files with one number and type would share a node.
+//   - An op result without an inode number (an Exec that reports none) gets
+//     one of go-fuse's, from 2^31 up.
 //   - getdents reports a name's d_ino only if the kernel has looked the name
-//     up already; otherwise FUSE_UNKNOWN_INO (0xffffffff).
+//     up already; otherwise FUSE_UNKNOWN_INO (0xffffffff): the readdir op
+//     carries no inode numbers.
 //
 // # Open files
 //
@@ -112,12 +117,11 @@
 //   - New files, directories and symlinks belong to the user the bridge
 //     runs as: ops carry no caller. For the same reason the mount does not
 //     set allow_other: only its owner (and root) can use it.
-//   - chown and utimens follow symlinks and there is no no-follow variant,
-//     so SETATTR on a symlink (lchown, utimensat with AT_SYMLINK_NOFOLLOW)
-//     fails with EOPNOTSUPP rather than change the link's target; xattr
-//     requests on a symlink fail with EOPNOTSUPP for the same reason.
+//   - The xattr ops follow symlinks and have no no-follow variant yet, so
+//     xattr requests on a symlink fail with EOPNOTSUPP rather than reach
+//     the link's target.
 //   - st_blocks is estimated from the size (the ops carry no block count).
-//   - mknod and mkfifo, O_TMPFILE, fallocate, copy_file_range and locks
+//   - O_TMPFILE, fallocate, copy_file_range and locks
 //     are not translated (EOPNOTSUPP, or the kernel's local fallback).
 //
 // # Write batching

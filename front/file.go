@@ -53,7 +53,7 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	if _, errno := n.fsys.run(ctx, op); errno != 0 {
 		return nil, nil, 0, errno
 	}
-	child, errno := n.lookupPath(ctx, name, p, false, out)
+	child, errno := n.lookupPath(ctx, name, p, out)
 	if errno != 0 {
 		h.close(ctx)
 		return nil, nil, 0, errno

@@ -25,8 +25,11 @@ type Exec func(ctx context.Context, op *fsop.Op) (fsop.Result, error)
 const (
 	// maxWrite is the largest READ and WRITE request, 1 MiB, as in shadow.
 	maxWrite = 1 << 20
-	// rootIno is the root's inode number; go-fuse numbers the rest from 2.
+	// rootIno is the root's inode number in go-fuse's table.
 	rootIno = 1
+	// firstAutomaticIno is the first number go-fuse gives a node whose
+	// attributes carry no inode number (an Exec that reports none).
+	firstAutomaticIno = 1 << 31
 	// blockSize is st_blksize.
 	blockSize = 4096
 )
@@ -68,9 +71,11 @@ func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error,
 		AttrTimeout:     &attr,
 		NegativeTimeout: &negative,
 		RootStableAttr:  &fs.StableAttr{Ino: rootIno, Mode: syscall.S_IFDIR},
-		// Small inode numbers (go-fuse's default starts at 2^63, which
-		// 32-bit stat(2) cannot report).
-		FirstAutomaticIno: rootIno + 1,
+		// Nodes are numbered with the bridges' inode numbers; one whose
+		// attributes carry none gets a number from here, above the
+		// store's (go-fuse's default starts at 2^63, which 32-bit
+		// stat(2) cannot report).
+		FirstAutomaticIno: firstAutomaticIno,
 		// A mode without permission bits is shown as it is, not as
 		// 0644/0755 (go-fuse's default).
 		NullPermissions: true,
@@ -173,11 +178,14 @@ func (f *filesystem) fillAttrOut(a fsop.Attr, ino uint64, out *fuse.AttrOut) {
 	out.SetTimeout(f.opts.AttrTimeout)
 }
 
-// fillAttr converts op attributes. The inode number is the node's own (go-
-// fuse's), never the bridge's; st_blocks is estimated from the size, as
-// go-fuse does when a filesystem reports none.
+// fillAttr converts op attributes. The inode number is the bridge's (a.Ino)
+// when it reports one, else the node's (go-fuse's); st_blocks is estimated
+// from the size, as go-fuse does when a filesystem reports none.
 func fillAttr(a fsop.Attr, ino uint64, out *fuse.Attr) {
 	out.Ino = ino
+	if a.Ino != 0 {
+		out.Ino = a.Ino
+	}
 	out.Mode = a.Mode
 	out.Nlink = a.Nlink
 	out.Uid, out.Gid = a.UID, a.GID

@@ -25,7 +25,8 @@ type node struct {
 
 var _ fs.InodeEmbedder = (*node)(nil)
 
-// ino is the node's inode number, go-fuse's.
+// ino is the node's inode number in go-fuse's table: the serving
+// bridge's st_ino when the node was looked up.
 func (n *node) ino() uint64 { return n.StableAttr().Ino }
 
 // isSymlink reports whether the node is a symbolic link.
@@ -100,20 +101,14 @@ func asNode(in *fs.Inode) *node {
 }
 
 // newChild returns the Inode for name, a child of n with attributes a, and
-// fills out. With reuse (a lookup), a name go-fuse's tree already holds
-// with the same file type keeps its inode number (go-fuse then hands back
-// the Inode it has); anything else, and every node just made (go-fuse
-// registers those without looking for an existing one), gets a fresh one.
-func (n *node) newChild(ctx context.Context, name string, a fsop.Attr, reuse bool, out *fuse.EntryOut) *fs.Inode {
+// fills out. Its identity is the bridge's inode number and the file type:
+// go-fuse hands back the Inode it already has for them (another name of
+// a hard link, or a name looked up again), so the kernel sees one inode
+// per file, as on the bridge's mount. An attribute without an inode
+// number gets one of go-fuse's (from FirstAutomaticIno).
+func (n *node) newChild(ctx context.Context, name string, a fsop.Attr, out *fuse.EntryOut) *fs.Inode {
 	typ := a.Mode & syscall.S_IFMT
-	var ino uint64
-	if old := n.GetChild(name); reuse && old != nil && old.StableAttr().Mode == typ {
-		ino = old.StableAttr().Ino
-		if o := asNode(old); o != nil {
-			o.remember(a)
-		}
-	}
-	child := n.NewInode(ctx, &node{fsys: n.fsys, attr: a, haveAttr: true}, fs.StableAttr{Ino: ino, Mode: typ})
+	child := n.NewInode(ctx, &node{fsys: n.fsys, attr: a, haveAttr: true}, fs.StableAttr{Ino: a.Ino, Mode: typ})
 	n.fsys.fillEntry(a, child.StableAttr().Ino, out)
 	return child
 }
@@ -128,17 +123,17 @@ func (n *node) entry(ctx context.Context, name string, op *fsop.Op, out *fuse.En
 	if _, errno := n.fsys.run(ctx, op); errno != 0 {
 		return nil, errno
 	}
-	return n.lookupPath(ctx, name, p, false, out)
+	return n.lookupPath(ctx, name, p, out)
 }
 
 // lookupPath lstats p, the path of name in n, and returns its node (see
-// newChild for reuse).
-func (n *node) lookupPath(ctx context.Context, name, p string, reuse bool, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+// newChild).
+func (n *node) lookupPath(ctx context.Context, name, p string, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
 	a, errno := n.fsys.lstat(ctx, p)
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.newChild(ctx, name, a, reuse, out), 0
+	return n.newChild(ctx, name, a, out), 0
 }
 
 var _ fs.NodeLookuper = (*node)(nil)
@@ -151,7 +146,7 @@ func (n *node) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fs
 	if errno != 0 {
 		return nil, errno
 	}
-	return n.lookupPath(ctx, name, p, true, out)
+	return n.lookupPath(ctx, name, p, out)
 }
 
 var _ fs.NodeGetattrer = (*node)(nil)
@@ -160,8 +155,9 @@ var _ fs.NodeGetattrer = (*node)(nil)
 // node has no path any more, or when its path has gone while a file handle
 // is open (go-fuse passes one whenever the node has an open file), so that
 // fstat, and the GETATTR the kernel sends before reading, work on an open,
-// unlinked file. A path that now names another type of file is ESTALE,
-// which makes the kernel look the name up again.
+// unlinked file. A path that now names another file (another type, or
+// another inode number on the bridge) is ESTALE, which makes the kernel
+// look the name up again; with an open handle the node keeps answering.
 func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	p, ok := pathOf(n.EmbeddedInode())
 	if !ok {
@@ -177,6 +173,8 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 	case errno != 0:
 		return errno
 	case a.Mode&syscall.S_IFMT != n.StableAttr().Mode:
+		return syscall.ESTALE
+	case f == nil && a.Ino != 0 && a.Ino != n.ino() && !n.IsRoot():
 		return syscall.ESTALE
 	}
 	n.remember(a)
@@ -221,7 +219,9 @@ var _ fs.NodeSetattrer = (*node)(nil)
 // (ftruncate on the handle if the kernel gave one, else truncate), then
 // chown, chmod and utimens. The kernel combines attributes only where one
 // follows from another (a chown's cleared set-user-ID bit comes as a mode),
-// so the order gives the same end state as one call.
+// so the order gives the same end state as one call. chown and utimens
+// carry fsop.NoFollow: a SETATTR is about the node itself, so on a symlink
+// they are lchown and utimensat(AT_SYMLINK_NOFOLLOW).
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
 	mode, setMode := in.GetMode()
 	uid, setUID := in.GetUID()
@@ -234,8 +234,9 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		// the truncate makes it itself.
 		setMtime = false
 	}
-	if n.isSymlink() && (setMode || setUID || setGID || setSize || setAtime || setMtime) {
-		// chown and utimens would follow the link to its target.
+	if n.isSymlink() && (setMode || setSize) {
+		// The kernel sends neither for a symlink (chmod and truncate
+		// follow links); the ops would follow it to its target.
 		return syscall.EOPNOTSUPP
 	}
 
@@ -250,7 +251,7 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 		n.update(func(a *fsop.Attr) { a.Size = int64(size) })
 	}
 	if setUID || setGID {
-		op := &fsop.Op{Kind: fsop.Chown, UID: -1, GID: -1}
+		op := &fsop.Op{Kind: fsop.Chown, UID: -1, GID: -1, Flags: fsop.NoFollow}
 		if setUID {
 			op.UID = int64(uid)
 		}
@@ -290,7 +291,7 @@ func (n *node) utimens(ctx context.Context, in *fuse.SetAttrIn, setAtime, setMti
 		}
 		return joinNs(sec, nsec)
 	}
-	op := &fsop.Op{Kind: fsop.Utimens}
+	op := &fsop.Op{Kind: fsop.Utimens, Flags: fsop.NoFollow}
 	if !setAtime || !setMtime {
 		p, errno := n.path()
 		if errno != 0 {
@@ -341,7 +342,16 @@ func (n *node) Mkdir(ctx context.Context, name string, mode uint32, out *fuse.En
 	if _, errno := n.fsys.run(ctx, &fsop.Op{Kind: fsop.Chmod, Path: p}); errno != 0 {
 		return nil, errno
 	}
-	return n.lookupPath(ctx, name, p, false, out)
+	return n.lookupPath(ctx, name, p, out)
+}
+
+var _ fs.NodeMknoder = (*node)(nil)
+
+// Mknod makes a FIFO, socket (bind(2)), device node or empty regular file
+// with the kernel's mode (type and permissions, umask applied) and device
+// number; the bridges answer as their mounts do.
+func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	return n.entry(ctx, name, &fsop.Op{Kind: fsop.Mknod, Mode: mode, Rdev: uint64(dev)}, out)
 }
 
 var _ fs.NodeSymlinker = (*node)(nil)
@@ -373,7 +383,7 @@ func (n *node) Link(ctx context.Context, target fs.InodeEmbedder, name string, o
 	if t := asNode(target.EmbeddedInode()); t != nil {
 		t.update(func(a *fsop.Attr) { a.Nlink++ })
 	}
-	return n.lookupPath(ctx, name, to, true, out)
+	return n.lookupPath(ctx, name, to, out)
 }
 
 var _ fs.NodeUnlinker = (*node)(nil)
