@@ -42,6 +42,11 @@ and --shadow-listen say otherwise (two harnesses on one machine); a port
 already taken is named, with the process that holds it when /proc says,
 before anything is started or removed (exit 4).
 
+--inject-divergence RATE makes the shadow bridge corrupt that fraction of
+its read results: a FAIL verdict to look at, or, with --phase canary, the
+rollback demo (make run-rollback: up --workload --phase canary
+--advance-after 1500 --inject-divergence 0.02 --inject-after 12s).
+
 Each run starts from fresh stores and logs unless --keep. Stale mounts left
 under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 		Args: cobra.NoArgs,
