@@ -31,7 +31,8 @@ type AdminStatus struct {
 	Auth    string `json:"admin_auth"`
 }
 
-// Register adds /admin/status, /admin/promote and /admin/rollback to mux.
+// Register adds /admin/status, /admin/promote, /admin/rollback and
+// /admin/alertmanager (Alertmanager's webhook: docs/fleet.md) to mux.
 // With a non-empty token every admin request needs
 // "Authorization: Bearer <token>" (compared in constant time), else 401.
 // A POST must say Content-Type: application/json (else 415: a browser
@@ -85,6 +86,7 @@ func (c *Controller) Register(mux *http.ServeMux, token string, proxyStatus func
 		}
 		writeJSON(w, http.StatusOK, c.Status())
 	})))
+	mux.HandleFunc("POST /admin/alertmanager", httpguard.PostJSON(auth(c.alertmanagerWebhook)))
 	mux.HandleFunc("POST /admin/rollback", httpguard.PostJSON(auth(func(w http.ResponseWriter, r *http.Request) {
 		reason := r.URL.Query().Get("reason")
 		c.Rollback("operator: " + reason)
