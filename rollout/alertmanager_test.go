@@ -22,7 +22,7 @@ func TestAlertmanagerWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	c.Register(mux, "s3cret", nil)
+	c.Register(mux, "s3cret", nil, nil)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	post := func(token, body string) (int, WebhookResult) {
