@@ -45,6 +45,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/lighthouse-fs/lighthouse/internal/ratelog"
+
 	"github.com/lighthouse-fs/lighthouse/metrics"
 )
 
@@ -179,9 +181,10 @@ type Controller struct {
 	wDiv      window
 	wErr      window
 	wSlow     window
-	wSkip     window    // ops not compared, of every op observed
-	sinceMove int       // candidate ops since the last weight change
-	heldAt    time.Time // when an advance was last held back for coverage
+	wSkip     window           // ops not compared, of every op observed
+	sinceMove int              // candidate ops since the last weight change
+	heldAt    time.Time        // when an advance was last held back for coverage
+	unhealthy *ratelog.Limiter // the shadow phase's "do not promote" warning, once a minute per trigger
 
 	mRollbacks *prometheus.CounterVec
 	mWeight    prometheus.Gauge
@@ -209,7 +212,7 @@ func New(cfg Config) (*Controller, error) {
 		cfg.Logger = slog.Default()
 	}
 	m := metrics.NewRollout(cfg.Registerer)
-	c := &Controller{cfg: cfg, log: cfg.Logger,
+	c := &Controller{cfg: cfg, log: cfg.Logger, unhealthy: ratelog.New(time.Minute),
 		mRollbacks: m.Rollbacks, mWeight: m.Weight, mPhase: m.Phase,
 		mObs: m.Observations, mStat: m.CUSUM, mRate: m.WindowRate,
 	}
@@ -313,7 +316,10 @@ func (c *Controller) Observe(o Observation) {
 	case fired != "":
 		// Shadow phase: nothing to roll back; start counting afresh so the
 		// verdict reflects the current behaviour.
-		c.log.Warn("candidate unhealthy in the shadow phase: do not promote", "trigger", fired, "reason", reason)
+		if ok, repeats := c.unhealthy.Allow(fired); ok {
+			c.log.Warn("candidate unhealthy in the shadow phase: do not promote", "trigger", fired, "reason", reason,
+				"repeats_since_last_warning", repeats)
+		}
 		c.resetStats()
 	case c.cfg.AdvanceAfter > 0 && !c.state.RolledBack && c.sinceMove >= c.cfg.AdvanceAfter && c.state.Weight > 0 && c.state.Weight < 1 &&
 		c.wDiv.size() >= c.th.MinSample && c.wErr.size() >= c.th.MinSample:
