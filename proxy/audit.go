@@ -28,21 +28,25 @@ type auditResult struct {
 	divergences   []compare.Divergence
 }
 
-// audit compares the store of record's copy of sc (recSnap, from rec) with
-// tgt's (tgtSnap), path by path, before tgt's is replaced: a difference no
-// op explains (a lost write, chmod or utimens) is counted even if no later
-// op would have shown it, and both states go to the divergence log. Each
-// difference is judged against the last op on its path: the bridge whose
-// state does not hold what that acknowledged op asked for is at fault.
-func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap []byte) (auditResult, error) {
-	var res auditResult
+// diffAt is one path whose two copies differ beyond the allowlist.
+type diffAt struct {
+	path   string
+	a, b   *store.SubtreeEntry
+	ra, rb fsop.Result
+	j      compare.Judgment
+}
+
+// diffCopies compares the record's copy of sc with tgt's, path by path,
+// outside the proxy's lock (the serving path takes it): the stored bytes
+// first, digests and the judge only where they differ.
+func (p *Proxy) diffCopies(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap []byte) ([]diffAt, error) {
 	recs, err := walk(sc.root, recSnap)
 	if err != nil {
-		return res, fmt.Errorf("%s's copy: %w", rec.name, err)
+		return nil, fmt.Errorf("%s's copy: %w", rec.name, err)
 	}
 	tgts, err := walk(sc.root, tgtSnap)
 	if err != nil {
-		return res, fmt.Errorf("%s's copy: %w", tgt.name, err)
+		return nil, fmt.Errorf("%s's copy: %w", tgt.name, err)
 	}
 	paths := make([]string, 0, len(recs))
 	for path := range recs {
@@ -54,20 +58,10 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 		}
 	}
 	sort.Strings(paths)
-
-	// Compare outside the proxy's lock (the serving path takes it): the
-	// stored bytes first, digests and the judge only where they differ.
-	pinned := sc.pinned
-	type diffAt struct {
-		path   string
-		a, b   *store.SubtreeEntry
-		ra, rb fsop.Result
-		j      compare.Judgment
-	}
 	var diffs []diffAt
 	for _, path := range paths {
 		a, b := recs[path], tgts[path]
-		_, pin := pinned[path]
+		_, pin := sc.pinned[path]
 		if a != nil && b != nil && a.Same(b) && (!pin || a.MtimeNs == b.MtimeNs) {
 			continue
 		}
@@ -79,7 +73,21 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 			diffs = append(diffs, diffAt{path, a, b, ra, rb, j})
 		}
 	}
+	return diffs, nil
+}
 
+// audit compares the store of record's copy of sc (recSnap, from rec) with
+// tgt's (tgtSnap), path by path, before tgt's is replaced: a difference no
+// op explains (a lost write, chmod or utimens) is counted even if no later
+// op would have shown it, and both states go to the divergence log. Each
+// difference is judged against the last op on its path: the bridge whose
+// state does not hold what that acknowledged op asked for is at fault.
+func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap []byte) (auditResult, error) {
+	var res auditResult
+	diffs, err := p.diffCopies(sc, rec, recSnap, tgt, tgtSnap)
+	if err != nil {
+		return res, err
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, df := range diffs {

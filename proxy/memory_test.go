@@ -20,7 +20,7 @@ func (nullBridge) State(context.Context, string, int64, int64) (fsop.Result, err
 	return fsop.Result{}, nil
 }
 func (nullBridge) SnapshotSubtree(context.Context, string) ([]byte, error) { return nil, nil }
-func (nullBridge) RestoreSubtree(context.Context, string, []byte) error   { return nil }
+func (nullBridge) RestoreSubtree(context.Context, string, []byte) error    { return nil }
 
 // TestProxyMemoryBounded: 64 KiB writes to 8,000 distinct paths, three
 // rounds (issue 13, item 2: the heap grew to 696 MiB after 8k ops, 1.4 GiB
