@@ -23,6 +23,8 @@ const (
 	P99Threshold        = 1.0   // seconds
 	CUSUMDivergenceH    = 11    // rollout.DefaultThresholds().HDivergent
 	CUSUMErrorsH        = 14    // rollout.DefaultThresholds().HErrors (error and slow)
+	LatencyRatio        = 2.0   // rollout.DefaultThresholds().LatencyRatio
+	LatencyZ            = 5.0   // rollout.DefaultThresholds().LatencyZ
 	MirrorMaxLag        = 10.0  // seconds: the proxy's --mirror-max-lag default
 	CoverageMin         = 0.95  // rollout.DefaultThresholds().MinCoverage
 )
@@ -196,7 +198,7 @@ func Lighthouse() *Dashboard {
 	weight.FieldConfig.Defaults.Max = f64p(1)
 	l.add(7, 6, weight)
 	rb := stat("Rollbacks in range by trigger",
-		"Rollbacks in the dashboard's time range, by trigger (divergence, error_rate, p99_latency, manual); red marks on every graph show when.",
+		"Rollbacks in the dashboard's time range, by trigger (divergence, error_rate, p99_latency, latency_ratio, manual); red marks on every graph show when.",
 		"", instant(RollbacksIn("$__range"), "{{trigger}}"))
 	rb.FieldConfig.Defaults.NoValue = "no rollback"
 	rb.FieldConfig.Defaults.Thresholds = steps("green", 1, "red")
@@ -230,6 +232,17 @@ func Lighthouse() *Dashboard {
 	l.add(12, 7, timeseries("Trigger window rates",
 		"The rollout's bad fraction per signal over its last 5000 observations (divergence, error, slow = slower than 1 s): the numbers `lighthouse status` prints.",
 		"percentunit", q("max by (signal) (lighthouse_rollout_window_rate)", "{{signal}}")))
+	latRatio := timeseries("Latency vs primary: go-fuse / bazil median by op",
+		"Per op kind, the candidate's median serving latency over the primary's, over the same recent ops of that kind, served ops only (a bridge that only mirrors runs at nice 19). Empty in the shadow and full phases, where one side serves nothing. The latency_ratio trigger fires at 2x (red line) when the rank test agrees (next panel).",
+		"suffix:x", q("max by (op) (lighthouse_rollout_latency_ratio)", "{{op}}"), q(constant(LatencyRatio), "threshold 2x"))
+	withThreshold(latRatio, LatencyRatio, "threshold 2x")
+	l.add(12, 7, latRatio)
+	latZ := timeseries("Latency vs primary: rank test z by op",
+		"Per op kind, the Mann-Whitney rank test of the candidate's serving latencies against the primary's: about 0 when they are alike, positive when go-fuse is slower. The latency_ratio trigger needs z of 5 or more (dashed) and the 2x median ratio.",
+		"none", q("max by (op) (lighthouse_rollout_latency_rank_z)", "{{op}}"), q(constant(LatencyZ), "z 5"))
+	dashed(latZ, "z 5", "red")
+	latZ.FieldConfig.Defaults.Min = nil // negative: the candidate is faster
+	l.add(12, 7, latZ)
 
 	l.row("Mirror health")
 	l.add(6, 7, timeseries("Mirror queue depth",

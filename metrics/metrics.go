@@ -214,12 +214,14 @@ type Rollout struct {
 	Observations *prometheus.CounterVec // {signal, outcome}
 	CUSUM        *prometheus.GaugeVec   // {signal}
 	WindowRate   *prometheus.GaugeVec   // {signal}
+	LatencyRatio *prometheus.GaugeVec   // {op}: NaN without a verdict
+	LatencyZ     *prometheus.GaugeVec   // {op}: NaN without a verdict
 }
 
 // NewRollout registers the rollout controller's metrics on reg.
 func NewRollout(reg prometheus.Registerer) *Rollout {
 	f := promauto.With(reg)
-	const rollbacksHelp = "Rollbacks of the candidate's serving weight to 0, by trigger (divergence, error_rate, p99_latency, manual)."
+	const rollbacksHelp = "Rollbacks of the candidate's serving weight to 0, by trigger (divergence, error_rate, p99_latency, latency_ratio, manual)."
 	rollbacks := f.NewCounterVec(prometheus.CounterOpts{Name: RollbacksTotal, Help: rollbacksHelp}, []string{"trigger"})
 	if reg != nil {
 		reg.MustRegister(newAlias(rollbacks, RollbacksTotalDeprecated,
@@ -247,5 +249,13 @@ func NewRollout(reg prometheus.Registerer) *Rollout {
 			Name: "lighthouse_rollout_window_rate",
 			Help: "Each signal's bad fraction over the last window of observations.",
 		}, []string{"signal"}),
+		LatencyRatio: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_rollout_latency_ratio",
+			Help: "Per op kind, the candidate's median serving latency over the primary's, over the same recent ops (served ops only; NaN until each side served enough).",
+		}, []string{"op"}),
+		LatencyZ: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_rollout_latency_rank_z",
+			Help: "Per op kind, the Mann-Whitney rank test's z of the candidate's serving latencies against the primary's (positive: the candidate is slower; NaN until each side served enough).",
+		}, []string{"op"}),
 	}
 }

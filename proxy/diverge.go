@@ -194,9 +194,13 @@ func (p *Proxy) compare(r *rec) {
 	p.account(r, class, skip)
 }
 
-// observation describes r from the candidate's (the shadow's) side.
+// observation describes r from the candidate's (the shadow's) side, and
+// the serving side's latency.
 func (p *Proxy) observation(r *rec, class, skip string) rollout.Observation {
-	o := rollout.Observation{}
+	o := rollout.Observation{CandidateServed: r.serving == Shadow, ServingTime: r.dur[r.serving]}
+	if r.err[r.serving] == nil && !r.niced {
+		o.Op = string(r.op.Kind)
+	}
 	ran := r.serving == Shadow || r.mirrored
 	if !ran {
 		return o

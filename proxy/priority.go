@@ -86,6 +86,7 @@ func (p *Proxy) priorityLoop() {
 				continue
 			}
 			told[i], toldAt[i] = want, time.Now()
+			s.yielding.Store(want == mirrorOnly)
 		}
 		last = now
 	}

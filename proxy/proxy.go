@@ -213,6 +213,9 @@ type side struct {
 	b    Bridge
 	seq  *order.Sequencer
 	work *workQueue
+	// yielding: the bridge was last told it only mirrors (nice 19), so
+	// what it serves meanwhile is no latency sample (priority.go)
+	yielding atomic.Bool
 
 	// guarded by Proxy.mu
 	scopes  []*scope  // subtrees out of step here, waiting for (or held from) a resync
@@ -358,6 +361,7 @@ type rec struct {
 	mirrored bool
 	admitted time.Time
 	size     int64
+	niced    bool // the serving bridge was told it only mirrors (nice 19) while r ran there
 
 	tickets   [2]*order.Ticket
 	dur       [2]time.Duration
@@ -386,9 +390,9 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	sv := p.sides[r.serving]
 	<-ready
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpTimeout)
-	t0 := time.Now()
+	t0, niced := time.Now(), sv.yielding.Load()
 	res, err := sv.b.Exec(octx, &r.op)
-	r.dur[r.serving] = time.Since(t0)
+	r.dur[r.serving], r.niced = time.Since(t0), niced || sv.yielding.Load()
 	cancel()
 	p.stats.add(func(s *Stats) { s.Ops++; s.served[r.serving]++ })
 	p.finish(r, r.serving, res, err)

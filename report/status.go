@@ -23,6 +23,13 @@ func WriteStatus(w io.Writer, st rollout.Status, px *proxy.Status) {
 	fmt.Fprintf(tw, "divergence (window)\t%.3f%% of %d compared\t(threshold %.2f%%, cusum %.1f)\n", 100*st.Rates.Divergence, st.Rates.Compared, 100*st.Thresholds.Divergence, st.CUSUM[0])
 	fmt.Fprintf(tw, "candidate errors (window)\t%.3f%% of %d ops\t(threshold %.2f%%, cusum %.1f)\n", 100*st.Rates.ErrorRate, st.Rates.CandidateOp, 100*st.Thresholds.ErrorRate, st.CUSUM[1])
 	fmt.Fprintf(tw, "candidate ops over %v\t%.3f%%\t(P99 trigger at 1%%, cusum %.1f)\n", st.Thresholds.P99, 100*st.Rates.SlowRate, st.CUSUM[2])
+	if len(st.Latency) == 0 {
+		fmt.Fprintf(tw, "latency vs primary\tno verdict\t(each side must serve %d ops of a kind)\n", st.Thresholds.LatencyMinSample)
+	}
+	for _, v := range st.Latency {
+		fmt.Fprintf(tw, "latency vs primary, %s\t%.2fx (%v / %v), z %.1f\t(trigger at %gx and z %g; %d / %d served ops)\n",
+			v.Op, v.Ratio, v.Candidate, v.Primary, v.Z, st.Thresholds.LatencyRatio, st.Thresholds.LatencyZ, v.NCand, v.NPrim)
+	}
 	if d := s.Decision; d != nil {
 		fmt.Fprintf(tw, "last decision\t%s %s\t%s -> %.0f%%: %s\n", d.Time.Format(time.RFC3339), d.Action, d.Trigger, 100*d.To, d.Reason)
 	}
@@ -90,6 +97,10 @@ func RolloutRows(s rollout.Status) []KV {
 		{Key: "rolled back", Value: fmt.Sprint(s.State.RolledBack)},
 		{Key: "divergence (window)", Value: fmt.Sprintf("%.3f%% of %d compared (threshold %.2f%%)", 100*s.Rates.Divergence, s.Rates.Compared, 100*s.Thresholds.Divergence)},
 		{Key: "candidate errors (window)", Value: fmt.Sprintf("%.3f%% of %d ops (threshold %.2f%%)", 100*s.Rates.ErrorRate, s.Rates.CandidateOp, 100*s.Thresholds.ErrorRate)},
+	}
+	if v := s.Rates.Latency; v != nil {
+		rows = append(rows, KV{Key: "latency vs primary (slowest op)", Value: fmt.Sprintf("%s %.2fx, z %.1f (trigger at %gx and z %g)",
+			v.Op, v.Ratio, v.Z, s.Thresholds.LatencyRatio, s.Thresholds.LatencyZ)})
 	}
 	if d := s.State.Decision; d != nil {
 		trig := d.Trigger

@@ -18,6 +18,8 @@ func rolledBack() rollout.Status {
 		Thresholds: rollout.DefaultThresholds(),
 		Rates:      rollout.Rates{Divergence: 0.008, Compared: 856, CandidateOp: 900},
 		CUSUM:      [3]float64{12.5, 0, 0},
+		Latency: []rollout.LatencyVerdict{{Op: "stat", Candidate: 5 * time.Millisecond, Primary: time.Millisecond, Ratio: 5, Z: 9.5,
+			NCand: 50, NPrim: 450}},
 	}
 }
 
@@ -38,7 +40,8 @@ func TestWriteStatus(t *testing.T) {
 		`(?m)^bridge bazil \(primary\) +store of record +queue 0, lag 0\.00s$`,
 		`(?m)^bridge gofuse \(shadow\) +OUT OF STEP: lag +queue 4, lag 1\.50s$`,
 		`(?m)^  \. +lag since 2026-01-02T03:00:00Z +fix: a resync from bazil, now$`,
-		`(?m)^  src +HELD: write_file src/a: gofuse holds what bazil acknowledged since 2026-01-02T03:00:00Z +fix: an operator$`} {
+		`(?m)^  src +HELD: write_file src/a: gofuse holds what bazil acknowledged since 2026-01-02T03:00:00Z +fix: an operator$`,
+		`(?m)^latency vs primary, stat +5\.00x \(5ms / 1ms\), z 9\.5 +\(trigger at 2x and z 5; 50 / 450 served ops\)$`} {
 		if !regexp.MustCompile(want).MatchString(out.String()) {
 			t.Errorf("status does not match %q:\n%s", want, out.String())
 		}

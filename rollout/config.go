@@ -24,6 +24,11 @@ type File struct {
 		MinSample   *int     `yaml:"min_sample"`
 		Window      *int     `yaml:"window"`
 		MinCoverage *float64 `yaml:"min_coverage"`
+		// The latency comparison against the primary (docs/rollout.md).
+		LatencyRatio     *float64 `yaml:"latency_ratio"`
+		LatencyZ         *float64 `yaml:"latency_z"`
+		LatencyMinSample *int     `yaml:"latency_min_sample"`
+		LatencyWindow    *int     `yaml:"latency_window"`
 	} `yaml:"thresholds"`
 }
 
@@ -77,6 +82,10 @@ func (f *File) Apply(base Thresholds) (Thresholds, error) {
 	if t.Window != nil {
 		base.Window = *t.Window
 	}
+	setIf(&base.LatencyRatio, t.LatencyRatio)
+	setIf(&base.LatencyZ, t.LatencyZ)
+	setIf(&base.LatencyMinSample, t.LatencyMinSample)
+	setIf(&base.LatencyWindow, t.LatencyWindow)
 	c := Controller{}
 	if err := c.setThresholds(base); err != nil {
 		return base, err
@@ -93,4 +102,11 @@ func (f *File) TargetWeight() (float64, bool) {
 		return PhaseWeight[f.Phase], true
 	}
 	return 0, false
+}
+
+// setIf sets *dst to *v when the file has v.
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
 }

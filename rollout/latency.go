@@ -1,10 +1,14 @@
 package rollout
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"math/bits"
+	"slices"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The latency comparison: per op kind, the candidate's serving latencies
@@ -156,6 +160,9 @@ type opLatency struct {
 	// the last verdict with a sample large enough on both sides
 	ratio, z float64
 	judged   bool
+	// lighthouse_rollout_latency_ratio and _rank_z of the kind: NaN
+	// without a verdict ("no data", neither good nor bad)
+	ratioG, zG prometheus.Gauge
 }
 
 // LatencyVerdict is one op kind's comparison, for status and decisions.
@@ -174,8 +181,10 @@ func (v LatencyVerdict) String() string {
 		v.Op, v.Candidate, v.Primary, v.Ratio, v.Z, v.NCand, v.NPrim)
 }
 
-// observe records one served op's latency and, when the candidate served
-// it and both sides have minSample samples, judges the kind again.
+// observe records one served op's latency and, when both sides have
+// minSample samples, judges the kind again: at each op the candidate
+// serves (and at the first op with enough samples), so the cost per op is
+// one pass over the buckets at most.
 func (l *opLatency) observe(candidate bool, d time.Duration, span uint32, minSample int) (LatencyVerdict, bool) {
 	l.seq++
 	s := 0
@@ -185,11 +194,19 @@ func (l *opLatency) observe(candidate bool, d time.Duration, span uint32, minSam
 	l.side[s].add(bucketOf(d), l.seq)
 	l.side[0].expire(l.seq, span)
 	l.side[1].expire(l.seq, span)
-	if !candidate || l.side[0].n < minSample || l.side[1].n < minSample {
+	if l.side[0].n < minSample || l.side[1].n < minSample {
+		if l.judged { // the samples aged out: no verdict any more
+			l.judged = false
+			l.publish()
+		}
 		return LatencyVerdict{}, false
+	}
+	if !candidate && l.judged {
+		return LatencyVerdict{}, false // judged again at the candidate's next op
 	}
 	v := l.verdict()
 	l.ratio, l.z, l.judged = v.Ratio, v.Z, true
+	l.publish()
 	return v, true
 }
 
@@ -204,4 +221,67 @@ func (l *opLatency) reset() {
 	l.side[0].reset()
 	l.side[1].reset()
 	l.ratio, l.z, l.judged = 0, 0, false
+	l.publish()
+}
+
+// publish exports the last verdict.
+func (l *opLatency) publish() {
+	r, z := math.NaN(), math.NaN()
+	if l.judged {
+		r, z = l.ratio, l.z
+	}
+	l.ratioG.Set(r)
+	l.zG.Set(z)
+}
+
+// Bounds of the latency comparison's memory: the kinds compared (fsop
+// has about 30; an unknown kind beyond the bound is not compared) and the
+// window (each kind holds two rings of up to LatencyWindow samples, 5
+// bytes each: 20 KB per kind at the default 2000).
+const (
+	maxLatencyKinds  = 64
+	maxLatencyWindow = 1 << 20
+)
+
+// latencyOf is kind's comparison, created at its first op (nil past
+// maxLatencyKinds). c.mu is held.
+func (c *Controller) latencyOf(kind string) *opLatency {
+	l := c.lat[kind]
+	if l == nil && len(c.lat) < maxLatencyKinds {
+		l = &opLatency{kind: kind, side: [2]sideWindow{newSideWindow(c.th.LatencyWindow), newSideWindow(c.th.LatencyWindow)},
+			ratioG: c.mLatRatio.WithLabelValues(kind), zG: c.mLatZ.WithLabelValues(kind)}
+		l.publish()
+		c.lat[kind] = l
+	}
+	return l
+}
+
+// judgeLatency feeds o's serving latency to its kind's comparison and
+// returns why the candidate is too slow, or "". c.mu is held.
+func (c *Controller) judgeLatency(o Observation) string {
+	if o.Op == "" {
+		return ""
+	}
+	l := c.latencyOf(o.Op)
+	if l == nil {
+		return ""
+	}
+	v, ok := l.observe(o.CandidateServed, o.ServingTime, uint32(c.th.LatencyWindow), c.th.LatencyMinSample)
+	if !ok || v.Ratio < c.th.LatencyRatio || v.Z < c.th.LatencyZ {
+		return ""
+	}
+	return fmt.Sprintf("%v (thresholds %gx and z %g)", v, c.th.LatencyRatio, c.th.LatencyZ)
+}
+
+// latencyVerdicts are the kinds with a verdict, slowest (largest ratio)
+// first. c.mu is held.
+func (c *Controller) latencyVerdicts() []LatencyVerdict {
+	var out []LatencyVerdict
+	for _, l := range c.lat {
+		if l.judged {
+			out = append(out, l.verdict())
+		}
+	}
+	slices.SortFunc(out, func(a, b LatencyVerdict) int { return cmp.Compare(b.Ratio, a.Ratio) })
+	return out
 }

@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestBucketOf(t *testing.T) {
@@ -151,5 +153,134 @@ func TestSideWindowExpires(t *testing.T) {
 	w.expire(math.MaxUint32, 10)
 	if w.n != 0 {
 		t.Fatal("old samples stayed")
+	}
+}
+
+// simulateLatency feeds n ops (40% stat, 30% read, 30% write) to a
+// controller at canary weight, the candidate's stat slowed by factor, and
+// returns the op at which it rolled back, or -1. Latencies are lognormal
+// (sigma 0.5); with bimodal, stat is a cache hit (0.1 ms) or a miss
+// (1 ms) at even odds, the shape where two medians of one distribution
+// differ most by chance.
+func simulateLatency(t testing.TB, factor float64, bimodal bool, n int, seed uint64) int {
+	c, err := New(Config{Initial: PhaseWeight[PhaseCanary], Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(seed, 23))
+	for i := 1; i <= n; i++ {
+		kind, median := "stat", time.Millisecond
+		switch x := r.IntN(10); {
+		case x < 3:
+			kind, median = "read_file", 2*time.Millisecond
+		case x < 6:
+			kind, median = "write_file", 5*time.Millisecond
+		case bimodal && r.IntN(2) == 0:
+			median = 100 * time.Microsecond
+		}
+		cand := r.Float64() < c.Weight()
+		if cand && kind == "stat" {
+			median = time.Duration(factor * float64(median))
+		}
+		c.Observe(Observation{Compared: true, CandidateRan: true, CandidateTime: median,
+			Op: kind, CandidateServed: cand, ServingTime: lognormal(r, median, 0.5)})
+		if c.Weight() == 0 {
+			if got := c.Status().State.Decision.Trigger; got != TriggerLatencyRatio {
+				t.Fatalf("seed %d: rolled back on %s", seed, got)
+			}
+			return i
+		}
+	}
+	return -1
+}
+
+// TestLatencyTriggerIsSound is the simulation the latency defaults come
+// from (docs/rollout.md): at canary weight, no rollback over 100,000 ops
+// (30 seeds: the simulation runs under -race in make test) without a
+// difference (unimodal or bimodal), nor with a real but
+// harmless 1.5x one; a rollback within 5,000 ops when stat alone is 3x or
+// 5x slower.
+func TestLatencyTriggerIsSound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulation")
+	}
+	tests := []struct {
+		name    string
+		factor  float64
+		bimodal bool
+		seeds   int
+		n       int
+		detect  bool
+	}{
+		{"alike", 1, false, 30, 100000, false},
+		{"alike bimodal", 1, true, 30, 100000, false},
+		{"1.5x", 1.5, false, 30, 100000, false},
+		{"3x", 3, false, 100, 5000, true},
+		{"5x", 5, false, 100, 5000, true},
+		{"5x bimodal", 5, true, 100, 5000, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hits, worst, total := 0, 0, 0
+			for seed := uint64(0); seed < uint64(tt.seeds); seed++ {
+				if at := simulateLatency(t, tt.factor, tt.bimodal, tt.n, seed); at > 0 {
+					hits++
+					worst, total = max(worst, at), total+at
+				}
+			}
+			t.Logf("stat %s at canary: %d/%d rollbacks within %d ops (mean %d ops, worst %d)",
+				tt.name, hits, tt.seeds, tt.n, total/max(hits, 1), worst)
+			if want := map[bool]int{true: tt.seeds, false: 0}[tt.detect]; hits != want {
+				t.Fatalf("%d rollbacks of %d seeds, want %d", hits, tt.seeds, want)
+			}
+		})
+	}
+}
+
+// BenchmarkObserve is the controller's cost per op on the proxy's path,
+// latency comparison included.
+func BenchmarkObserve(b *testing.B) {
+	c, _ := New(Config{Initial: PhaseWeight[PhaseCanary], Logger: quiet()})
+	r := rand.New(rand.NewPCG(1, 1))
+	obs := make([]Observation, 4096)
+	for i := range obs {
+		obs[i] = Observation{Compared: true, CandidateRan: true, Op: []string{"stat", "read_file", "write_file"}[i%3],
+			CandidateServed: r.IntN(10) == 0, ServingTime: lognormal(r, time.Millisecond, 0.5)}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c.Observe(obs[i%len(obs)])
+	}
+}
+
+// TestLatencyGauges: an op kind's ratio and z are NaN ("no verdict")
+// until both sides served LatencyMinSample ops of it, then the verdict;
+// a weight change starts the comparison afresh; mirrored and failed ops
+// (no Op) are no samples.
+func TestLatencyGauges(t *testing.T) {
+	c, _ := New(Config{Initial: 0.5, Logger: quiet()})
+	ratio := func() float64 { return testutil.ToFloat64(c.mLatRatio.WithLabelValues("stat")) }
+	obs := func(cand bool, d time.Duration) {
+		c.Observe(Observation{CandidateRan: true, Op: "stat", CandidateServed: cand, ServingTime: d})
+	}
+	for i := 0; i < 49; i++ {
+		obs(true, 3*time.Millisecond/2)
+		obs(false, time.Millisecond)
+		c.Observe(Observation{CandidateRan: true, CandidateTime: time.Millisecond}) // a mirrored op: no sample
+	}
+	if !math.IsNaN(ratio()) || len(c.Status().Latency) != 0 {
+		t.Fatalf("a verdict before the minimum sample: ratio %v, %+v", ratio(), c.Status().Latency)
+	}
+	obs(false, time.Millisecond)
+	obs(true, 3*time.Millisecond/2)
+	st := c.Status()
+	if r := ratio(); r < 1.4 || r > 1.6 || len(st.Latency) != 1 || st.Latency[0].NCand != 50 || st.Rates.Latency == nil || st.State.Weight != 0.5 {
+		t.Fatalf("after 50 ops a side, the candidate 1.5x slower (under the 2x trigger): ratio %v, status %+v", r, st)
+	}
+	if err := c.Promote(0.75, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if !math.IsNaN(ratio()) || len(c.Status().Latency) != 0 {
+		t.Fatalf("the verdict survived a weight change: ratio %v", ratio())
 	}
 }

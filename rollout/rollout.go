@@ -22,6 +22,14 @@
 // slowness p0 = 0.5%, p1 = 2%, h = 14. A trigger may fire only after
 // MinSample observations; "no data" is neither healthy nor a rollback.
 //
+// A fourth judges latency against the primary rather than a fixed second:
+// per op kind, the latencies of the ops the candidate served against those
+// the primary served over the same recent ops of that kind (latency.go),
+// by a Mann-Whitney rank test and the ratio of the medians; both past
+// their thresholds (z >= 5, 2x) with LatencyMinSample ops on each side
+// roll back. Mirrored ops do not count: a bridge that only mirrors runs at
+// nice 19.
+//
 // # Decisions
 //
 // A rollback sets the weight to 0 at once (in-flight ops finish), logs the
@@ -63,7 +71,10 @@ const (
 	TriggerDivergence = "divergence"
 	TriggerErrors     = "error_rate"
 	TriggerLatency    = "p99_latency"
-	TriggerManual     = "manual"
+	// TriggerLatencyRatio: the candidate serves an op kind markedly slower
+	// than the primary serves it.
+	TriggerLatencyRatio = "latency_ratio"
+	TriggerManual       = "manual"
 )
 
 // PhaseWeight is the default candidate weight of each phase.
@@ -98,11 +109,19 @@ type Thresholds struct {
 	MinCoverage float64 `json:"min_coverage" yaml:"min_coverage"`
 	HDivergent  float64 `json:"h_divergence" yaml:"h_divergence"` // 12
 	HErrors     float64 `json:"h_errors" yaml:"h_errors"`         // 14
+	// The latency comparison (latency.go): the candidate's median over the
+	// primary's, and the rank test's z, at which it fires; the served ops
+	// each side needs of a kind; the ops of a kind the comparison spans.
+	LatencyRatio     float64 `json:"latency_ratio" yaml:"latency_ratio"`           // 2
+	LatencyZ         float64 `json:"latency_z" yaml:"latency_z"`                   // 5
+	LatencyMinSample int     `json:"latency_min_sample" yaml:"latency_min_sample"` // 50
+	LatencyWindow    int     `json:"latency_window" yaml:"latency_window"`         // 2000
 }
 
 // DefaultThresholds are the seed's triggers with the simulated tuning.
 func DefaultThresholds() Thresholds {
-	return Thresholds{Divergence: 0.001, ErrorRate: 0.01, P99: time.Second, MinSample: 500, Window: 5000, HDivergent: 11, HErrors: 14, MinCoverage: 0.95}
+	return Thresholds{Divergence: 0.001, ErrorRate: 0.01, P99: time.Second, MinSample: 500, Window: 5000, HDivergent: 11, HErrors: 14, MinCoverage: 0.95,
+		LatencyRatio: 2, LatencyZ: 5, LatencyMinSample: 50, LatencyWindow: 2000}
 }
 
 // State is what the controller persists.
@@ -141,6 +160,9 @@ type Rates struct {
 	ErrorRate   float64 `json:"error_rate"`
 	SlowRate    float64 `json:"slow_rate"`
 	CandidateOp int     `json:"candidate_ops"`
+	// Latency is the op kind the candidate serves slowest against the
+	// primary, if any kind has a verdict.
+	Latency *LatencyVerdict `json:"latency,omitempty"`
 }
 
 // Observation is one op, as the proxy saw it.
@@ -150,6 +172,12 @@ type Observation struct {
 	CandidateRan    bool          // the candidate executed it (served or mirrored)
 	CandidateFailed bool          // transport failure, timeout, or an errno the other did not return
 	CandidateTime   time.Duration // how long the candidate took
+	// The serving side, for the latency comparison. Op is the op's kind,
+	// "" when the op is no latency sample (a read-back; the serving
+	// bridge failed; it ran at nice 19, as a bridge that only mirrors does).
+	Op              string
+	CandidateServed bool          // the candidate served it (its result went to the client)
+	ServingTime     time.Duration // how long the serving bridge took
 }
 
 // Config configures a Controller.
@@ -181,10 +209,11 @@ type Controller struct {
 	wDiv      window
 	wErr      window
 	wSlow     window
-	wSkip     window           // ops not compared, of every op observed
-	sinceMove int              // candidate ops since the last weight change
-	heldAt    time.Time        // when an advance was last held back for coverage
-	unhealthy *ratelog.Limiter // the shadow phase's "do not promote" warning, once a minute per trigger
+	wSkip     window                // ops not compared, of every op observed
+	sinceMove int                   // candidate ops since the last weight change
+	heldAt    time.Time             // when an advance was last held back for coverage
+	unhealthy *ratelog.Limiter      // the shadow phase's "do not promote" warning, once a minute per trigger
+	lat       map[string]*opLatency // by op kind
 
 	mRollbacks *prometheus.CounterVec
 	mWeight    prometheus.Gauge
@@ -192,6 +221,8 @@ type Controller struct {
 	mObs       *prometheus.CounterVec
 	mStat      *prometheus.GaugeVec
 	mRate      *prometheus.GaugeVec
+	mLatRatio  *prometheus.GaugeVec
+	mLatZ      *prometheus.GaugeVec
 	// children of the vectors above, resolved once: Observe is on the hot path
 	obs   map[string][2]prometheus.Counter // signal -> good, bad
 	stats [3]prometheus.Gauge
@@ -214,11 +245,11 @@ func New(cfg Config) (*Controller, error) {
 	m := metrics.NewRollout(cfg.Registerer)
 	c := &Controller{cfg: cfg, log: cfg.Logger, unhealthy: ratelog.New(time.Minute),
 		mRollbacks: m.Rollbacks, mWeight: m.Weight, mPhase: m.Phase,
-		mObs: m.Observations, mStat: m.CUSUM, mRate: m.WindowRate,
+		mObs: m.Observations, mStat: m.CUSUM, mRate: m.WindowRate, mLatRatio: m.LatencyRatio, mLatZ: m.LatencyZ,
 	}
 	// Every trigger's series exists from the start at 0, so the first
 	// rollback is an increase a rate or an alert can see.
-	for _, tr := range []string{TriggerDivergence, TriggerErrors, TriggerLatency, TriggerManual} {
+	for _, tr := range []string{TriggerDivergence, TriggerErrors, TriggerLatency, TriggerLatencyRatio, TriggerManual} {
 		c.mRollbacks.WithLabelValues(tr)
 	}
 	c.obs = map[string][2]prometheus.Counter{}
@@ -254,6 +285,10 @@ func (c *Controller) setThresholds(th Thresholds) error {
 		th.MinSample < 0 || th.Window <= 0 || th.HDivergent <= 0 || th.HErrors <= 0 || th.MinCoverage < 0 || th.MinCoverage > 1 {
 		return fmt.Errorf("invalid thresholds %+v: rates in (0, 0.5), positive p99, window and h, min_coverage in [0, 1]", th)
 	}
+	if th.LatencyRatio <= 1 || th.LatencyZ <= 0 || th.LatencyMinSample < 10 || th.LatencyWindow < 2*th.LatencyMinSample || th.LatencyWindow > maxLatencyWindow {
+		return fmt.Errorf("invalid latency thresholds: ratio %v (over 1), z %v (positive), min sample %d (at least 10), window %d (at least twice the min sample, at most %d)",
+			th.LatencyRatio, th.LatencyZ, th.LatencyMinSample, th.LatencyWindow, maxLatencyWindow)
+	}
 	c.th = th
 	// p0 = half the threshold, p1 = three (divergence) or two (errors)
 	// times it: the CUSUM's neutral rate sits near the threshold.
@@ -261,6 +296,10 @@ func (c *Controller) setThresholds(th Thresholds) error {
 	c.errs = newCUSUM(th.ErrorRate/2, th.ErrorRate*2, th.HErrors)
 	c.slow = newCUSUM(th.ErrorRate/2, th.ErrorRate*2, th.HErrors)
 	c.wDiv, c.wErr, c.wSlow, c.wSkip = newWindow(th.Window), newWindow(th.Window), newWindow(th.Window), newWindow(th.Window)
+	for _, l := range c.lat {
+		l.reset() // its gauges say "no verdict"; the windows are rebuilt at the kind's next op
+	}
+	c.lat = map[string]*opLatency{}
 	return nil
 }
 
@@ -308,6 +347,9 @@ func (c *Controller) Observe(o Observation) {
 			fired, reason = TriggerLatency, fmt.Sprintf("%.2f%% of candidate ops slower than %v over %d ops: P99 above it", 100*c.wSlow.rate(), c.th.P99, c.wSlow.size())
 		}
 		c.sinceMove++
+	}
+	if why := c.judgeLatency(o); why != "" && fired == "" {
+		fired, reason = TriggerLatencyRatio, why
 	}
 	c.gauges()
 	switch {
@@ -368,13 +410,16 @@ func (c *Controller) resetStats() {
 	c.wErr.reset()
 	c.wSlow.reset()
 	c.wSkip.reset()
+	for _, l := range c.lat {
+		l.reset()
+	}
 	c.sinceMove = 0
 }
 
 // decide changes the weight, records why, and persists. c.mu is held.
 func (c *Controller) decide(action, trigger string, to float64, reason string) {
 	d := &Decision{Time: time.Now(), Action: action, Trigger: trigger, From: c.state.Weight, To: to, Reason: reason,
-		Rates:      Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), Coverage: 1 - c.wSkip.rate(), Observed: c.wSkip.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
+		Rates:      c.windowRates(),
 		Statistics: [3]float64{c.div.s, c.errs.s, c.slow.s}}
 	c.state.Weight, c.state.Phase, c.state.Decision, c.state.Updated = to, PhaseOf(to), d, d.Time
 	c.state.History = append(c.state.History, *d)
@@ -386,7 +431,7 @@ func (c *Controller) decide(action, trigger string, to float64, reason string) {
 		c.mRollbacks.WithLabelValues(trigger).Inc()
 		c.log.Error("ROLLBACK: candidate weight set to 0", "trigger", trigger, "reason", reason, "from_weight", d.From,
 			"divergence_rate", d.Rates.Divergence, "compared", d.Rates.Compared, "error_rate", d.Rates.ErrorRate,
-			"slow_rate", d.Rates.SlowRate, "candidate_ops", d.Rates.CandidateOp)
+			"slow_rate", d.Rates.SlowRate, "candidate_ops", d.Rates.CandidateOp, "latency", d.Rates.Latency)
 	} else {
 		if action == "promote" {
 			c.state.RolledBack = false
@@ -502,6 +547,9 @@ type Status struct {
 	Thresholds Thresholds `json:"thresholds"`
 	Rates      Rates      `json:"rates"`
 	CUSUM      [3]float64 `json:"cusum"`
+	// Latency is every op kind's latency verdict, slowest first (kinds
+	// without enough served ops on both sides are left out).
+	Latency []LatencyVerdict `json:"latency,omitempty"`
 }
 
 // Status reports the state.
@@ -509,6 +557,15 @@ func (c *Controller) Status() Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return Status{State: c.state, Thresholds: c.th,
-		Rates: Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), Coverage: 1 - c.wSkip.rate(), Observed: c.wSkip.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()},
+		Rates: c.windowRates(), Latency: c.latencyVerdicts(),
 		CUSUM: [3]float64{c.div.s, c.errs.s, c.slow.s}}
+}
+
+// windowRates are the window rates now. c.mu is held.
+func (c *Controller) windowRates() Rates {
+	r := Rates{Divergence: c.wDiv.rate(), Compared: c.wDiv.size(), Coverage: 1 - c.wSkip.rate(), Observed: c.wSkip.size(), ErrorRate: c.wErr.rate(), SlowRate: c.wSlow.rate(), CandidateOp: c.wErr.size()}
+	if v := c.latencyVerdicts(); len(v) > 0 {
+		r.Latency = &v[0]
+	}
+	return r
 }
