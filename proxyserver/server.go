@@ -30,6 +30,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/bridgeclient"
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/front"
+	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
 	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
@@ -218,7 +219,8 @@ func newController(f *Config, reg prometheus.Registerer) (*rollout.Controller, e
 	if err != nil {
 		return nil, err
 	}
-	ctrl, err := rollout.New(rollout.Config{Initial: max(w, 0), StateFile: f.StateFile, AdvanceAfter: f.AdvanceAfter, Registerer: reg})
+	ctrl, err := rollout.New(rollout.Config{Initial: max(w, 0), StateFile: f.StateFile, AdvanceAfter: f.AdvanceAfter,
+		OpKinds: fsop.KindNames(), Registerer: reg})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -282,5 +283,33 @@ func TestLatencyGauges(t *testing.T) {
 	}
 	if !math.IsNaN(ratio()) || len(c.Status().Latency) != 0 {
 		t.Fatalf("the verdict survived a weight change: ratio %v", ratio())
+	}
+}
+
+// TestLatencySeriesFromTheStart: the kinds named in Config.OpKinds have
+// their ratio and z series from the first scrape, at NaN ("no verdict"),
+// so the dashboard's latency panels do not read "no data".
+func TestLatencySeriesFromTheStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{OpKinds: []string{"stat", "write"}, Registerer: reg, Logger: quiet()}); err != nil {
+		t.Fatal(err)
+	}
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, mf := range fams {
+		for _, m := range mf.GetMetric() {
+			if n := mf.GetName(); n == "lighthouse_rollout_latency_ratio" || n == "lighthouse_rollout_latency_rank_z" {
+				if !math.IsNaN(m.GetGauge().GetValue()) {
+					t.Errorf("%s %v = %v before any op, want NaN", n, m.GetLabel(), m.GetGauge().GetValue())
+				}
+				got[n]++
+			}
+		}
+	}
+	if got["lighthouse_rollout_latency_ratio"] != 2 || got["lighthouse_rollout_latency_rank_z"] != 2 {
+		t.Fatalf("series before any op: %v, want 2 of each", got)
 	}
 }

@@ -190,8 +190,12 @@ type Config struct {
 	// AdvanceAfter, if > 0, advances one step (Steps) after that many
 	// candidate ops with every trigger quiet since the last change.
 	AdvanceAfter int
-	Registerer   prometheus.Registerer
-	Logger       *slog.Logger
+	// OpKinds are the op kinds whose latency gauges exist from the first
+	// scrape, at NaN ("no verdict"), so the dashboard's latency panels
+	// are not "no data" before the first served op of a kind.
+	OpKinds    []string
+	Registerer prometheus.Registerer
+	Logger     *slog.Logger
 }
 
 // Controller decides the candidate's weight. Safe for concurrent use;
@@ -256,6 +260,10 @@ func New(cfg Config) (*Controller, error) {
 	for i, sig := range signals {
 		c.obs[sig] = [2]prometheus.Counter{c.mObs.WithLabelValues(sig, "good"), c.mObs.WithLabelValues(sig, "bad")}
 		c.stats[i], c.rates[i] = c.mStat.WithLabelValues(sig), c.mRate.WithLabelValues(sig)
+	}
+	for _, k := range cfg.OpKinds {
+		c.mLatRatio.WithLabelValues(k).Set(math.NaN())
+		c.mLatZ.WithLabelValues(k).Set(math.NaN())
 	}
 	if err := c.setThresholds(cfg.Thresholds); err != nil {
 		return nil, err
