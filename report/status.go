@@ -20,9 +20,9 @@ func WriteStatus(w io.Writer, st rollout.Status, px *proxy.Status) {
 	fmt.Fprintf(tw, "phase\t%s\n", s.Phase)
 	fmt.Fprintf(tw, "candidate weight\t%.0f%%\n", 100*s.Weight)
 	fmt.Fprintf(tw, "rolled back\t%v\n", s.RolledBack)
-	fmt.Fprintf(tw, "divergence (window)\t%.3f%% of %d compared\t(threshold %.2f%%, cusum %.1f)\n", 100*st.Rates.Divergence, st.Rates.Compared, 100*st.Thresholds.Divergence, st.CUSUM[0])
-	fmt.Fprintf(tw, "candidate errors (window)\t%.3f%% of %d ops\t(threshold %.2f%%, cusum %.1f)\n", 100*st.Rates.ErrorRate, st.Rates.CandidateOp, 100*st.Thresholds.ErrorRate, st.CUSUM[1])
-	fmt.Fprintf(tw, "candidate ops over %v\t%.3f%%\t(P99 trigger at 1%%, cusum %.1f)\n", st.Thresholds.P99, 100*st.Rates.SlowRate, st.CUSUM[2])
+	tw.Flush() // the window table aligns on its own
+	writeWindows(w, st)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if len(st.Latency) == 0 {
 		fmt.Fprintf(tw, "latency vs primary\tno verdict\t(each side must serve %d ops of a kind)\n", st.Thresholds.LatencyMinSample)
 	}
@@ -37,6 +37,40 @@ func WriteStatus(w io.Writer, st rollout.Status, px *proxy.Status) {
 		writeProxyStatus(tw, px)
 	}
 	tw.Flush()
+}
+
+// writeWindows renders the rollout's window rates now and, when there
+// was a decision, the window it was made on beside them: after a
+// rollback the windows start afresh, and what the candidate did before
+// it is what the operator needs to see.
+func writeWindows(w io.Writer, st rollout.Status) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	th, now, d := st.Thresholds, st.Rates, st.State.Decision
+	row := func(key string, cell func(r rollout.Rates, cusum float64) string, i int, threshold string) {
+		fmt.Fprintf(tw, "%s\t%s", key, cell(now, st.CUSUM[i]))
+		if d != nil {
+			fmt.Fprintf(tw, "\t%s", cell(d.Rates, d.Statistics[i]))
+		}
+		fmt.Fprintf(tw, "\t%s\n", threshold)
+	}
+	fmt.Fprintf(tw, "window\tnow")
+	if d != nil {
+		fmt.Fprintf(tw, "\tbefore the %s at %s", d.Action, d.Time.UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintf(tw, "\ttrigger\n")
+	row("divergence", func(r rollout.Rates, s float64) string {
+		return fmt.Sprintf("%.3f%% of %d compared, cusum %.1f", 100*r.Divergence, r.Compared, s)
+	}, 0, fmt.Sprintf("%.2f%%", 100*th.Divergence))
+	row("candidate errors", func(r rollout.Rates, s float64) string {
+		return fmt.Sprintf("%.3f%% of %d ops, cusum %.1f", 100*r.ErrorRate, r.CandidateOp, s)
+	}, 1, fmt.Sprintf("%.2f%%", 100*th.ErrorRate))
+	row(fmt.Sprintf("candidate ops over %v", th.P99), func(r rollout.Rates, s float64) string {
+		return fmt.Sprintf("%.3f%%, cusum %.1f", 100*r.SlowRate, s)
+	}, 2, "1%")
+	row("coverage (window)", func(r rollout.Rates, _ float64) string {
+		return fmt.Sprintf("%.1f%% of %d ops compared", 100*r.Coverage, r.Observed)
+	}, 0, fmt.Sprintf("advance at %.0f%% or more", 100*th.MinCoverage))
 }
 
 // writeProxyStatus is the mirror's part of the status: coverage and its
@@ -109,6 +143,9 @@ func RolloutRows(s rollout.Status) []KV {
 		}
 		rows = append(rows, KV{Key: "last decision", Value: fmt.Sprintf("%s %s%s: weight %.0f%% -> %.0f%%: %s",
 			d.Time.UTC().Format(time.RFC3339), d.Action, trig, 100*d.From, 100*d.To, d.Reason)})
+		r := d.Rates
+		rows = append(rows, KV{Key: "window before the " + d.Action, Value: fmt.Sprintf("divergence %.3f%% of %d compared, candidate errors %.3f%% of %d ops, coverage %.1f%% of %d ops",
+			100*r.Divergence, r.Compared, 100*r.ErrorRate, r.CandidateOp, 100*r.Coverage, r.Observed)})
 	}
 	return rows
 }

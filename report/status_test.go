@@ -14,10 +14,11 @@ func rolledBack() rollout.Status {
 	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	return rollout.Status{
 		State: rollout.State{Phase: "shadow", Weight: 0, RolledBack: true,
-			Decision: &rollout.Decision{Time: at, Action: "rollback", Trigger: "divergence", From: 0.1, To: 0, Reason: "divergence rate 0.8%"}},
+			Decision: &rollout.Decision{Time: at, Action: "rollback", Trigger: "divergence", From: 0.1, To: 0, Reason: "divergence rate 0.8%",
+				Rates:      rollout.Rates{Divergence: 0.008, Compared: 856, Coverage: 0.951, Observed: 900, CandidateOp: 900},
+				Statistics: [3]float64{12.5, 0, 0}}},
 		Thresholds: rollout.DefaultThresholds(),
-		Rates:      rollout.Rates{Divergence: 0.008, Compared: 856, CandidateOp: 900},
-		CUSUM:      [3]float64{12.5, 0, 0},
+		Rates:      rollout.Rates{Compared: 40, Coverage: 1, Observed: 40}, // the windows after the rollback
 		Latency: []rollout.LatencyVerdict{{Op: "stat", Candidate: 5 * time.Millisecond, Primary: time.Millisecond, Ratio: 5, Z: 9.5,
 			NCand: 50, NPrim: 450}},
 	}
@@ -33,7 +34,10 @@ func TestWriteStatus(t *testing.T) {
 				OutOfStep: []proxy.ScopeStatus{{Subtree: ".", Reason: "lag", Since: since, Fix: "a resync from bazil, now"},
 					{Subtree: "src", Reason: "diverged", Since: since, Held: "write_file src/a: gofuse holds what bazil acknowledged", Fix: "an operator"}}}}})
 	for _, want := range []string{`(?m)^phase +shadow$`, `(?m)^rolled back +true$`,
-		`(?m)^divergence \(window\) +0\.800% of 856 compared +\(threshold 0\.10%, cusum 12\.5\)$`,
+		`(?m)^window +now +before the rollback at 2026-01-02T03:04:05Z +trigger$`,
+		`(?m)^divergence +0\.000% of 40 compared, cusum 0\.0 +0\.800% of 856 compared, cusum 12\.5 +0\.10%$`,
+		`(?m)^candidate errors +0\.000% of 0 ops, cusum 0\.0 +0\.000% of 900 ops, cusum 0\.0 +1\.00%$`,
+		`(?m)^coverage \(window\) +100\.0% of 40 ops compared +95\.1% of 900 ops compared +advance at 95% or more$`,
 		`(?m)^last decision +2026-01-02T03:04:05Z rollback +divergence -> 0%: divergence rate 0\.8%$`,
 		`(?m)^ops / compared / divergent +10 / 8 / 1$`,
 		`(?m)^coverage +80\.0% of ops compared \(not compared: stale 2\)$`,
@@ -48,15 +52,16 @@ func TestWriteStatus(t *testing.T) {
 	}
 	out.Reset()
 	WriteStatus(&out, rollout.Status{}, nil)
-	if regexp.MustCompile(`ops / compared|last decision`).MatchString(out.String()) {
+	if regexp.MustCompile(`ops / compared|last decision|before the`).MatchString(out.String()) {
 		t.Errorf("no proxy and no decision, yet:\n%s", out.String())
 	}
 }
 
 func TestRolloutRows(t *testing.T) {
 	rows := RolloutRows(rolledBack())
-	if len(rows) != 6 || rows[0] != (KV{Key: "phase", Value: "shadow"}) ||
-		rows[5].Value != "2026-01-02T03:04:05Z rollback (divergence): weight 10% -> 0%: divergence rate 0.8%" {
+	if len(rows) != 7 || rows[0] != (KV{Key: "phase", Value: "shadow"}) ||
+		rows[5].Value != "2026-01-02T03:04:05Z rollback (divergence): weight 10% -> 0%: divergence rate 0.8%" ||
+		rows[6] != (KV{Key: "window before the rollback", Value: "divergence 0.800% of 856 compared, candidate errors 0.000% of 900 ops, coverage 95.1% of 900 ops"}) {
 		t.Errorf("%+v", rows)
 	}
 }
