@@ -29,6 +29,7 @@ type File struct {
 		LatencyZ         *float64 `yaml:"latency_z"`
 		LatencyMinSample *int     `yaml:"latency_min_sample"`
 		LatencyWindow    *int     `yaml:"latency_window"`
+		LatencyMinDelta  string   `yaml:"latency_min_delta"` // a Go duration: "250us"
 	} `yaml:"thresholds"`
 }
 
@@ -86,6 +87,13 @@ func (f *File) Apply(base Thresholds) (Thresholds, error) {
 	setIf(&base.LatencyZ, t.LatencyZ)
 	setIf(&base.LatencyMinSample, t.LatencyMinSample)
 	setIf(&base.LatencyWindow, t.LatencyWindow)
+	if t.LatencyMinDelta != "" {
+		d, err := time.ParseDuration(t.LatencyMinDelta)
+		if err != nil {
+			return base, fmt.Errorf("latency_min_delta: %w", err)
+		}
+		base.LatencyMinDelta = d
+	}
 	c := Controller{}
 	if err := c.setThresholds(base); err != nil {
 		return base, err

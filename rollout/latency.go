@@ -267,10 +267,10 @@ func (c *Controller) judgeLatency(o Observation) string {
 		return ""
 	}
 	v, ok := l.observe(o.CandidateServed, o.ServingTime, uint32(c.th.LatencyWindow), c.th.LatencyMinSample)
-	if !ok || v.Ratio < c.th.LatencyRatio || v.Z < c.th.LatencyZ {
+	if !ok || v.Ratio < c.th.LatencyRatio || v.Z < c.th.LatencyZ || v.Candidate-v.Primary < c.th.LatencyMinDelta {
 		return ""
 	}
-	return fmt.Sprintf("%v (thresholds %gx and z %g)", v, c.th.LatencyRatio, c.th.LatencyZ)
+	return fmt.Sprintf("%v (thresholds %gx, z %g and %v)", v, c.th.LatencyRatio, c.th.LatencyZ, c.th.LatencyMinDelta)
 }
 
 // latencyVerdicts are the kinds with a verdict, slowest (largest ratio)

@@ -116,12 +116,16 @@ type Thresholds struct {
 	LatencyZ         float64 `json:"latency_z" yaml:"latency_z"`                   // 5
 	LatencyMinSample int     `json:"latency_min_sample" yaml:"latency_min_sample"` // 50
 	LatencyWindow    int     `json:"latency_window" yaml:"latency_window"`         // 2000
+	// LatencyMinDelta is the least difference of the medians that fires
+	// (250 µs): below about two loopback HTTP hops the harness's own
+	// scheduling, not the library, sets the ratio.
+	LatencyMinDelta time.Duration `json:"latency_min_delta" yaml:"latency_min_delta"`
 }
 
 // DefaultThresholds are the seed's triggers with the simulated tuning.
 func DefaultThresholds() Thresholds {
 	return Thresholds{Divergence: 0.001, ErrorRate: 0.01, P99: time.Second, MinSample: 500, Window: 5000, HDivergent: 11, HErrors: 14, MinCoverage: 0.95,
-		LatencyRatio: 2, LatencyZ: 5, LatencyMinSample: 50, LatencyWindow: 2000}
+		LatencyRatio: 2, LatencyZ: 5, LatencyMinSample: 50, LatencyWindow: 2000, LatencyMinDelta: 250 * time.Microsecond}
 }
 
 // State is what the controller persists.
@@ -293,9 +297,9 @@ func (c *Controller) setThresholds(th Thresholds) error {
 		th.MinSample < 0 || th.Window <= 0 || th.HDivergent <= 0 || th.HErrors <= 0 || th.MinCoverage < 0 || th.MinCoverage > 1 {
 		return fmt.Errorf("invalid thresholds %+v: rates in (0, 0.5), positive p99, window and h, min_coverage in [0, 1]", th)
 	}
-	if th.LatencyRatio <= 1 || th.LatencyZ <= 0 || th.LatencyMinSample < 10 || th.LatencyWindow < 2*th.LatencyMinSample || th.LatencyWindow > maxLatencyWindow {
-		return fmt.Errorf("invalid latency thresholds: ratio %v (over 1), z %v (positive), min sample %d (at least 10), window %d (at least twice the min sample, at most %d)",
-			th.LatencyRatio, th.LatencyZ, th.LatencyMinSample, th.LatencyWindow, maxLatencyWindow)
+	if th.LatencyRatio <= 1 || th.LatencyZ <= 0 || th.LatencyMinSample < 10 || th.LatencyWindow < 2*th.LatencyMinSample || th.LatencyWindow > maxLatencyWindow || th.LatencyMinDelta < 0 {
+		return fmt.Errorf("invalid latency thresholds: ratio %v (over 1), z %v (positive), min sample %d (at least 10), window %d (at least twice the min sample, at most %d), min delta %v (not negative)",
+			th.LatencyRatio, th.LatencyZ, th.LatencyMinSample, th.LatencyWindow, maxLatencyWindow, th.LatencyMinDelta)
 	}
 	c.th = th
 	// p0 = half the threshold, p1 = three (divergence) or two (errors)

@@ -264,15 +264,16 @@ func TestConfigFile(t *testing.T) {
 	if w, ok := f.TargetWeight(); !ok || w != 0.10 || th.Divergence != 0.002 || th.P99 != 500*time.Millisecond || th.Window != 1000 {
 		t.Fatalf("parsed %+v %+v", f, th)
 	}
-	f, err = LoadFile(write("thresholds:\n  latency_ratio: 3\n  latency_z: 4\n  latency_min_sample: 100\n  latency_window: 500\n"))
+	f, err = LoadFile(write("thresholds:\n  latency_ratio: 3\n  latency_z: 4\n  latency_min_sample: 100\n  latency_window: 500\n  latency_min_delta: 1ms\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if th, _ := f.Apply(DefaultThresholds()); th.LatencyRatio != 3 || th.LatencyZ != 4 || th.LatencyMinSample != 100 || th.LatencyWindow != 500 || th.P99 != time.Second {
+	if th, _ := f.Apply(DefaultThresholds()); th.LatencyRatio != 3 || th.LatencyZ != 4 || th.LatencyMinSample != 100 || th.LatencyWindow != 500 || th.LatencyMinDelta != time.Millisecond || th.P99 != time.Second {
 		t.Fatalf("latency thresholds parsed as %+v", th)
 	}
 	for _, bad := range []string{"phase: everywhere\n", "weight: 2\n", "thresholds:\n  p99: soon\n", "thresholds:\n  divergence: -1\n", ": not yaml [",
-		"thresholds:\n  latency_ratio: 0.9\n", "thresholds:\n  latency_min_sample: 3\n", "thresholds:\n  latency_window: 60\n"} {
+		"thresholds:\n  latency_ratio: 0.9\n", "thresholds:\n  latency_min_sample: 3\n", "thresholds:\n  latency_window: 60\n",
+		"thresholds:\n  latency_min_delta: -1ms\n", "thresholds:\n  latency_min_delta: soon\n"} {
 		if _, err := LoadFile(write(bad)); err == nil {
 			t.Errorf("accepted a bad file: %q", bad)
 		}
