@@ -237,12 +237,20 @@ func (p *Proxy) resyncScope(tgt *side, sc *scope) error {
 		p.mu.Unlock()
 		return errRecord
 	}
-	done := p.beginResync(tgt, sc)
+	run := p.beginResync(tgt, sc)
+	begun := sc.run
 	p.mu.Unlock()
-	if done == nil {
-		return nil // begun already, or gone
+	if run == nil {
+		if begun != nil { // begun already (by the resync loop): wait for it, so the caller sees its result
+			select {
+			case <-begun.finished:
+			case <-p.closed:
+				return errClosed
+			}
+		}
+		return nil
 	}
-	return p.finishResync(tgt, sc, done)
+	return p.finishResync(tgt, sc, run)
 }
 
 // resyncNow begins sc's resync at once (a divergence's small subtree: the
@@ -252,13 +260,20 @@ func (p *Proxy) resyncNow(tgt *side, sc *scope) {
 	if tgt.idx == p.record || sc.held != "" || sc.reason == ScopeLag {
 		return // a lagging bridge waits for the resync loop, which probes it first
 	}
-	if done := p.beginResync(tgt, sc); done != nil {
+	if run := p.beginResync(tgt, sc); run != nil {
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
-			p.finishResync(tgt, sc, done)
+			p.finishResync(tgt, sc, run)
 		}()
 	}
+}
+
+// resyncRun is one begun resync: its outcome comes on out (read once, by
+// finishResync), and finished is closed once it is settled.
+type resyncRun struct {
+	out      chan resyncOutcome
+	finished chan struct{}
 }
 
 // beginResync admits sc's barrier on both bridges and returns where its
@@ -267,13 +282,15 @@ func (p *Proxy) resyncNow(tgt *side, sc *scope) {
 // on tgt every later op under root waits until the copy is installed. Ops
 // admitted from the barrier on are mirrored and compared again. p.mu is
 // held.
-func (p *Proxy) beginResync(tgt *side, sc *scope) <-chan resyncOutcome {
+func (p *Proxy) beginResync(tgt *side, sc *scope) *resyncRun {
 	if sc.barrier != 0 || sc.held != "" || !removeScope(&tgt.scopes, sc) {
 		return nil
 	}
 	src := p.sides[tgt.idx.other()]
 	snapCh := make(chan []byte, 1)
-	done := make(chan resyncOutcome, 1)
+	run := &resyncRun{out: make(chan resyncOutcome, 1), finished: make(chan struct{})}
+	sc.run = run
+	done := run.out
 	var srcT, tgtT *order.Ticket
 	var pause time.Duration
 	srcT = order.NewTicket(func() {
@@ -321,19 +338,20 @@ func (p *Proxy) beginResync(tgt *side, sc *scope) <-chan resyncOutcome {
 	src.seq.Enqueue(srcT, keys)
 	tgt.seq.Enqueue(tgtT, keys)
 	p.metrics.Stale.WithLabelValues(tgt.name).Set(float64(len(tgt.scopes)))
-	return done
+	return run
 }
 
 // finishResync waits for sc's resync (settled by its target half).
-func (p *Proxy) finishResync(tgt *side, sc *scope, done <-chan resyncOutcome) error {
+func (p *Proxy) finishResync(tgt *side, sc *scope, run *resyncRun) error {
 	var out resyncOutcome
 	select {
-	case out = <-done:
+	case out = <-run.out:
 	case <-p.closed:
 		// The barrier may wait behind ops that will not finish before the
 		// workers stop: leave it, the proxy is going away.
 		return errClosed
 	}
+	defer close(run.finished)
 	if out.settled {
 		return out.err
 	}

@@ -53,6 +53,9 @@ type scope struct {
 	// resolves it (force: copy the record's anyway).
 	held  string
 	force bool
+	// run is the resync begun last (nil before the first): an operator's
+	// call that finds it begun already waits for it to settle.
+	run *resyncRun
 }
 
 // structural reports whether op can move or remove the paths it names (and
