@@ -70,6 +70,10 @@ type Config struct {
 	MountDir, DataDir string
 	// Sync is the store's fsync policy (default always).
 	Sync store.SyncPolicy
+	// NameMax is the store's name cap (store.Options.NameMax; 0: 255, as
+	// ext4). The conformance suite raises it on the front's bridges as on
+	// its own mounts, so that each library's own limit shows.
+	NameMax int
 	// Mount are the kernel cache settings, the same for every backend.
 	Mount fusemount.Options
 	// MaxBody bounds a request body and a frame (default
@@ -167,8 +171,8 @@ func Start(ctx context.Context, cfg Config) (*Bridge, error) {
 		handles: map[uint64]bool{}, started: time.Now(), stopDog: make(chan struct{}), dogDone: make(chan struct{})}
 	var err error
 	if cfg.DataDir == "" {
-		b.st = store.OpenMemory(store.Options{})
-	} else if b.st, err = store.Open(cfg.DataDir, store.Options{Sync: cfg.Sync,
+		b.st = store.OpenMemory(store.Options{NameMax: cfg.NameMax})
+	} else if b.st, err = store.Open(cfg.DataDir, store.Options{Sync: cfg.Sync, NameMax: cfg.NameMax,
 		Logf:  func(f string, a ...any) { b.log.Info(fmt.Sprintf(f, a...), "component", "store") },
 		Warnf: func(f string, a ...any) { b.log.Warn(fmt.Sprintf(f, a...), "component", "store") },
 	}); err != nil {
