@@ -10,7 +10,9 @@
 // reports it (Report.Markdown writes docs/compatibility.md). A target that
 // differs from the reference where the op is meant to be supported is a
 // failure, unless the case is in the expected-differences file with a
-// reason.
+// reason. A target can instead be held to another target
+// (Target.HeldTo): the front mount is held to bazil, the primary's
+// library, since it must answer exactly as the primary's own mount does.
 //
 // # Processes
 //
@@ -64,6 +66,13 @@ type Target struct {
 	// NewCase returns an executor rooted at a fresh, empty directory for
 	// the named case.
 	NewCase func(caseName string) (Executor, error)
+	// HeldTo names the target whose answers this one must give; empty:
+	// the reference. The front mount is held to the primary's library
+	// (bazil): it must be indistinguishable from the primary's own mount,
+	// whatever that mount gets wrong.
+	HeldTo string
+	// About says what a held target is, for its section of the report.
+	About string
 }
 
 // DirTarget runs each case in a new subdirectory of root through real
@@ -96,9 +105,12 @@ type Outcome struct {
 // Run runs every case on every target, in order. An error means a target
 // could not run a case at all (not that it answered differently).
 func Run(cases []Case, targets []Target, progress func(done, total int)) (*Report, error) {
-	rep := &Report{Targets: make([]string, len(targets))}
+	rep := &Report{Targets: make([]string, len(targets)), HeldTo: map[string]string{}, About: map[string]string{}}
 	for i, t := range targets {
 		rep.Targets[i] = t.Name
+		if t.HeldTo != "" {
+			rep.HeldTo[t.Name], rep.About[t.Name] = t.HeldTo, t.About
+		}
 	}
 	for i, c := range cases {
 		out := Outcome{Case: c, Results: map[string][]fsop.Result{}}
@@ -155,11 +167,25 @@ func runCase(t Target, c Case) ([]fsop.Result, error) {
 
 // Report holds the outcome of a run.
 type Report struct {
-	Targets  []string
+	Targets []string
+	// HeldTo maps a target held to another than the reference
+	// (Target.HeldTo) to that target.
+	HeldTo map[string]string
+	// About says what each held target is (Target.About).
+	About    map[string]string
 	Outcomes []Outcome
 	// Settings, if set, is the negotiated-settings section (SettingsMarkdown)
 	// that Markdown puts after the summary.
 	Settings string
+}
+
+// Baseline is the target t is held to: the reference unless
+// Target.HeldTo said otherwise.
+func (r *Report) Baseline(t string) string {
+	if b := r.HeldTo[t]; b != "" {
+		return b
+	}
+	return Reference
 }
 
 // Mismatch is one step whose result differs between two targets.
