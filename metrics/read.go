@@ -59,6 +59,20 @@ func Scrape(ctx context.Context, url string) (Families, error) {
 	return mfs, nil
 }
 
+// Remote is a Gatherer that scrapes another process's /metrics page at
+// url, for code that reads registries in this process and children's
+// pages alike.
+func Remote(url string) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		fams, err := Scrape(context.Background(), url)
+		out := make([]*dto.MetricFamily, 0, len(fams))
+		for _, mf := range fams {
+			out = append(out, mf)
+		}
+		return out, err
+	})
+}
+
 // Gauge is the value of an unlabelled gauge.
 func (f Families) Gauge(name string) (float64, bool) {
 	mf := f[name]
@@ -147,17 +161,22 @@ func (f Families) HistogramQuantiles(name, label string) map[string]Quantiles {
 		if total == 0 {
 			continue
 		}
-		out[key] = Quantiles{N: total, P50: quantile(0.50, les, m), P95: quantile(0.95, les, m), P99: quantile(0.99, les, m)}
+		cum := make([]float64, len(les))
+		for i, le := range les {
+			cum[i] = m[le]
+		}
+		out[key] = Quantiles{N: total, P50: Quantile(0.50, les, cum), P95: Quantile(0.95, les, cum), P99: Quantile(0.99, les, cum)}
 	}
 	return out
 }
 
-// quantile is histogram_quantile over cumulative counts by upper bound.
-func quantile(phi float64, les []float64, cum map[float64]float64) float64 {
-	rank := phi * cum[les[len(les)-1]]
+// Quantile is PromQL's histogram_quantile over cumulative counts cum[i]
+// of the sorted upper bounds les[i], the last of them +Inf.
+func Quantile(phi float64, les, cum []float64) float64 {
+	rank := phi * cum[len(cum)-1]
 	prevLe, prevCum := 0.0, 0.0
-	for _, le := range les {
-		c := cum[le]
+	for i, le := range les {
+		c := cum[i]
 		if c >= rank {
 			if math.IsInf(le, 1) {
 				return prevLe // beyond the last bound: the bound is all we know
