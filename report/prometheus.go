@@ -191,7 +191,7 @@ func Build(ctx context.Context, p Prometheus, o Options) (Report, error) {
 	if err != nil {
 		return r, err
 	}
-	wChart := Chart{ID: "weight-chart", Title: "Candidate weight", Unit: Percent, YLabel: "% of ops served by go-fuse", From: o.From, To: o.To, Markers: markers}
+	wChart := Chart{ID: "weight-chart", Title: "Candidate weight", Unit: Percent, YLabel: "% of ops served by go-fuse", Max: 1, From: o.From, To: o.To, Markers: markers}
 	for _, s := range wt {
 		wChart.Series = append(wChart.Series, Series{Name: "go-fuse weight", Points: WithGaps(s.Points, o.Step)})
 	}

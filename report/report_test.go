@@ -1,19 +1,19 @@
 package report
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lighthouse-fs/lighthouse/internal/chromium"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
@@ -206,39 +206,35 @@ func TestHTMLSelfContained(t *testing.T) {
 			t.Errorf("page lacks %q", want)
 		}
 	}
-	for _, bad := range []string{"<script", "src=", "<link", "href=", "@import", "url("} {
-		if strings.Contains(s, bad) {
+	selfContained(t, s)
+}
+
+// selfContained checks that page fetches nothing and links only inside
+// itself.
+func selfContained(t *testing.T, page string) {
+	t.Helper()
+	for _, bad := range []string{"<script", "src=", "<link", "@import", "url("} {
+		if strings.Contains(page, bad) {
 			t.Errorf("page is not self-contained: %q", bad)
 		}
+	}
+	if l := regexp.MustCompile(`href="[^#]`).FindString(page); l != "" {
+		t.Errorf("page links outside itself: %q", l)
 	}
 }
 
 // TestHTMLInChromium: a real browser builds both charts from the page.
 func TestHTMLInChromium(t *testing.T) {
-	const chromium = "/usr/bin/chromium"
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skip("no " + chromium + " (Debian package chromium)")
-	}
+	chromium.Require(t)
 	page, err := HTML(fixedReport())
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
-	file := filepath.Join(dir, "report.html")
+	file := filepath.Join(t.TempDir(), "report.html")
 	if err := os.WriteFile(file, page, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync", "--user-data-dir="+filepath.Join(dir, "profile"),
-		"--window-size=1280,1600", "--dump-dom", "file://"+file)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium: %v\n%s", err, stderr.String())
-	}
-	dom := stdout.String()
+	dom := chromium.DOM(t, file)
 	for _, id := range []string{"divergence-chart", "latency-chart"} {
 		m := regexp.MustCompile(`(?s)<svg id="` + id + `".*?</svg>`).FindString(dom)
 		if m == "" {
@@ -325,6 +321,9 @@ func TestBuild(t *testing.T) {
 	}
 	if len(r.Sections) != 3 || r.Sections[0].Chart.ID != "divergence-chart" || r.Sections[1].Chart.ID != "latency-chart" || r.Sections[2].Chart.ID != "weight-chart" {
 		t.Fatalf("sections %+v", r.Sections)
+	}
+	if r.Sections[2].Chart.Max != 1 {
+		t.Errorf("the weight chart's axis is not capped at 100%%")
 	}
 	div, lat := r.Sections[0].Chart, r.Sections[1].Chart
 	if len(div.Series) != 1 || len(div.Series[0].Points) != 2 || len(div.Markers) != 1 || div.Thresholds[0].Value != 0.001 {

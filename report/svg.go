@@ -54,11 +54,14 @@ const (
 
 // Chart is one SVG chart.
 type Chart struct {
-	ID         string // the svg element's id
-	Title      string
-	Unit       Unit
-	YLabel     string // the y axis title (default: from Unit)
-	Log        bool   // logarithmic y axis (values <= 0 are left out)
+	ID     string // the svg element's id
+	Title  string
+	Unit   Unit
+	YLabel string // the y axis title (default: from Unit)
+	Log    bool   // logarithmic y axis (values <= 0 are left out)
+	// Max is the top of a linear y axis for a bounded quantity (1 for a
+	// share of ops), unless the data go above it; 0: fitted to the data.
+	Max        float64
 	From, To   time.Time
 	Series     []Series
 	Thresholds []Threshold
@@ -143,6 +146,9 @@ func scaleOf(c Chart) yScale {
 		hi = 1
 	}
 	s.lo, s.hi = 0, NiceCeil(hi*1.15)
+	if c.Max > 0 && s.hi > c.Max && hi <= c.Max {
+		s.hi = c.Max
+	}
 	return s
 }
 
