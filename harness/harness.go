@@ -54,6 +54,9 @@ type Options struct {
 	MinCoverage                 float64       // the verdict's coverage threshold
 	AA                          string        // A/A: the library both bridges run ("": bazil primary, go-fuse shadow)
 	JSON                        bool          // with Workload: print the verdict as JSON (verdict.RunJSON), notes on Err
+	// HTML, if set, is the file the run's HTML page is written to when
+	// it ends, finished or interrupted (series recorded during the run).
+	HTML string
 	// Exe is the lighthouse binary that serves the bridges.
 	Exe string
 	// Out gets the report or the list of addresses; Err the progress and
@@ -84,6 +87,7 @@ type run struct {
 	rp      *proxyserver.Server
 	reg     *prometheus.Registry // the proxy's metrics, read back for the report
 	stop    func() error         // stops the proxy's servers
+	page    *pageRun             // what the --html page needs (nil without --html)
 }
 
 // Up runs the harness; with o.Workload its error is the verdict's.
@@ -99,6 +103,9 @@ func Up(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := checkHTML(o.HTML); err != nil {
 		return err
 	}
 	r := &run{o: &o, lay: newLayout(dir)}
@@ -121,6 +128,11 @@ func Up(ctx context.Context, o Options) (err error) {
 	// Whatever happens from here on, everything is stopped in order and
 	// no mount is left under dir.
 	defer func() {
+		note := o.Out
+		if o.JSON {
+			note = o.Err
+		}
+		r.stopRecording()
 		if serr := shutdown(r.rp, r.stop, r.bridges, r.mounts); serr != nil {
 			err = errors.Join(err, serr)
 		} else if r.bridges[0].proc != nil {
@@ -128,11 +140,14 @@ func Up(ctx context.Context, o Options) (err error) {
 			if !o.Front {
 				what = "proxy"
 			}
-			note := o.Out
-			if o.JSON {
-				note = o.Err
-			}
 			fmt.Fprintf(note, "stopped: %s, both bridges; no FUSE mount left on %s/{front,primary/mnt,shadow/mnt}\n", what, rel(dir))
+		}
+		if r.page != nil {
+			if herr := r.writeHTML(err); herr != nil {
+				err = errors.Join(err, herr)
+			} else {
+				fmt.Fprintf(note, "html report: %s\n", o.HTML)
+			}
 		}
 	}()
 	if err := r.startBridges(ctx); err != nil {
@@ -142,6 +157,7 @@ func Up(ctx context.Context, o Options) (err error) {
 	if err != nil {
 		return err
 	}
+	r.startRecording()
 	if o.Workload {
 		return r.runWorkload(ctx)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 	"github.com/lighthouse-fs/lighthouse/internal/testbin"
 	"github.com/lighthouse-fs/lighthouse/report"
+	"github.com/lighthouse-fs/lighthouse/report/reporttest"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
 
@@ -102,6 +103,7 @@ func TestUp(t *testing.T) {
 	t.Run("divergence", func(t *testing.T) { testUpDivergence(t, bin) })
 	t.Run("remote-workload", func(t *testing.T) { testRemoteWorkload(t, bin) })
 	t.Run("json", func(t *testing.T) { testUpJSON(t, bin) })
+	t.Run("html-interrupted", func(t *testing.T) { testUpHTMLInterrupted(t, bin) })
 }
 
 // testUpWorkload runs the whole harness as `make run` does, smaller and on
@@ -225,14 +227,22 @@ func startUp(t *testing.T, bin string, extra ...string) []string {
 			t.Errorf("mounts left: %v", left)
 		}
 	})
+	waitListening(t, addrs[1], &out)
+	return addrs
+}
+
+// waitListening waits until something listens on addr (`up`'s admin port:
+// it opens once the bridges and the proxy are up), a minute at most.
+func waitListening(t *testing.T, addr string, out *bytes.Buffer) {
+	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		if c, err := net.Dial("tcp", addrs[1]); err == nil {
+		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return addrs
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("lighthouse up: no admin port after a minute:\n%s", out.String())
+			t.Fatalf("lighthouse up: nothing listens on %s after a minute:\n%s", addr, out.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -282,10 +292,12 @@ func testRemoteWorkload(t *testing.T, bin string) {
 }
 
 // testUpJSON: `up --workload --json` prints only the verdict's object on
-// stdout, which parses, with what the run counted.
+// stdout, which parses, with what the run counted; with --html it also
+// writes the run's page, which a real browser renders with a PASS.
 func testUpJSON(t *testing.T, bin string) {
 	dir := t.TempDir()
-	out, stderr, err := runUp(t, bin, "--dir", dir, "--workload", "--json", "--ops", "1500", "--clients", "2", "--front=false")
+	page := filepath.Join(dir, "run.html")
+	out, stderr, err := runUp(t, bin, "--dir", dir, "--workload", "--json", "--ops", "1500", "--clients", "2", "--front=false", "--html", page)
 	if err != nil {
 		t.Fatalf("lighthouse up --json: %v\nstderr:\n%s", err, stderr)
 	}
@@ -297,5 +309,89 @@ func testUpJSON(t *testing.T, bin string) {
 		v.Ops < 1500 || v.Coverage < v.MinCoverage || v.Clients.OpsSent != 1500 || v.Oracle.Verified == 0 ||
 		len(v.Oracle.Mismatches) != 0 || !v.Drained || v.Skipped == nil || v.DivergencesByClass == nil {
 		t.Errorf("up --workload --json: %+v", v)
+	}
+	if !strings.Contains(stderr, "html report: "+page) {
+		t.Errorf("stderr does not name the page:\n%s", stderr)
+	}
+	dom := reporttest.CheckRunPage(t, page, filepath.Join(dir, "run.png"), verdict.Pass)
+	for _, want := range []string{"ops sent by the workload</td><td>1500 in ", "reads checked by the workload", "only mirrored, at nice"} {
+		if !strings.Contains(dom, want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+}
+
+// testUpHTMLInterrupted: an interactive `up --html` stopped by SIGINT (a
+// Ctrl-C) writes its page: the verdict on what the proxy counted (a FAIL:
+// the shadow corrupts reads), and each class's first divergences with
+// their lines in divergences.jsonl, which hold divergences of that class.
+func testUpHTMLInterrupted(t *testing.T, bin string) {
+	dir := t.TempDir()
+	page := filepath.Join(dir, "run.html")
+	addrs := freePorts(t, 4)
+	cmd := exec.Command(bin, append([]string{"up", "--dir", dir, "--front=false", "--html", page, "--inject-divergence", "0.05"}, portFlags(addrs)...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	exited := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	waitListening(t, addrs[1], &out)
+	if wout, err := exec.Command(bin, "workload", "--target", "http://"+addrs[0], "--admin", "http://"+addrs[1],
+		"--ops", "1500", "--clients", "2").CombinedOutput(); err == nil {
+		t.Fatalf("workload against a corrupting shadow passed:\n%s", wout)
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("up after SIGINT: %v\n%s", waitErr, out.String())
+		}
+	case <-time.After(time.Minute):
+		t.Fatalf("up did not stop within a minute of SIGINT:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "html report: "+page) {
+		t.Errorf("output does not name the page:\n%s", out.String())
+	}
+	dom := reporttest.CheckRunPage(t, page, filepath.Join(dir, "run.png"), verdict.Fail)
+	if !strings.Contains(dom, "Judged on the ops the proxy counted") {
+		t.Errorf("the page does not say what an interactive run's verdict is taken from")
+	}
+	log, err := os.ReadFile(filepath.Join(dir, "divergences.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(string(log), "\n")
+	refs := regexp.MustCompile(`<h3 id="class-(\w+)">|divergences\.jsonl:(\d+)</code>`).FindAllStringSubmatch(dom, -1)
+	class, checked := "", 0
+	for _, m := range refs {
+		if m[1] != "" {
+			class = m[1]
+			continue
+		}
+		n, _ := strconv.Atoi(m[2])
+		var d struct{ Class string }
+		if n < 1 || n > len(lines) || json.Unmarshal([]byte(lines[n-1]), &d) != nil || d.Class != class {
+			t.Errorf("divergences.jsonl:%d is not a divergence of class %q", n, class)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Errorf("the page refers to no line of divergences.jsonl")
+	}
+	if left := fuseMountsUnder(t, dir); len(left) > 0 {
+		t.Errorf("mounts left: %v", left)
 	}
 }

@@ -50,6 +50,9 @@ func (r *run) runWorkload(ctx context.Context) error {
 	rules := verdict.Rules{MinCoverage: o.MinCoverage, DivergenceHint: "see " + rel(lay.divergences),
 		ErrorHint: "see " + rel(lay.proxyLog), DrainHint: "see " + rel(lay.proxyLog)}
 	rep.Verdict = verdict.Judge(run, rules)
+	if r.page != nil {
+		r.page.judged, r.page.workload, r.page.rules = &rep.Verdict, &res, rules
+	}
 	if o.JSON {
 		if err := verdict.WriteJSON(o.Out, runJSON("up --workload", run, rep.Verdict, rules, res, rep.Stats.ByClass)); err != nil {
 			return err

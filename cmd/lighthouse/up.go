@@ -18,7 +18,7 @@ import (
 func upCmd() *cobra.Command {
 	var f harness.Options
 	cmd := &cobra.Command{
-		Use:   "up [--dir .lighthouse] [--workload [--ops N] [--clients N] [--seed N]] [--front] [--keep]",
+		Use:   "up [--dir .lighthouse] [--workload [--ops N] [--clients N] [--seed N]] [--front] [--keep] [--html FILE]",
 		Short: "Run the whole harness on this machine: both bridges, the proxy, the front mount; optionally the built-in workload and its report",
 		Long: `Start a primary bridge (bazil.org/fuse, :8765) and a shadow bridge (go-fuse,
 :8766) as child processes, and the front proxy in this process (API :8764,
@@ -47,6 +47,13 @@ its read results: a FAIL verdict to look at, or, with --phase canary, the
 rollback demo (make run-rollback: up --workload --phase canary
 --advance-after 1500 --inject-divergence 0.02 --inject-after 12s).
 
+--html FILE writes one self-contained HTML page when the run ends, finished
+or interrupted (Ctrl-C, SIGTERM): the verdict, the counts and coverage, the
+divergences by class with their lines in divergences.jsonl, and charts of
+the run's own time span (ops, coverage, divergence ratio and classes, each
+bridge's latency, the candidate's weight), recorded in this process while it
+runs: no Prometheus needed.
+
 Each run starts from fresh stores and logs unless --keep. Stale mounts left
 under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 		Args: cobra.NoArgs,
@@ -73,6 +80,7 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl.StringVar(&f.Dir, "dir", contract.Dir, "working directory: stores, mount points, logs, record and divergence log")
 	fl.BoolVar(&f.Workload, "workload", false, "run the built-in workload, print the report and exit (0: PASS, 1: FAIL, 3: INCONCLUSIVE)")
 	fl.BoolVar(&f.JSON, "json", false, "with --workload: print the verdict as JSON (schema lighthouse.workload/v1, docs/json.md) instead of the report")
+	fl.StringVar(&f.HTML, "html", "", "write the run's HTML page (verdict, counts, divergences, charts) to FILE when it ends or is interrupted")
 	fl.Float64Var(&f.MinCoverage, "min-coverage", verdict.DefaultMinCoverage, "workload: the share of ops that must be compared for a PASS; below it the verdict is INCONCLUSIVE")
 	fl.IntVar(&f.Ops, "ops", contract.Ops, "workload: ops in all, the setup of the tree included")
 	fl.IntVar(&f.Clients, "clients", contract.Clients, "workload: concurrent clients")
