@@ -105,7 +105,7 @@ func RunSections(s RunSeries, minCoverage float64) []Section {
 
 	cov := chart("coverage-chart", "Coverage", Percent)
 	cov.YLabel, cov.Max = "% of ops compared", 1
-	cov.Series = []Series{{Name: "compared / (compared + skipped)", Points: s.Coverage}}
+	cov.Series = []Series{{Name: "ops compared", Points: s.Coverage}}
 	if minCoverage > 0 {
 		cov.Thresholds = []Threshold{{Value: minCoverage, Label: "--min-coverage " + Format(minCoverage, Percent)}}
 	}
