@@ -314,7 +314,7 @@ func testUpJSON(t *testing.T, bin string) {
 		t.Errorf("stderr does not name the page:\n%s", stderr)
 	}
 	dom := reporttest.CheckRunPage(t, page, filepath.Join(dir, "run.png"), verdict.Pass)
-	for _, want := range []string{"ops sent by the workload</td><td>1500 in ", "reads checked by the workload", "only mirrored, at nice"} {
+	for _, want := range []string{"ops sent by the workload</td><td>1500 in ", "reads checked by the workload", "ran at nice 19 while it only mirrored"} {
 		if !strings.Contains(dom, want) {
 			t.Errorf("the page lacks %q", want)
 		}

@@ -134,7 +134,7 @@ func RunSections(s RunSeries, minCoverage float64) []Section {
 	latNote := fmt.Sprintf("P50 and P99 of one op through each bridge's FUSE mount (the bridges' histograms), over %s windows, log scale. A go-fuse P99 above the dashed line (1 s) rolls back.", win)
 	for _, b := range SortedKeys(s.Nice) {
 		if n := s.Nice[b]; n > 0 {
-			latNote += fmt.Sprintf(" Caveat: the %s bridge only mirrored, at nice %d: its times include waiting for the CPU behind the serving bridge, not only %s's own cost; they are no evidence that %s is slower.", b, n, b, b)
+			latNote += fmt.Sprintf(" Caveat: the %s bridge ran at nice %d while it only mirrored: its times then include waiting for the CPU behind the serving bridge, not only %s's own cost; they are no evidence that %s is slower.", b, n, b, b)
 		}
 	}
 

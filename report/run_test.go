@@ -70,7 +70,7 @@ func TestRunSections(t *testing.T) {
 		t.Errorf("coverage threshold %+v, want --min-coverage 95%%", th)
 	}
 	lat := secs[4]
-	if !strings.Contains(lat.Note, "the gofuse bridge only mirrored, at nice 19") || strings.Contains(lat.Note, "bazil bridge only") {
+	if !strings.Contains(lat.Note, "the gofuse bridge ran at nice 19 while it only mirrored") || strings.Contains(lat.Note, "bazil bridge ran") {
 		t.Errorf("latency note lacks the nice caveat for gofuse alone: %q", lat.Note)
 	}
 	if !strings.Contains(secs[0].Note, "over 5s windows") {
