@@ -196,6 +196,13 @@ func ParseSettings(log string) (Settings, error) {
 	ops := map[string]string{} // request id -> op
 	step := -1
 	for _, l := range lines {
+		if l.op == "INTERRUPT" {
+			// The kernel's answer to a signal reaching the thread that
+			// waits for a reply (the Go runtime's preemption signal, more
+			// often on a loaded machine), not traffic the step caused: it
+			// would make the generated page differ from run to run.
+			continue
+		}
 		if !l.reply {
 			ops[l.id] = l.op
 			if i := strings.Index(l.text, markerPrefix); i >= 0 && l.op == "LOOKUP" {
