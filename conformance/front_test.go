@@ -133,6 +133,7 @@ func (s *frontStack) target() conformance.Target {
 	t.HeldTo = "bazil"
 	t.About = "the proxy's front mount (package front, served by go-fuse), where each kernel request becomes an op that the proxy " +
 		"runs on a bazil primary bridge, whose answer the front gives, and mirrors to a go-fuse shadow bridge; " +
-		"the bridges run under umask 022 with the suite's name cap. It must be indistinguishable from the primary's own mount."
+		"the bridges run under umask 022 with the suite's name cap. It must be indistinguishable from the primary's own mount. " +
+		"`lighthouse compat --case` starts no front: a front difference is reproduced by `make compat` (TestConformance, with -v for every step)."
 	return t
 }
