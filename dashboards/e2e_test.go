@@ -2,7 +2,6 @@ package dashboards
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/chromium"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise/supervisetest"
 	"github.com/lighthouse-fs/lighthouse/internal/testbin"
@@ -532,41 +532,18 @@ func TestPanelsEndToEnd(t *testing.T) {
 // builds must hold both charts; png, if set, gets a screenshot.
 func checkReportInChromium(t *testing.T, html, png string) {
 	t.Helper()
-	chromium, err := exec.LookPath("chromium")
-	if err != nil {
+	if _, err := os.Stat(chromium.Path); err != nil {
 		t.Logf("chromium not installed: the report is not rendered")
 		return
 	}
-	run := func(extra ...string) []byte {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		args := append([]string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-			"--disable-background-networking", "--disable-component-update", "--disable-sync",
-			"--user-data-dir=" + t.TempDir(), "--window-size=1280,1600"}, extra...)
-		args = append(args, "file://"+html)
-		var stdout, stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, chromium, args...)
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		if err := cmd.Run(); err != nil {
-			t.Fatalf("chromium %v: %v\n%s", extra, err, stderr.String())
-		}
-		return stdout.Bytes()
-	}
-	dom := string(run("--dump-dom"))
+	dom := chromium.DOM(t, html)
 	for _, id := range []string{"divergence-chart", "latency-chart", "weight-chart"} {
 		if !strings.Contains(dom, `<svg id="`+id+`"`) {
 			t.Errorf("the DOM Chromium built from the report has no <svg id=%q>", id)
 		}
 	}
 	if png != "" {
-		abs, err := filepath.Abs(png)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run("--screenshot=" + abs)
-		if fi, err := os.Stat(abs); err != nil || fi.Size() == 0 {
-			t.Fatalf("no screenshot at %s: %v", abs, err)
-		}
-		t.Logf("screenshot of the report: %s", abs)
+		chromium.Screenshot(t, html, png, 1280, 1600) // fails the test without a decodable PNG
+		t.Logf("screenshot of the report: %s", png)
 	}
 }
