@@ -261,6 +261,10 @@ type handleInfo struct {
 	path  string
 	flags int     // the open flags, to reopen it on a resynced bridge
 	gone  [2]bool // not open on that bridge (its open was not mirrored there, or a resync closed it)
+	// moved: path may no longer name the handle's file (a rename or an
+	// unlink of it was admitted since the open): a resync cannot reopen
+	// the handle by its path, which might open another file.
+	moved bool
 }
 
 // New starts a proxy over two bridges.
@@ -481,11 +485,20 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	switch op.Kind {
 	case fsop.Close:
 		delete(p.handles, op.Handle)
+	case fsop.Unlink:
+		for _, hi := range p.handles {
+			if hi.path == op.Path {
+				hi.moved = true
+			}
+		}
 	case fsop.Rename:
 		// A handle keeps its file across a rename, which may yet fail: its
 		// name and the file's possible new name become aliases (an exchange
 		// moves files both ways).
 		for _, hi := range p.handles {
+			if order.Within(hi.path, op.Path) || order.Within(hi.path, op.To) {
+				hi.moved = true
+			}
 			for _, mv := range [][2]string{{op.Path, op.To}, {op.To, op.Path}} {
 				if mv[0] == op.To && op.Flags&fsop.RenameExchange == 0 {
 					continue

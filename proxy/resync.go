@@ -23,23 +23,41 @@ const (
 // errRecord refuses a resync whose target is the store of record.
 var errRecord = errors.New("the store of record is never overwritten by the other bridge")
 
-// reopenHandle is a handle to close and open again on a resynced bridge.
+// reopenHandle is a handle to close and open again on a resynced bridge
+// (closed only, if its path may name another file now).
 type reopenHandle struct {
 	id    uint64
 	path  string
 	flags int
+	moved bool
 }
 
-// handlesUnder lists the handles open on tgt on a file under root. p.mu
-// is held.
+// handlesUnder lists the handles open on tgt on a file under root: opened
+// there, or moved there (any name the file may have now). A moved handle
+// is gone on tgt from here on: an op through it admitted after the
+// barrier would find it closed there. p.mu is held.
 func (p *Proxy) handlesUnder(tgt *side, root string) []reopenHandle {
 	var hs []reopenHandle
 	for id, h := range p.handles {
-		if !h.gone[tgt.idx] && order.Within(h.path, root) {
-			hs = append(hs, reopenHandle{id: id, path: h.path, flags: h.flags})
+		if !h.gone[tgt.idx] && p.under(h, root) {
+			hs = append(hs, reopenHandle{id: id, path: h.path, flags: h.flags, moved: h.moved})
+			h.gone[tgt.idx] = h.moved
 		}
 	}
 	return hs
+}
+
+func (p *Proxy) under(h *handleInfo, root string) bool {
+	names := []string{h.path}
+	if h.moved {
+		names = p.aliases.Expand(names)
+	}
+	for _, n := range names {
+		if order.Within(n, root) {
+			return true
+		}
+	}
+	return false
 }
 
 // closeHandles closes hs on tgt before its subtree is replaced: the files
@@ -53,14 +71,16 @@ func closeHandles(ctx context.Context, tgt *side, hs []reopenHandle) {
 
 // reopenHandles opens hs again on the restored bridge, without creating or
 // truncating. A handle that cannot be reopened (its file was unlinked while
-// open) is gone there: ops through it are not mirrored, and a change
-// through it puts its file out of step.
+// open, or its path may name another file now) is gone there: ops through
+// it are not mirrored, and a change through it puts its file out of step.
 func (p *Proxy) reopenHandles(ctx context.Context, tgt *side, hs []reopenHandle) {
 	for _, h := range hs {
-		op := fsop.Op{Kind: fsop.Open, Path: h.path, Handle: h.id, Flags: h.flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
-		res, err := tgt.b.Exec(ctx, &op)
-		if err == nil && res.Errno == "" {
-			continue
+		if !h.moved {
+			op := fsop.Op{Kind: fsop.Open, Path: h.path, Handle: h.id, Flags: h.flags &^ (unix.O_CREAT | unix.O_EXCL | unix.O_TRUNC)}
+			res, err := tgt.b.Exec(ctx, &op)
+			if err == nil && res.Errno == "" {
+				continue
+			}
 		}
 		p.mu.Lock()
 		if hi := p.handles[h.id]; hi != nil {

@@ -170,8 +170,12 @@ func (sc *scope) skipReason() string {
 // addScope marks the subtree holding paths out of step on s, merging it
 // with the scopes it overlaps, and wakes the resync loop. Paths go into the
 // scope's counted set (their difference was counted) or expected set (s
-// did not run the op). p.mu is held.
+// did not run the op). A file's other names (hard links, the new name of a
+// file renamed under an open handle) are out of step with it: the scope
+// holds them too, or an op on another name would compare the drift again.
+// p.mu is held.
 func (p *Proxy) addScope(s *side, paths []string, reason string, from uint64, counted bool) *scope {
+	paths = p.aliases.Expand(paths)
 	sc := p.addScopeAt(s, scopeRoot(paths), reason, from)
 	for _, path := range paths {
 		if path != "" {
@@ -254,8 +258,12 @@ func (sc *scope) note(path string, counted bool) {
 // inside sc are expected to differ; a path it reached outside sc (a rename
 // out of it) is now out of step too. p.mu is held.
 func (p *Proxy) skipInto(s *side, sc *scope, r *rec) {
+	paths := r.paths
+	if r.op.Kind.Mutates() {
+		paths = p.aliases.Expand(paths) // a change reaches every name of its file
+	}
 	var outside []string
-	for _, path := range r.paths {
+	for _, path := range paths {
 		switch {
 		case path == "":
 		case order.Within(path, sc.root):

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/compare"
 	"github.com/lighthouse-fs/lighthouse/fsop"
@@ -455,5 +456,105 @@ func TestCanaryBothBehindRecovers(t *testing.T) {
 	}
 	if a, b := dump(t, pb), dump(t, sb); a != b {
 		t.Fatalf("bridges differ after the resync:\n%s\nvs\n%s", a, b)
+	}
+}
+
+// linkedFile sets up a/f and its hard link b/f through p, in step on both
+// bridges.
+func linkedFile(t *testing.T, p *Proxy) {
+	t.Helper()
+	ctx := context.Background()
+	for _, op := range []fsop.Op{
+		{Kind: fsop.Mkdir, Path: "a", Mode: 0o755}, {Kind: fsop.Mkdir, Path: "b", Mode: 0o755},
+		{Kind: fsop.WriteFile, Path: "a/f", Data: []byte("one")}, {Kind: fsop.Link, Path: "a/f", To: "b/f"},
+	} {
+		if res, err := p.Exec(ctx, &op); err != nil || res.Errno != "" {
+			t.Fatalf("%s: %v %s", op.Kind, err, res.Errno)
+		}
+	}
+	waitIdle(t, p)
+}
+
+// TestOutOfStepReachesEveryNameOfAFile: a change to a/f that the shadow
+// did not get (skipped in a quarantined subtree, or made through a handle
+// it no longer has) leaves b/f, the same file, out of step too. Were b
+// still compared, an op there would count the same drift again (the
+// shadow-kill end-to-end run counted such a setxattr read-back as a state
+// divergence).
+func TestOutOfStepReachesEveryNameOfAFile(t *testing.T) {
+	p, _ := newTestProxy(t, Config{Primary: newStoreBridge(), Shadow: newStoreBridge()})
+	linkedFile(t, p)
+	shadow := p.sides[Shadow]
+
+	p.mu.Lock()
+	sc := p.addScopeAt(shadow, "a", ScopeDiverged, p.seqNo)
+	p.skipInto(shadow, sc, &rec{op: fsop.Op{Kind: fsop.WriteFile, Path: "a/f"}, paths: []string{"a/f"}, seq: p.seqNo + 1})
+	got := shadow.covering([]string{"b/f"}, false)
+	statOnly := &rec{op: fsop.Op{Kind: fsop.Stat, Path: "a/f"}, paths: []string{"a/f"}, seq: p.seqNo + 1}
+	p.mu.Unlock()
+	if got == nil {
+		t.Errorf("a write to a/f skipped in the quarantined subtree a: b/f (its hard link) is still compared")
+	}
+
+	p2, _ := newTestProxy(t, Config{Primary: newStoreBridge(), Shadow: newStoreBridge()})
+	linkedFile(t, p2)
+	p2.mu.Lock()
+	sc = p2.addScopeAt(p2.sides[Shadow], "a", ScopeDiverged, p2.seqNo)
+	p2.skipInto(p2.sides[Shadow], sc, statOnly)
+	n := len(p2.sides[Shadow].scopes)
+	p2.sides[Shadow].scopes = nil
+	p2.addScope(p2.sides[Shadow], []string{"a/f"}, ScopeHandle, p2.seqNo, false)
+	got = p2.sides[Shadow].covering([]string{"b/f"}, false)
+	p2.mu.Unlock()
+	if n != 1 {
+		t.Errorf("a stat of a/f skipped in a put %d subtrees out of step, want 1 (a read changes no name)", n)
+	}
+	if got == nil {
+		t.Errorf("a change through a handle on a/f: b/f (its hard link) is still compared")
+	}
+}
+
+// TestResyncDoesNotReopenAMovedHandle: a handle opened on a/g whose file
+// was renamed to a/h, with a new file at a/g, must not be reopened by name
+// on a resynced bridge (it would hold the new a/g there and the old file
+// on the other): it is gone there, and a write through it is not mirrored.
+func TestResyncDoesNotReopenAMovedHandle(t *testing.T) {
+	pb, sb := newStoreBridge(), newStoreBridge()
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb})
+	ctx := context.Background()
+	const h = 77
+	for _, op := range []fsop.Op{
+		{Kind: fsop.Mkdir, Path: "a", Mode: 0o755},
+		{Kind: fsop.WriteFile, Path: "a/g", Data: []byte("first file")},
+		{Kind: fsop.Open, Path: "a/g", Flags: unix.O_RDWR, Handle: h},
+		{Kind: fsop.Rename, Path: "a/g", To: "a/h"},
+		{Kind: fsop.WriteFile, Path: "a/g", Data: []byte("second file")},
+	} {
+		if res, err := p.Exec(ctx, &op); err != nil || res.Errno != "" {
+			t.Fatalf("%s: %v %s", op.Kind, err, res.Errno)
+		}
+	}
+	waitIdle(t, p)
+	if err := p.Resync(Shadow); err != nil {
+		t.Fatal(err)
+	}
+	p.mu.Lock()
+	gone := p.handles[h].gone[Shadow]
+	p.mu.Unlock()
+	if !gone {
+		t.Errorf("the handle was reopened by its old name on the resynced shadow")
+	}
+	for _, op := range []fsop.Op{
+		{Kind: fsop.Pwrite, Handle: h, Data: []byte("FIRST")},
+		{Kind: fsop.ReadFile, Path: "a/g"},
+		{Kind: fsop.ReadFile, Path: "a/h"},
+	} {
+		if _, err := p.Exec(ctx, &op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(t, p)
+	if st := p.Stats(); st.Divergent != 0 {
+		t.Errorf("divergences after a write through the moved handle: %v %s", st.ByClass, firstExample(st))
 	}
 }
