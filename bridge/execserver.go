@@ -261,6 +261,14 @@ func (x *execServer) exec(op *fsop.Op) (fsop.Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("%w: %v", errRefused, err)
 	}
+	if res.Errno == "ECONNABORTED" || res.Errno == "ENOTCONN" {
+		// Not the filesystem's answer: the mount's FUSE connection ended
+		// (its server, the bridge, died or the connection was aborted).
+		// Handed connections outlive the bridge for a moment, so this
+		// reaches clients: a failure of the bridge, never an errno to
+		// compare.
+		return fsop.Result{}, fmt.Errorf("%w: %s on %s: the mount's FUSE connection ended (the bridge serving it died or it was aborted)", errFailed, res.Errno, op.Kind)
+	}
 	return res, nil
 }
 
