@@ -101,6 +101,12 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 		if last != nil && p.history.ancestorMovedAfter(path, last.seq, sc.barrier) {
 			fault, last = "", nil // the op's effect moved with an ancestor
 		}
+		if _, pin := sc.pinned[path]; last != nil && last.op.Kind == fsop.Utimens && !pin {
+			// Its mtime moved since (a change of its content, or of its
+			// entries for a directory, through other paths' ops): the time
+			// the utimens set tells nothing about who lost what.
+			fault, last = "", nil
+		}
 		if last != nil && len(p.aliases.Expand([]string{path})) > 1 {
 			// One of several names of a file: an op through another name
 			// (or a handle) changed it too, and this path's ops alone
