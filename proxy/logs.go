@@ -102,7 +102,10 @@ func (l *logWriters) close() error {
 // budget; past a bound it starts afresh.
 type history struct {
 	byPath map[string][]*histOp
-	bytes  int64 // payload heads kept
+	// cut is, per path, the newest op its list dropped to stay bounded:
+	// before that the path's history has holes.
+	cut   map[string]uint64
+	bytes int64 // payload heads kept
 }
 
 // histOp is one op as the history keeps it, shared by its paths.
@@ -144,9 +147,9 @@ func earlierName(op *fsop.Op, a, p string) (string, bool) {
 	return "", false
 }
 
-func newHistory() *history { return &history{byPath: map[string][]*histOp{}} }
+func newHistory() *history { return &history{byPath: map[string][]*histOp{}, cut: map[string]uint64{}} }
 
-func (h *history) reset() { h.byPath, h.bytes = map[string][]*histOp{}, 0 }
+func (h *history) reset() { h.byPath, h.cut, h.bytes = map[string][]*histOp{}, map[string]uint64{}, 0 }
 
 // add records r (admitted) on each of its paths and returns its entry.
 func (h *history) add(r *rec) *histOp {
@@ -165,6 +168,7 @@ func (h *history) add(r *rec) *histOp {
 	for _, p := range r.paths {
 		l := h.byPath[p]
 		if len(l) == historyPerPath {
+			h.cut[p] = l[0].seq
 			l = append(l[:0], l[1:]...)
 		}
 		h.byPath[p] = append(l, e)
@@ -195,9 +199,14 @@ func (h *history) ancestorChanged(path string, seq uint64) bool {
 
 // ancestorMovedAfter reports whether an op admitted between after and seq
 // moved or removed an ancestor of path (a rename or rmdir naming it): what
-// an op on path did before that now lives elsewhere, or nowhere.
+// an op on path did before that now lives elsewhere, or nowhere. An
+// ancestor whose history dropped ops after "after" may have moved: true.
+// (A busy directory's few kept ops are all newer than its rename.)
 func (h *history) ancestorMovedAfter(path string, after, seq uint64) bool {
 	for a := parentDir(path); a != order.Root; a = parentDir(a) {
+		if h.cut[a] > after {
+			return true
+		}
 		for _, e := range h.mutations(a, seq) {
 			if e.seq > after && (e.op.Kind == fsop.Rename || e.op.Kind == fsop.Rmdir) {
 				return true

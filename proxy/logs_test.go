@@ -48,3 +48,30 @@ func describe(ops []fsop.Op) []string {
 	}
 	return d
 }
+
+// TestAncestorMovedAfterABusyDirectoryForgetsItsRename: a directory
+// renamed and then hammered with more ops than its history keeps (the
+// end-to-end workload's t0) has forgotten the rename; the audit must
+// still not take what an op on t0/l0 did before it as evidence (it held a
+// resync on "bazil lost the symlink" when t0 had only moved).
+func TestAncestorMovedAfterABusyDirectoryForgetsItsRename(t *testing.T) {
+	h := newHistory()
+	ops := []fsop.Op{
+		{Kind: fsop.Symlink, Path: "t0/l0", Target: "u0"}, // 1
+		{Kind: fsop.Rename, Path: "t0", To: "t3/v1"},      // 2
+		{Kind: fsop.Mkdir, Path: "t0", Mode: 0o755},       // 3
+	}
+	for range historyPerPath {
+		ops = append(ops, fsop.Op{Kind: fsop.Chmod, Path: "t0", Mode: 0o700})
+	}
+	for i := range ops {
+		h.add(&rec{seq: uint64(i + 1), op: ops[i], paths: order.Targets(&ops[i], "")})
+	}
+	end := uint64(len(ops) + 1)
+	if !h.ancestorMovedAfter("t0/l0", 1, end) {
+		t.Errorf("t0's rename (op 2) fell out of its history, and t0/l0 is taken as not moved since op 1")
+	}
+	if h.ancestorMovedAfter("t0/l0", end-1, end) {
+		t.Errorf("nothing moved t0 after its last op, yet t0/l0 is taken as moved")
+	}
+}
