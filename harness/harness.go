@@ -109,6 +109,20 @@ func Up(ctx context.Context, o Options) (err error) {
 		return err
 	}
 	r := &run{o: &o, lay: newLayout(dir)}
+	started := time.Now()
+	defer func() {
+		// Runs last: a run that failed before the proxy started recorded
+		// nothing, and its page says only that.
+		if err != nil && o.HTML != "" && r.page == nil {
+			if herr := writeStartFailure(o.HTML, started, err); herr != nil {
+				err = errors.Join(err, herr)
+			} else if o.JSON {
+				fmt.Fprintf(o.Err, "html report: %s\n", o.HTML)
+			} else {
+				fmt.Fprintf(o.Out, "html report: %s\n", o.HTML)
+			}
+		}
+	}()
 	primaryLib, shadowLib := "bazil", "gofuse"
 	if o.AA != "" {
 		primaryLib, shadowLib = o.AA, o.AA

@@ -151,10 +151,27 @@ func testUpPortInUse(t *testing.T, bin string) {
 	if err := os.MkdirAll(keep, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(bin, append([]string{"up", "--dir", dir, "--workload"}, portFlags(addrs)...)...).CombinedOutput()
+	page := filepath.Join(t.TempDir(), "run.html")
+	out, err := exec.Command(bin, append([]string{"up", "--dir", dir, "--workload", "--html", page}, portFlags(addrs)...)...).CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != verdict.ExitInfra {
 		t.Fatalf("err %v, want exit status 4 (infrastructure); output:\n%s", err, out)
+	}
+	// --html writes a page even then: what failed, and no verdict, counts
+	// or "None" under divergences for a run that compared nothing.
+	html, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatalf("no page for a run that failed before the proxy started: %v\noutput:\n%s", err, out)
+	}
+	for _, want := range []string{"failed before the proxy started", "exit status 4", "is in use by pid"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("the page lacks %q", want)
+		}
+	}
+	for _, not := range []string{`id="verdict"`, `id="divergences"`, "None."} {
+		if strings.Contains(string(html), not) {
+			t.Errorf("the page of a run that compared nothing has %q", not)
+		}
 	}
 	for _, want := range []string{"primary bridge port " + addrs[2] + " is in use by pid " + strconv.Itoa(os.Getpid()) + " (", "another `lighthouse up`"} {
 		if !strings.Contains(string(out), want) {

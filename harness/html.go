@@ -118,3 +118,24 @@ func (r *run) writeHTML(runErr error) error {
 	}
 	return nil
 }
+
+// writeStartFailure writes the page of a run that failed before the proxy
+// started. Nothing was served, mirrored or compared: the page has no
+// verdict, counts, divergences or charts (a "None" under divergences would
+// claim a look that never happened), only what failed and its exit status.
+func writeStartFailure(path string, started time.Time, runErr error) error {
+	now := time.Now().UTC()
+	page := report.Report{Title: "Lighthouse run: bazil vs go-fuse (did not start)", From: started, To: now, Generated: now,
+		Source: "nothing: the run failed before the proxy started",
+		Notes: []string{
+			"The run failed before the proxy started: no op was served, mirrored or compared, so this page has no verdict, no counts, no divergences and no charts.",
+			fmt.Sprintf("The run ended with (exit status %d): %v", verdict.Status(runErr), runErr)}}
+	b, err := report.HTML(page)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return fmt.Errorf("--html: %w", err)
+	}
+	return nil
+}

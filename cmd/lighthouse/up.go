@@ -47,12 +47,13 @@ its read results: a FAIL verdict to look at, or, with --phase canary, the
 rollback demo (make run-rollback: up --workload --phase canary
 --advance-after 1500 --inject-divergence 0.02 --inject-after 12s).
 
---html FILE writes one self-contained HTML page when the run ends, finished
-or interrupted (Ctrl-C, SIGTERM): the verdict, the counts and coverage, the
-divergences by class with their lines in divergences.jsonl, and charts of
-the run's own time span (ops, coverage, divergence ratio and classes, each
-bridge's latency, the candidate's weight), recorded in this process while it
-runs: no Prometheus needed.
+--html FILE writes one self-contained HTML page when the run ends, finished,
+interrupted (Ctrl-C, SIGTERM) or failed: the verdict, the counts and
+coverage, the divergences by class with their lines in divergences.jsonl,
+and charts of the run's own time span (ops, coverage, divergence ratio and
+classes, each bridge's latency, the candidate's weight), recorded in this
+process while it runs: no Prometheus needed. A run that fails before the
+proxy starts gets a page with only what failed.
 
 Each run starts from fresh stores and logs unless --keep. Stale mounts left
 under DIR by a crashed run are cleaned first; at the end no mount is left.`,
