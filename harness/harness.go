@@ -90,6 +90,15 @@ type run struct {
 	page    *pageRun             // what the --html page needs (nil without --html)
 }
 
+// notes is where the run's closing lines go: stderr when stdout carries
+// the --json verdict.
+func (o *Options) notes() io.Writer {
+	if o.JSON {
+		return o.Err
+	}
+	return o.Out
+}
+
 // Up runs the harness; with o.Workload its error is the verdict's.
 func Up(ctx context.Context, o Options) (err error) {
 	if o.Out == nil {
@@ -116,10 +125,8 @@ func Up(ctx context.Context, o Options) (err error) {
 		if err != nil && o.HTML != "" && r.page == nil {
 			if herr := writeStartFailure(o.HTML, started, err); herr != nil {
 				err = errors.Join(err, herr)
-			} else if o.JSON {
-				fmt.Fprintf(o.Err, "html report: %s\n", o.HTML)
 			} else {
-				fmt.Fprintf(o.Out, "html report: %s\n", o.HTML)
+				fmt.Fprintf(o.notes(), "html report: %s\n", o.HTML)
 			}
 		}
 	}()
@@ -142,10 +149,7 @@ func Up(ctx context.Context, o Options) (err error) {
 	// Whatever happens from here on, everything is stopped in order and
 	// no mount is left under dir.
 	defer func() {
-		note := o.Out
-		if o.JSON {
-			note = o.Err
-		}
+		note := o.notes()
 		r.stopRecording()
 		if serr := shutdown(r.rp, r.stop, r.bridges, r.mounts); serr != nil {
 			err = errors.Join(err, serr)

@@ -109,14 +109,7 @@ func (r *run) writeHTML(runErr error) error {
 	if n := p.rec.Errors(); n > 0 {
 		page.Notes = append(page.Notes, fmt.Sprintf("%d samples lack a source that did not answer (a bridge stopping, or busy): their series have gaps", n))
 	}
-	b, err := report.HTML(page)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(o.HTML, b, 0o644); err != nil {
-		return fmt.Errorf("--html: %w", err)
-	}
-	return nil
+	return writePage(o.HTML, page)
 }
 
 // writeStartFailure writes the page of a run that failed before the proxy
@@ -130,6 +123,11 @@ func writeStartFailure(path string, started time.Time, runErr error) error {
 		Notes: []string{
 			"The run failed before the proxy started: no op was served, mirrored or compared, so this page has no verdict, no counts, no divergences and no charts.",
 			fmt.Sprintf("The run ended with (exit status %d): %v", verdict.Status(runErr), runErr)}}
+	return writePage(path, page)
+}
+
+// writePage renders page and writes it to path.
+func writePage(path string, page report.Report) error {
 	b, err := report.HTML(page)
 	if err != nil {
 		return err
