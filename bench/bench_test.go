@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -270,5 +271,44 @@ func TestRunEveryTarget(t *testing.T) {
 		if strings.HasPrefix(m.Dir, dir) {
 			t.Errorf("mount left: %s", m.Dir)
 		}
+	}
+}
+
+func TestRecheckAndConfirmed(t *testing.T) {
+	base := report(map[string]float64{
+		"bazil-mount stat": 200, "gofuse-mount stat": 50, "tmpdir stat": 2,
+		"bazil-mount write": 100, "gofuse-mount write": 10,
+	})
+	first, err := Compare(&bytes.Buffer{}, base, report(map[string]float64{
+		"bazil-mount stat": 100, "gofuse-mount stat": 90, "tmpdir stat": 2, // go-fuse/bazil x3.6
+		"bazil-mount write": 100, "gofuse-mount write": 30, // x3
+	}), 1.5)
+	if !errors.Is(err, ErrRegression) || len(Worse(first)) != 2 {
+		t.Fatalf("first comparison: %v, worse %v", err, Worse(first))
+	}
+	cfg := Recheck(Config{Targets: AllTargets, Ops: AllOps, Concurrency: []int{1, 4, 16}, Lag: time.Second}, Worse(first))
+	if want := []string{OpStat, OpWrite}; !slices.Equal(cfg.Ops, want) {
+		t.Errorf("recheck ops %v, want %v", cfg.Ops, want)
+	}
+	if want := []string{TargetBazilMount, TargetGofuseMount}; !slices.Equal(cfg.Targets, want) {
+		t.Errorf("recheck targets %v, want %v", cfg.Targets, want)
+	}
+	if !slices.Equal(cfg.Concurrency, []int{1}) || cfg.Lag != 0 {
+		t.Errorf("recheck concurrency %v lag %v, want [1] and none", cfg.Concurrency, cfg.Lag)
+	}
+	// Re-measured: stat is still 3x worse, write was noise.
+	again, _ := Compare(&bytes.Buffer{}, base, report(map[string]float64{
+		"bazil-mount stat": 150, "gofuse-mount stat": 120,
+		"bazil-mount write": 100, "gofuse-mount write": 12,
+	}), 1.5)
+	got := Confirmed(first, again)
+	if len(got) != 1 || got[0].Key() != "gofuse/bazil mount stat c1" || got[0].Value != 0.8 {
+		t.Fatalf("confirmed %+v, want gofuse/bazil mount stat at 0.8 (the re-measured value)", got)
+	}
+	if err := RegressionError(got, 1.5, 2); !errors.Is(err, ErrRegression) || !strings.Contains(err.Error(), "in all 2 runs") {
+		t.Errorf("RegressionError = %v", err)
+	}
+	if err := RegressionError(Confirmed(first, nil), 1.5, 2); err != nil {
+		t.Errorf("nothing reproduced, yet RegressionError = %v", err)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -110,4 +112,62 @@ func settingsDiff(a, b Settings) string {
 	add("read-back rate", a.ReadbackRate, b.ReadbackRate)
 	add("cpus", a.CPUs, b.CPUs)
 	return strings.Join(d, "; ")
+}
+
+// Worse returns the changes whose verdict is WORSE.
+func Worse(changes []RatioChange) []RatioChange {
+	var out []RatioChange
+	for _, c := range changes {
+		if c.Verdict == "WORSE" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Recheck narrows cfg to what re-measuring the worsened ratios takes: their
+// ops, the two targets of each and their concurrencies, without the
+// lagging-shadow scenario. A regression check re-measures before it fails:
+// on the shared 2-core machines one run in many moves a ratio of two
+// ~100 us medians by more than the threshold (a wake-up on the wrong CPU,
+// a neighbour's burst); a real slowdown is there every time.
+func Recheck(cfg Config, worse []RatioChange) Config {
+	ops, targets, conc := map[string]bool{}, map[string]bool{}, map[int]bool{}
+	for _, c := range worse {
+		ops[c.Op], targets[c.Num], targets[c.Den], conc[c.Concurrency] = true, true, true, true
+	}
+	cfg.Ops, cfg.Targets = slices.Sorted(maps.Keys(ops)), slices.Sorted(maps.Keys(targets))
+	cfg.Concurrency, cfg.Lag = slices.Sorted(maps.Keys(conc)), 0
+	return cfg
+}
+
+// Confirmed returns the ratios WORSE in both first and again (two
+// comparisons against one baseline), as measured in again: the
+// regressions that reproduced.
+func Confirmed(first, again []RatioChange) []RatioChange {
+	worseFirst := map[string]bool{}
+	for _, c := range Worse(first) {
+		worseFirst[c.Key()] = true
+	}
+	var out []RatioChange
+	for _, c := range Worse(again) {
+		if worseFirst[c.Key()] {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// RegressionError is the error a check returns for the regressions that
+// reproduced (see Confirmed), wrapping ErrRegression.
+func RegressionError(confirmed []RatioChange, threshold float64, runs int) error {
+	if len(confirmed) == 0 {
+		return nil
+	}
+	names := make([]string, len(confirmed))
+	for i, c := range confirmed {
+		names[i] = fmt.Sprintf("%s (%.2f -> %.2f, %+.0f%%)", c.Key(), c.Baseline, c.Value, c.Change*100)
+	}
+	return fmt.Errorf("%w: %d ratios worse than the baseline by more than %.0f%% in all %d runs: %v",
+		ErrRegression, len(confirmed), threshold*100, runs, names)
 }

@@ -22,6 +22,7 @@ func benchCmd() *cobra.Command {
 		markdown  string
 		compareTo string
 		threshold float64
+		confirm   int
 		progress  bool
 	)
 	cmd := &cobra.Command{
@@ -39,10 +40,11 @@ Ops: ` + strings.Join(bench.AllOps, ", ") + `.
 
 The machines are noisy: compare ratios, never absolute times. With
 --compare, the run's ratios are checked against a baseline written by
---json, and the command exits 1 if one worsened by more than --threshold.`,
+--json, and the command exits 1 if one worsened by more than --threshold
+in the run and again when re-measured (--confirm).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(cmd.Context(), &cfg, benchOutput{jsonOut, markdown, compareTo, threshold, progress})
+			return runBench(cmd.Context(), &cfg, benchOutput{jsonOut, markdown, compareTo, threshold, confirm, progress})
 		},
 	}
 	registerBenchFlags(cmd, &cfg)
@@ -51,6 +53,7 @@ The machines are noisy: compare ratios, never absolute times. With
 	fl.StringVar(&markdown, "markdown", "", "also write the tables as Markdown to this file (docs/performance.md)")
 	fl.StringVar(&compareTo, "compare", "", "check the ratios against this baseline (a --json report); exit 1 on a regression")
 	fl.Float64Var(&threshold, "threshold", 0.5, "with --compare: the relative worsening of a ratio that fails (0.5: 50%)")
+	fl.IntVar(&confirm, "confirm", 1, "with --compare: re-measure the worsened ratios up to this many times; a ratio fails only if worse in every run")
 	fl.BoolVar(&progress, "progress", true, "show a progress bar on stderr")
 	return cmd
 }
@@ -80,6 +83,7 @@ func registerBenchFlags(cmd *cobra.Command, cfg *bench.Config) {
 type benchOutput struct {
 	json, markdown, compareTo string
 	threshold                 float64
+	confirm                   int
 	progress                  bool
 }
 
@@ -126,12 +130,41 @@ func runBench(ctx context.Context, cfg *bench.Config, o benchOutput) error {
 		fmt.Fprintln(os.Stderr, "wrote", o.markdown)
 	}
 	if base != nil {
-		fmt.Println()
-		if _, err := bench.Compare(os.Stdout, base, rep, o.threshold); errors.Is(err, bench.ErrRegression) {
-			return verdict.Failed(err)
-		} else if err != nil {
+		return checkBaseline(ctx, cfg, base, rep, o)
+	}
+	return nil
+}
+
+// checkBaseline compares rep's ratios with base's and re-measures the
+// worsened ones o.confirm times (bench.Recheck): a ratio fails the check
+// only if it is worse in every run.
+func checkBaseline(ctx context.Context, cfg *bench.Config, base, rep *bench.Report, o benchOutput) error {
+	fmt.Println()
+	changes, err := bench.Compare(os.Stdout, base, rep, o.threshold)
+	if err != nil && !errors.Is(err, bench.ErrRegression) {
+		return err
+	}
+	worse, runs := bench.Worse(changes), 1
+	for ; len(worse) > 0 && runs <= o.confirm; runs++ {
+		again := bench.Recheck(*cfg, worse)
+		again.Progress = nil
+		fmt.Printf("\n%d ratios worse than the baseline: re-measuring %s on %s to confirm (run %d of up to %d)\n",
+			len(worse), strings.Join(again.Ops, ","), strings.Join(again.Targets, ","), runs+1, o.confirm+1)
+		rep, err := bench.Run(ctx, again)
+		if err != nil {
+			return fmt.Errorf("re-measuring to confirm a regression: %w", err)
+		}
+		changes, err := bench.Compare(os.Stdout, base, rep, o.threshold)
+		if err != nil && !errors.Is(err, bench.ErrRegression) {
 			return err
 		}
+		worse = bench.Confirmed(worse, changes)
+	}
+	if err := bench.RegressionError(worse, o.threshold, runs); err != nil {
+		return verdict.Failed(err)
+	}
+	if runs > 1 {
+		fmt.Printf("no regression: what the first run found worse did not reproduce in %d more run(s)\n", runs-1)
 	}
 	return nil
 }
