@@ -2,7 +2,6 @@ package fsop
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"math"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // The public API (POST /v1/ops, docs/protocol.md) speaks JSON: one op object,
@@ -334,72 +332,17 @@ func jsonType(raw []byte) string {
 
 // opFromMembers builds, checks and validates one op from its members.
 func opFromMembers(members []member) (Op, error) {
-	var op Op
-	var kindRaw json.RawMessage
-	for _, m := range members {
-		if m.key == "op" {
-			kindRaw = m.val
-		}
-	}
-	if kindRaw == nil {
-		// Report an unknown field first: {"Op": "stat"} is a typo, not a
-		// missing op.
-		for _, m := range members {
-			if _, ok := fieldBit(m.key); !ok {
-				return Op{}, unknownField(m.key)
-			}
-		}
-		return Op{}, errorf(ErrMissing, `missing field "op" (the op name, e.g. "stat")`)
-	}
-	k, err := jsonString("op", kindRaw)
+	kind, err := kindFromMembers(members)
 	if err != nil {
 		return Op{}, err
 	}
-	kind, ok := kindByName[k]
-	if !ok {
-		return Op{}, errorf(ErrUnknownOp, "%v %q", ErrUnknownOp, k)
+	op := Op{Kind: kind}
+	have, err := setFields(&op, members)
+	if err != nil {
+		return Op{}, err
 	}
-	op.Kind = kind
-	allowed := kindFields[op.Kind]
-
-	var have uint32
-	for _, m := range members {
-		if m.key == "op" {
-			continue
-		}
-		bit, ok := fieldBit(m.key)
-		if !ok {
-			return Op{}, unknownField(m.key)
-		}
-		if allowed&bit == 0 {
-			return Op{}, errorf(ErrUnknownField, "field %q is not used by %s (%s takes %s)",
-				m.key, op.Kind, op.Kind, fieldNames(allowed))
-		}
-		if err := setField(&op, m.key, bit, m.val); err != nil {
-			return Op{}, err
-		}
-		have |= bit
-	}
-
-	if op.Kind == Fsync {
-		switch have & (bPath | bHandle) {
-		case bPath | bHandle:
-			return Op{}, errorf(ErrBadValue, `fsync takes either "path" or "handle", not both`)
-		case 0:
-			return Op{}, errorf(ErrMissing, `missing field "path" or "handle" (fsync needs one of them)`)
-		}
-	}
-	if missing := requiredFields(op.Kind) &^ have; missing != 0 {
-		s := ""
-		if more := missing & (missing - 1); more != 0 {
-			s = "s"
-		}
-		note := ""
-		if op.Kind == Chown {
-			note = "; -1 leaves an id unchanged"
-		}
-		return Op{}, errorf(ErrMissing, "missing field%s %s (%s needs %s%s)",
-			s, fieldNames(missing), op.Kind, fieldNames(requiredFields(op.Kind)), note)
+	if err := checkRequired(kind, have); err != nil {
+		return Op{}, err
 	}
 	if have&bMode == 0 {
 		switch op.Kind {
@@ -413,6 +356,87 @@ func opFromMembers(members []member) (Op, error) {
 		return Op{}, err
 	}
 	return op, nil
+}
+
+// kindFromMembers returns the kind named by the "op" member.
+func kindFromMembers(members []member) (Kind, error) {
+	var kindRaw json.RawMessage
+	for _, m := range members {
+		if m.key == "op" {
+			kindRaw = m.val
+		}
+	}
+	if kindRaw == nil {
+		// Report an unknown field first: {"Op": "stat"} is a typo, not a
+		// missing op.
+		for _, m := range members {
+			if _, ok := fieldBit(m.key); !ok {
+				return "", unknownField(m.key)
+			}
+		}
+		return "", errorf(ErrMissing, `missing field "op" (the op name, e.g. "stat")`)
+	}
+	k, err := jsonString("op", kindRaw)
+	if err != nil {
+		return "", err
+	}
+	kind, ok := kindByName[k]
+	if !ok {
+		return "", errorf(ErrUnknownOp, "%v %q", ErrUnknownOp, k)
+	}
+	return kind, nil
+}
+
+// setFields sets the fields of op (its Kind set) from the members other
+// than "op", refusing a field its kind does not use, and returns the bits
+// of the fields set.
+func setFields(op *Op, members []member) (uint32, error) {
+	allowed := kindFields[op.Kind]
+	var have uint32
+	for _, m := range members {
+		if m.key == "op" {
+			continue
+		}
+		bit, ok := fieldBit(m.key)
+		if !ok {
+			return 0, unknownField(m.key)
+		}
+		if allowed&bit == 0 {
+			return 0, errorf(ErrUnknownField, "field %q is not used by %s (%s takes %s)",
+				m.key, op.Kind, op.Kind, fieldNames(allowed))
+		}
+		if err := setField(op, m.key, bit, m.val); err != nil {
+			return 0, err
+		}
+		have |= bit
+	}
+	return have, nil
+}
+
+// checkRequired says which required fields of kind are missing from have.
+func checkRequired(kind Kind, have uint32) error {
+	if kind == Fsync {
+		switch have & (bPath | bHandle) {
+		case bPath | bHandle:
+			return errorf(ErrBadValue, `fsync takes either "path" or "handle", not both`)
+		case 0:
+			return errorf(ErrMissing, `missing field "path" or "handle" (fsync needs one of them)`)
+		}
+	}
+	missing := requiredFields(kind) &^ have
+	if missing == 0 {
+		return nil
+	}
+	s := ""
+	if more := missing & (missing - 1); more != 0 {
+		s = "s"
+	}
+	note := ""
+	if kind == Chown {
+		note = "; -1 leaves an id unchanged"
+	}
+	return errorf(ErrMissing, "missing field%s %s (%s needs %s%s)",
+		s, fieldNames(missing), kind, fieldNames(requiredFields(kind)), note)
 }
 
 func fieldBit(name string) (uint32, bool) {
@@ -482,312 +506,5 @@ func setField(op *Op, name string, bit uint32, raw json.RawMessage) error {
 		v, err = jsonInt(name, raw, 0, math.MaxInt64, "a non-negative integer (a device number, makedev(3))")
 		op.Rdev = uint64(v)
 	}
-	return err
-}
-
-func typeError(name, want string, raw []byte) error {
-	return errorf(ErrBadValue, "%s: want %s, got %s", name, want, jsonType(raw))
-}
-
-// jsonString decodes a JSON string, refusing invalid UTF-8.
-func jsonString(name string, raw []byte) (string, error) {
-	if jsonType(raw) != "a string" {
-		return "", typeError(name, "a string", raw)
-	}
-	inner := raw[1 : len(raw)-1]
-	if !utf8.Valid(inner) {
-		return "", errorf(ErrBadValue, "%s: the string is not valid UTF-8", name)
-	}
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner), nil
-	}
-	if i := loneSurrogate(inner); i >= 0 {
-		return "", errorf(ErrBadValue, "%s: the escape at byte %d is half of a UTF-16 surrogate pair: the string is not valid UTF-8", name, i)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", errorf(ErrBadValue, "%s: %v", name, err)
-	}
-	return s, nil
-}
-
-// loneSurrogate returns the offset in a JSON string's inner bytes of a
-// \uD800-\uDFFF escape that is not a high half followed by a low half
-// (encoding/json would quietly turn it into U+FFFD), or -1.
-func loneSurrogate(inner []byte) int {
-	hex := func(i int) int {
-		if i+6 > len(inner) || inner[i] != '\\' || inner[i+1] != 'u' {
-			return -1
-		}
-		v, err := strconv.ParseUint(string(inner[i+2:i+6]), 16, 16)
-		if err != nil {
-			return -1
-		}
-		return int(v)
-	}
-	for i := 0; i < len(inner); i++ {
-		if inner[i] != '\\' {
-			continue
-		}
-		v := hex(i)
-		switch {
-		case v >= 0xD800 && v <= 0xDBFF:
-			if lo := hex(i + 6); lo < 0xDC00 || lo > 0xDFFF {
-				return i
-			}
-			i += 11 // the pair
-		case v >= 0xDC00 && v <= 0xDFFF:
-			return i
-		default:
-			i++ // the escaped character
-		}
-	}
-	return -1
-}
-
-// jsonBytes decodes a base64 JSON string (standard alphabet, padded).
-func jsonBytes(name string, raw []byte) ([]byte, error) {
-	if jsonType(raw) != "a string" {
-		return nil, typeError(name, "a base64 string", raw)
-	}
-	src := raw[1 : len(raw)-1]
-	if bytes.IndexByte(src, '\\') >= 0 { // JSON escapes, e.g. "\/"
-		var s string
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, errorf(ErrBadValue, "%s: %v", name, err)
-		}
-		src = []byte(s)
-	}
-	out := make([]byte, base64.StdEncoding.DecodedLen(len(src)))
-	n, err := base64.StdEncoding.Decode(out, src)
-	if err != nil {
-		var ce base64.CorruptInputError
-		if errors.As(err, &ce) {
-			return nil, errorf(ErrBadValue, "%s: invalid base64 at byte %d (want standard base64 with padding, RFC 4648 section 4)", name, int64(ce))
-		}
-		return nil, errorf(ErrBadValue, "%s: invalid base64: %v", name, err)
-	}
-	return out[:n], nil
-}
-
-func jsonBool(name string, raw []byte) (bool, error) {
-	switch string(raw) {
-	case "true":
-		return true, nil
-	case "false":
-		return false, nil
-	}
-	return false, typeError(name, "true or false", raw)
-}
-
-// jsonInt decodes a JSON integer in [lo, hi].
-func jsonInt(name string, raw []byte, lo, hi int64, want string) (int64, error) {
-	if jsonType(raw) != "a number" {
-		return 0, typeError(name, want, raw)
-	}
-	v, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return 0, errorf(ErrBadValue, "%s: want %s, got %s", name, want, raw)
-	}
-	if err != nil || v < lo || v > hi {
-		return 0, errorf(ErrBadValue, "%s: %s is out of range (want %s)", name, raw, want)
-	}
-	return v, nil
-}
-
-func jsonHandle(name string, raw []byte) (uint64, error) {
-	const want = "a non-zero integer below 2^64"
-	if jsonType(raw) != "a number" {
-		return 0, typeError(name, want, raw)
-	}
-	v, err := strconv.ParseUint(string(raw), 10, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		if raw[0] == '-' {
-			return 0, errorf(ErrBadValue, "%s: %s is out of range (want %s)", name, raw, want)
-		}
-		return 0, errorf(ErrBadValue, "%s: want %s, got %s", name, want, raw)
-	}
-	if err != nil || v == 0 {
-		return 0, errorf(ErrBadValue, "%s: %s is out of range (want %s; handles are caller-chosen ids)", name, raw, want)
-	}
-	return v, nil
-}
-
-// EncodeRequest writes ops as a request body DecodeRequest accepts: one op
-// object (batch false: ops must hold exactly one op) or {"ops": [...]}. Each
-// op carries the fields its kind uses: the required ones always (so a chown
-// to uid 0 says "uid": 0, which json.Marshal's omitempty would drop), mode
-// always for mkdir and create, the others when non-zero (data and value when
-// non-nil). An op with a field its kind does not use, an unknown kind, or a
-// string that is not UTF-8 is an error, and nothing is written.
-func EncodeRequest(w io.Writer, ops []Op, batch bool) error {
-	if !batch && len(ops) != 1 {
-		return fmt.Errorf("encode request: a single request has one op, not %d", len(ops))
-	}
-	if len(ops) > MaxBatch {
-		return fmt.Errorf("encode request: %d ops: %w (at most %d)", len(ops), ErrTooLarge, MaxBatch)
-	}
-	var b []byte
-	if batch {
-		b = append(b, `{"ops":[`...)
-	}
-	for i := range ops {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var err error
-		if b, err = appendJSONOp(b, &ops[i]); err != nil {
-			if batch {
-				return fmt.Errorf("encode request: op %d: %w", i, err)
-			}
-			return fmt.Errorf("encode request: %w", err)
-		}
-	}
-	if batch {
-		b = append(b, "]}"...)
-	}
-	_, err := w.Write(b)
-	return err
-}
-
-func appendJSONOp(b []byte, op *Op) ([]byte, error) {
-	allowed, ok := kindFields[op.Kind]
-	if !ok {
-		return b, fmt.Errorf("%w %q", ErrUnknownOp, op.Kind)
-	}
-	set := opMask(op)
-	if extra := set &^ allowed; extra != 0 {
-		return b, fmt.Errorf("%w: %s set but not used by %s", ErrUnknownField, fieldNames(extra), op.Kind)
-	}
-	emit := set | requiredFields(op.Kind)
-	switch op.Kind {
-	case Mkdir, Create:
-		emit |= bMode
-	case Fsync:
-		if op.Handle != 0 {
-			if op.Path != "" {
-				return b, fmt.Errorf(`%w: fsync takes either a path or a handle, not both`, ErrBadValue)
-			}
-			emit &^= bPath
-		}
-	}
-	b = append(b, `{"op":`...)
-	b = appendJSONString(b, string(op.Kind))
-	for _, f := range jsonFields {
-		if emit&f.bit == 0 {
-			continue
-		}
-		b = append(b, ',', '"')
-		b = append(b, f.name...)
-		b = append(b, '"', ':')
-		var s string
-		switch f.bit {
-		case bPath:
-			s = op.Path
-		case bTo:
-			s = op.To
-		case bTarget:
-			s = op.Target
-		case bName:
-			s = op.Name
-		case bData, bValue:
-			v := op.Data
-			if f.bit == bValue {
-				v = op.Value
-			}
-			b = append(b, '"')
-			b = base64.StdEncoding.AppendEncode(b, v)
-			b = append(b, '"')
-			continue
-		case bExclusive:
-			b = strconv.AppendBool(b, op.Exclusive)
-			continue
-		case bHandle:
-			b = strconv.AppendUint(b, op.Handle, 10)
-			continue
-		case bMode:
-			b = strconv.AppendUint(b, uint64(op.Mode), 10)
-			continue
-		default:
-			b = strconv.AppendInt(b, jsonIntValue(op, f.bit), 10)
-			continue
-		}
-		if !utf8.ValidString(s) {
-			return b, fmt.Errorf("%w: %s is not valid UTF-8 (the JSON API carries UTF-8 only)", ErrBadValue, f.name)
-		}
-		b = appendJSONString(b, s)
-	}
-	return append(b, '}'), nil
-}
-
-func jsonIntValue(op *Op, bit uint32) int64 {
-	switch bit {
-	case bFlags:
-		return int64(op.Flags)
-	case bOffset:
-		return op.Offset
-	case bLength:
-		return op.Length
-	case bSize:
-		return op.Size
-	case bUID:
-		return op.UID
-	case bGID:
-		return op.GID
-	case bAtime:
-		return op.AtimeNs
-	case bMtime:
-		return op.MtimeNs
-	case bRdev:
-		return int64(op.Rdev)
-	}
-	return 0
-}
-
-// appendJSONString appends s (valid UTF-8) as a JSON string.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			b = append(b, '\\', c)
-		case c < 0x20:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			b = append(b, c)
-		}
-	}
-	return append(b, '"')
-}
-
-// EncodeResults writes results as a response body: the one result as an
-// object (batch false: results must hold exactly one), or
-// {"results": [...]} in op order. Fields follow Result's JSON tags: errno is
-// always present ("" on success), other fields only when non-zero/non-empty,
-// data and value in base64. Strings that are not valid UTF-8 (file names are
-// bytes) are written with U+FFFD in place of the invalid bytes.
-func EncodeResults(w io.Writer, results []Result, batch bool) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	var err error
-	if batch {
-		if results == nil {
-			results = []Result{}
-		}
-		err = enc.Encode(struct {
-			Results []Result `json:"results"`
-		}{results})
-	} else {
-		if len(results) != 1 {
-			return fmt.Errorf("encode results: a single response has one result, not %d", len(results))
-		}
-		err = enc.Encode(&results[0])
-	}
-	if err != nil {
-		return fmt.Errorf("encode results: %w", err)
-	}
-	_, err = w.Write(buf.Bytes())
 	return err
 }
