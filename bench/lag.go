@@ -107,25 +107,10 @@ func (r *runner) runLag(ctx context.Context) (*LagResult, error) {
 	fmt.Fprintf(cfg.Log, "lagging-shadow scenario: %d clients writing 4 KiB through the proxy for %s, the shadow sleeping %s per op, one at a time\n",
 		cfg.LagClients, cfg.Lag, cfg.LagDelay)
 	r.phase.Store("lagging shadow")
-	t := &target{name: "proxy-lagging", idx: len(AllTargets), levels: map[int]*level{}}
-	sc, err := r.client(r.children["gofuse-bridge"])
+	t, lag, lv, err := r.startLag(ctx)
 	if err != nil {
 		return nil, err
 	}
-	lag := &laggingBridge{Bridge: sc}
-	lag.delay.Store(int64(cfg.LagDelay))
-	p, err := r.newProxy(t, lag, func(c *proxy.Config) {
-		c.MirrorMaxOps, c.MirrorMaxBytes, c.MirrorMaxLag = lagMaxOps, lagMaxBytes, lagMaxLag
-	})
-	if err != nil {
-		return nil, err
-	}
-	t.proxy, t.mirrored, t.exec = p, true, p.Exec
-	lv := newLevel("lag", t.idx, cfg.LagClients, cfg.SeqBlock)
-	if err := r.runOps(ctx, t, lv.setupOps()); err != nil {
-		return nil, err
-	}
-	lv.opened = true
 
 	res := &LagResult{Seconds: cfg.Lag.Seconds(), DelayMs: float64(cfg.LagDelay) / float64(time.Millisecond),
 		Clients: cfg.LagClients, MirrorMaxOps: lagMaxOps, MirrorMaxBytes: lagMaxBytes}
@@ -133,15 +118,7 @@ func (r *runner) runLag(ctx context.Context) (*LagResult, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.HeapBeforeMiB = mib(ms.HeapInuse)
-	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	readLive := func() float64 {
-		metrics.Read(live)
-		if live[0].Value.Kind() != metrics.KindUint64 {
-			return 0
-		}
-		return mib(live[0].Value.Uint64())
-	}
-	res.LiveBeforeMiB = readLive()
+	res.LiveBeforeMiB = liveMiB()
 
 	var ops atomic.Int64
 	stop := make(chan struct{})
@@ -149,40 +126,107 @@ func (r *runner) runLag(ctx context.Context) (*LagResult, error) {
 	start := time.Now()
 	go func() {
 		defer close(sampled)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		wasStale := false
-		nextRow := 0.0
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			runtime.ReadMemStats(&ms)
-			shadow := p.Status().Bridges[proxy.Shadow]
-			s := LagSample{Second: math.Round(time.Since(start).Seconds()*10) / 10, HeapMiB: mib(ms.HeapInuse), LiveMiB: readLive(),
-				Depth: shadow.QueueDepth, QueueMiB: mib(uint64(shadow.QueueBytes)), Stale: shadow.Stale, Ops: ops.Load()}
-			res.HeapMaxMiB = max(res.HeapMaxMiB, s.HeapMiB)
-			res.LiveMaxMiB = max(res.LiveMaxMiB, s.LiveMiB)
-			res.MaxQueueDepth = max(res.MaxQueueDepth, s.Depth)
-			res.MaxQueueMiB = max(res.MaxQueueMiB, s.QueueMiB)
-			if s.Stale && !wasStale {
-				res.StaleMarks++
-				if res.FirstStaleWhy == "" {
-					res.FirstStaleAt, res.FirstStaleWhy = s.Second, shadow.StaleReason
-				}
-			}
-			wasStale = s.Stale
-			if s.Second >= nextRow {
-				res.Timeline = append(res.Timeline, s)
-				nextRow += 1
+		res.sample(t.proxy, start, &ops, stop)
+	}()
+	durs, loadErr := lagLoad(ctx, t, lv, start.Add(cfg.Lag), &ops)
+	elapsed := time.Since(start)
+	close(stop)
+	<-sampled
+	res.measureEnd(t.proxy)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if loadErr != nil {
+		return nil, loadErr
+	}
+	res.Ops = int64(len(durs))
+	res.OpsPerSec = math.Round(float64(len(durs)) / elapsed.Seconds())
+	res.P50, res.P99 = micros(quantile(durs, 0.5)), micros(quantile(durs, 0.99))
+
+	if err := r.endLag(ctx, t, lv, lag, res); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// startLag starts the scenario's proxy, whose shadow lags by
+// Config.LagDelay per op, and opens the files its clients write.
+func (r *runner) startLag(ctx context.Context) (*target, *laggingBridge, *level, error) {
+	cfg := r.cfg
+	t := &target{name: "proxy-lagging", idx: len(AllTargets), levels: map[int]*level{}}
+	sc, err := r.client(r.children["gofuse-bridge"])
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lag := &laggingBridge{Bridge: sc}
+	lag.delay.Store(int64(cfg.LagDelay))
+	p, err := r.newProxy(t, lag, func(c *proxy.Config) {
+		c.MirrorMaxOps, c.MirrorMaxBytes, c.MirrorMaxLag = lagMaxOps, lagMaxBytes, lagMaxLag
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t.proxy, t.mirrored, t.exec = p, true, p.Exec
+	lv := newLevel("lag", t.idx, cfg.LagClients, cfg.SeqBlock)
+	if err := r.runOps(ctx, t, lv.setupOps()); err != nil {
+		return nil, nil, nil, err
+	}
+	lv.opened = true
+	return t, lag, lv, nil
+}
+
+// liveMiB is the live heap (what the last GC marked live), 0 if the
+// runtime does not say.
+func liveMiB() float64 {
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(live)
+	if live[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return mib(live[0].Value.Uint64())
+}
+
+// sample records the heap and p's shadow queue every 100 ms until stop:
+// their highest values, the stale marks, and a timeline row per second.
+func (res *LagResult) sample(p *proxy.Proxy, start time.Time, ops *atomic.Int64, stop <-chan struct{}) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var ms runtime.MemStats
+	wasStale := false
+	nextRow := 0.0
+	for {
+		select {
+		case <-stop:
+			return
+		case <-tick.C:
+		}
+		runtime.ReadMemStats(&ms)
+		shadow := p.Status().Bridges[proxy.Shadow]
+		s := LagSample{Second: math.Round(time.Since(start).Seconds()*10) / 10, HeapMiB: mib(ms.HeapInuse), LiveMiB: liveMiB(),
+			Depth: shadow.QueueDepth, QueueMiB: mib(uint64(shadow.QueueBytes)), Stale: shadow.Stale, Ops: ops.Load()}
+		res.HeapMaxMiB = max(res.HeapMaxMiB, s.HeapMiB)
+		res.LiveMaxMiB = max(res.LiveMaxMiB, s.LiveMiB)
+		res.MaxQueueDepth = max(res.MaxQueueDepth, s.Depth)
+		res.MaxQueueMiB = max(res.MaxQueueMiB, s.QueueMiB)
+		if s.Stale && !wasStale {
+			res.StaleMarks++
+			if res.FirstStaleWhy == "" {
+				res.FirstStaleAt, res.FirstStaleWhy = s.Second, shadow.StaleReason
 			}
 		}
-	}()
+		wasStale = s.Stale
+		if s.Second >= nextRow {
+			res.Timeline = append(res.Timeline, s)
+			nextRow += 1
+		}
+	}
+}
 
+// lagLoad runs lv's clients, each writing 4 KiB blocks through t until
+// deadline, and returns the latencies of their ops, sorted, or the first
+// client's error.
+func lagLoad(ctx context.Context, t *target, lv *level, deadline time.Time, ops *atomic.Int64) ([]time.Duration, error) {
 	write := specByName(OpWrite)
-	deadline := start.Add(cfg.Lag)
 	durs := make([][]time.Duration, lv.conc)
 	errs := make([]error, lv.conc)
 	var wg sync.WaitGroup
@@ -201,20 +245,6 @@ func (r *runner) runLag(ctx context.Context) (*LagResult, error) {
 		})
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	close(stop)
-	<-sampled
-	runtime.ReadMemStats(&ms)
-	res.HeapEndMiB = mib(ms.HeapInuse)
-	runtime.GC()
-	res.EndDepth = p.Status().Bridges[proxy.Shadow].QueueDepth
-	if end := readLive(); res.EndDepth > 0 {
-		res.LiveMaxMiB = max(res.LiveMaxMiB, end)
-		res.LivePerQueued = math.Round((end - res.LiveBeforeMiB) * 1024 / float64(res.EndDepth))
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
@@ -225,16 +255,31 @@ func (r *runner) runLag(ctx context.Context) (*LagResult, error) {
 		all = append(all, d...)
 	}
 	slices.Sort(all)
-	res.Ops = int64(len(all))
-	res.OpsPerSec = math.Round(float64(len(all)) / elapsed.Seconds())
-	res.P50, res.P99 = micros(quantile(all, 0.5)), micros(quantile(all, 0.99))
+	return all, nil
+}
 
-	// Let the shadow catch up at full speed, resync, and clean up.
+// measureEnd records the heap at the end of the clients' run, and after a
+// GC the live heap per op left in p's shadow queue.
+func (res *LagResult) measureEnd(p *proxy.Proxy) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.HeapEndMiB = mib(ms.HeapInuse)
+	runtime.GC()
+	res.EndDepth = p.Status().Bridges[proxy.Shadow].QueueDepth
+	if end := liveMiB(); res.EndDepth > 0 {
+		res.LiveMaxMiB = max(res.LiveMaxMiB, end)
+		res.LivePerQueued = math.Round((end - res.LiveBeforeMiB) * 1024 / float64(res.EndDepth))
+	}
+}
+
+// endLag lets the shadow catch up at full speed (it resyncs), records the
+// proxy's counts and first divergence in res, and cleans up.
+func (r *runner) endLag(ctx context.Context, t *target, lv *level, lag *laggingBridge, res *LagResult) error {
 	lag.delay.Store(0)
 	if _, err := t.drain(ctx); err != nil {
-		fmt.Fprintf(cfg.Log, "after the lagging-shadow scenario: %v\n", err)
+		fmt.Fprintf(r.cfg.Log, "after the lagging-shadow scenario: %v\n", err)
 	}
-	v := p.Stats()
+	v := t.proxy.Stats()
 	res.Resyncs, res.Skipped, res.ByClass, res.Divergent = v.Resyncs, v.Skipped, v.ByClass, t.divergences.Load()
 	for _, class := range slices.Sorted(maps.Keys(v.Examples)) {
 		if ex := v.Examples[class]; len(ex) > 0 && res.FirstDiff == "" {
@@ -242,10 +287,7 @@ func (r *runner) runLag(ctx context.Context) (*LagResult, error) {
 			res.FirstDiff = fmt.Sprintf("%s on %s %s (seq %d): %s", d.Class, d.Op.Kind, describe(&d.Op), d.Seq, d.Diff)
 		}
 	}
-	if err := r.cleanup(ctx, t, lv); err != nil {
-		return nil, err
-	}
-	return res, nil
+	return r.cleanup(ctx, t, lv)
 }
 
 func (l *LagResult) writeText(w io.Writer) {
