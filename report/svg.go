@@ -266,27 +266,39 @@ func SVG(c Chart) string {
 		esc(c.ID), Width, Height, Width, Height, esc(c.ID))
 	fmt.Fprintf(&b, `<title id="%s-title">%s</title>`+"\n", esc(c.ID), esc(c.Title))
 	fmt.Fprintf(&b, `<rect x="0" y="0" width="%d" height="%d" fill="#ffffff"/>`+"\n", Width, Height)
+	svgAxes(&b, c, s, from, to, x)
+	svgSeries(&b, c, s, x)
+	svgLines(&b, c, s, from, to, x)
+	svgLegend(&b, c)
+	b.WriteString("</svg>")
+	return b.String()
+}
 
-	// y grid and labels
+// svgAxes draws the grid, the tick labels, the frame and the y axis title.
+func svgAxes(b *strings.Builder, c Chart, s yScale, from, to time.Time, x func(time.Time) float64) {
+	esc := html.EscapeString
 	for _, v := range yTicks(s) {
 		y := num(s.y(v))
-		fmt.Fprintf(&b, `<line class="grid" x1="%d" y1="%s" x2="%d" y2="%s" stroke="#e4e4e4"/>`+"\n", PlotLeft, y, PlotRight, y)
-		fmt.Fprintf(&b, `<text x="%d" y="%s" text-anchor="end" dominant-baseline="middle" font-size="12" fill="#555">%s</text>`+"\n", PlotLeft-6, y, esc(Format(v, c.Unit)))
+		fmt.Fprintf(b, `<line class="grid" x1="%d" y1="%s" x2="%d" y2="%s" stroke="#e4e4e4"/>`+"\n", PlotLeft, y, PlotRight, y)
+		fmt.Fprintf(b, `<text x="%d" y="%s" text-anchor="end" dominant-baseline="middle" font-size="12" fill="#555">%s</text>`+"\n", PlotLeft-6, y, esc(Format(v, c.Unit)))
 	}
-	// x grid and labels
 	for _, t := range xTicks(from, to) {
 		xv := num(x(t))
-		fmt.Fprintf(&b, `<line class="grid" x1="%s" y1="%d" x2="%s" y2="%d" stroke="#eeeeee"/>`+"\n", xv, PlotTop, xv, PlotBottom)
-		fmt.Fprintf(&b, `<text x="%s" y="%d" text-anchor="middle" font-size="12" fill="#555">%s</text>`+"\n", xv, PlotBottom+18, t.UTC().Format("15:04:05"))
+		fmt.Fprintf(b, `<line class="grid" x1="%s" y1="%d" x2="%s" y2="%d" stroke="#eeeeee"/>`+"\n", xv, PlotTop, xv, PlotBottom)
+		fmt.Fprintf(b, `<text x="%s" y="%d" text-anchor="middle" font-size="12" fill="#555">%s</text>`+"\n", xv, PlotBottom+18, t.UTC().Format("15:04:05"))
 	}
-	fmt.Fprintf(&b, `<rect class="frame" x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>`+"\n", PlotLeft, PlotTop, PlotRight-PlotLeft, PlotBottom-PlotTop)
+	fmt.Fprintf(b, `<rect class="frame" x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999"/>`+"\n", PlotLeft, PlotTop, PlotRight-PlotLeft, PlotBottom-PlotTop)
 	axis := "linear"
 	if c.Log {
 		axis = "log"
 	}
-	fmt.Fprintf(&b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle" font-size="12" fill="#555">%s (%s)</text>`+"\n",
+	fmt.Fprintf(b, `<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle" font-size="12" fill="#555">%s (%s)</text>`+"\n",
 		(PlotTop+PlotBottom)/2, (PlotTop+PlotBottom)/2, esc(yLabel(c)), axis)
+}
 
+// svgSeries draws a path per series, or says that there is no data.
+func svgSeries(b *strings.Builder, c Chart, s yScale, x func(time.Time) float64) {
+	esc := html.EscapeString
 	drawable := 0
 	for i, sr := range c.Series {
 		d := Path(sr.Points, x, s)
@@ -294,37 +306,46 @@ func SVG(c Chart) string {
 			continue
 		}
 		drawable++
-		fmt.Fprintf(&b, `<path class="series" id="%s-series-%d" d="%s" fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"><title>%s</title></path>`+"\n",
+		fmt.Fprintf(b, `<path class="series" id="%s-series-%d" d="%s" fill="none" stroke="%s" stroke-width="2" stroke-linejoin="round"><title>%s</title></path>`+"\n",
 			esc(c.ID), i, d, Palette[i%len(Palette)], esc(sr.Name))
 	}
 	if drawable == 0 {
-		fmt.Fprintf(&b, `<text class="nodata" x="%d" y="%d" text-anchor="middle" font-size="16" fill="#888">no data in this range</text>`+"\n",
+		fmt.Fprintf(b, `<text class="nodata" x="%d" y="%d" text-anchor="middle" font-size="16" fill="#888">no data in this range</text>`+"\n",
 			(PlotLeft+PlotRight)/2, (PlotTop+PlotBottom)/2)
 	}
+}
+
+// svgLines draws the thresholds (horizontal) and the markers (vertical)
+// that fall in the chart, with their labels.
+func svgLines(b *strings.Builder, c Chart, s yScale, from, to time.Time, x func(time.Time) float64) {
+	esc := html.EscapeString
 	for i, th := range c.Thresholds {
 		if !s.ok(th.Value) {
 			continue
 		}
 		y := num(s.y(th.Value))
-		fmt.Fprintf(&b, `<line class="threshold" id="%s-threshold-%d" x1="%d" y1="%s" x2="%d" y2="%s" stroke="%s" stroke-width="1.5" stroke-dasharray="8 5"><title>%s</title></line>`+"\n",
+		fmt.Fprintf(b, `<line class="threshold" id="%s-threshold-%d" x1="%d" y1="%s" x2="%d" y2="%s" stroke="%s" stroke-width="1.5" stroke-dasharray="8 5"><title>%s</title></line>`+"\n",
 			esc(c.ID), i, PlotLeft, y, PlotRight, y, ThresholdColor, esc(th.Label))
-		fmt.Fprintf(&b, `<text x="%d" y="%s" text-anchor="end" font-size="11" fill="%s">%s</text>`+"\n", PlotRight-4, num(s.y(th.Value)-4), ThresholdColor, esc(th.Label))
+		fmt.Fprintf(b, `<text x="%d" y="%s" text-anchor="end" font-size="11" fill="%s">%s</text>`+"\n", PlotRight-4, num(s.y(th.Value)-4), ThresholdColor, esc(th.Label))
 	}
 	for i, m := range c.Markers {
 		if m.T.Before(from) || m.T.After(to) {
 			continue
 		}
 		xv := num(x(m.T))
-		fmt.Fprintf(&b, `<line class="marker" id="%s-marker-%d" x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="2 3"><title>%s</title></line>`+"\n",
+		fmt.Fprintf(b, `<line class="marker" id="%s-marker-%d" x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="1.5" stroke-dasharray="2 3"><title>%s</title></line>`+"\n",
 			esc(c.ID), i, xv, PlotTop, xv, PlotBottom, ThresholdColor, esc(m.Label))
-		fmt.Fprintf(&b, `<text x="%s" y="%d" font-size="11" fill="%s">%s</text>`+"\n", num(x(m.T)+3), PlotTop+12+12*(i%3), ThresholdColor, esc(m.Label))
+		fmt.Fprintf(b, `<text x="%s" y="%d" font-size="11" fill="%s">%s</text>`+"\n", num(x(m.T)+3), PlotTop+12+12*(i%3), ThresholdColor, esc(m.Label))
 	}
+}
 
-	// legend: each series with its last value, then thresholds and markers
+// svgLegend lists each series with its last value, then the thresholds
+// and the markers.
+func svgLegend(b *strings.Builder, c Chart) {
 	ly := PlotTop + 6
 	item := func(color, dash, label string) {
-		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`, PlotRight+14, ly, PlotRight+36, ly, color, dash)
-		fmt.Fprintf(&b, `<text x="%d" y="%d" dominant-baseline="middle" font-size="12" fill="#222">%s</text>`+"\n", PlotRight+42, ly, esc(label))
+		fmt.Fprintf(b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`, PlotRight+14, ly, PlotRight+36, ly, color, dash)
+		fmt.Fprintf(b, `<text x="%d" y="%d" dominant-baseline="middle" font-size="12" fill="#222">%s</text>`+"\n", PlotRight+42, ly, html.EscapeString(label))
 		ly += 18
 	}
 	for i, sr := range c.Series {
@@ -336,8 +357,6 @@ func SVG(c Chart) string {
 	if len(c.Markers) > 0 {
 		item(ThresholdColor, ` stroke-dasharray="2 3"`, "rollback")
 	}
-	b.WriteString("</svg>")
-	return b.String()
 }
 
 func yLabel(c Chart) string {
