@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -310,5 +311,51 @@ func TestRecheckAndConfirmed(t *testing.T) {
 	}
 	if err := RegressionError(Confirmed(first, nil), 1.5, 2); err != nil {
 		t.Errorf("nothing reproduced, yet RegressionError = %v", err)
+	}
+}
+
+// TestCheckBaseline: a ratio worse than the baseline fails the check only
+// if every re-measurement (of just the worsened ops and targets) finds it
+// worse again.
+func TestCheckBaseline(t *testing.T) {
+	base := report(map[string]float64{"bazil-mount stat": 200, "gofuse-mount stat": 50})
+	first := report(map[string]float64{"bazil-mount stat": 100, "gofuse-mount stat": 90}) // x3.6
+	for _, tc := range []struct {
+		name    string
+		again   []map[string]float64 // what each re-measurement finds
+		confirm int
+		want    error
+		runs    int // measurements in all
+		text    string
+	}{
+		{"worse every time", []map[string]float64{{"bazil-mount stat": 100, "gofuse-mount stat": 80}, {"bazil-mount stat": 100, "gofuse-mount stat": 85}},
+			2, ErrRegression, 3, "in all 3 runs"},
+		{"noise", []map[string]float64{{"bazil-mount stat": 200, "gofuse-mount stat": 60}},
+			2, nil, 2, "did not reproduce in 1 more run(s)"},
+		{"no confirmation asked", nil, 0, ErrRegression, 1, "in all 1 runs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			runs := 1
+			measure := func(_ context.Context, cfg Config) (*Report, error) {
+				if !slices.Equal(cfg.Ops, []string{OpStat}) || !slices.Equal(cfg.Targets, []string{TargetBazilMount, TargetGofuseMount}) {
+					t.Errorf("re-measuring %v on %v, want stat on both mounts only", cfg.Ops, cfg.Targets)
+				}
+				rep := report(tc.again[runs-1])
+				runs++
+				return rep, nil
+			}
+			err := CheckBaseline(context.Background(), Config{Targets: AllTargets, Ops: AllOps, Concurrency: []int{1}}, base, first,
+				CheckOptions{Threshold: 1.5, Confirm: tc.confirm, Out: &out, Measure: measure})
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Fatalf("CheckBaseline = %v, want %v\n%s", err, tc.want, out.String())
+			}
+			if runs != tc.runs {
+				t.Errorf("%d measurements, want %d", runs, tc.runs)
+			}
+			if got := out.String() + fmt.Sprint(err); !strings.Contains(got, tc.text) {
+				t.Errorf("output and error lack %q:\n%s", tc.text, got)
+			}
+		})
 	}
 }

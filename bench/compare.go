@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -170,4 +171,52 @@ func RegressionError(confirmed []RatioChange, threshold float64, runs int) error
 	}
 	return fmt.Errorf("%w: %d ratios worse than the baseline by more than %.0f%% in all %d runs: %v",
 		ErrRegression, len(confirmed), threshold*100, runs, names)
+}
+
+// CheckOptions configure CheckBaseline.
+type CheckOptions struct {
+	Threshold float64   // the relative worsening of a ratio that fails (0.5: 50%)
+	Confirm   int       // how many times at most the worsened ratios are re-measured
+	Out       io.Writer // the comparisons, and what is re-measured
+	// Measure runs a re-measurement; nil: Run.
+	Measure func(context.Context, Config) (*Report, error)
+}
+
+// CheckBaseline compares rep's ratios with base's and re-measures the
+// worsened ones up to o.Confirm times (Recheck of cfg): a ratio fails the
+// check only if it is worse in every run, so one noisy run is no
+// regression. A failed check wraps ErrRegression.
+func CheckBaseline(ctx context.Context, cfg Config, base, rep *Report, o CheckOptions) error {
+	measure := o.Measure
+	if measure == nil {
+		measure = Run
+	}
+	fmt.Fprintln(o.Out)
+	changes, err := Compare(o.Out, base, rep, o.Threshold)
+	if err != nil && !errors.Is(err, ErrRegression) {
+		return err
+	}
+	worse, runs := Worse(changes), 1
+	for ; len(worse) > 0 && runs <= o.Confirm; runs++ {
+		again := Recheck(cfg, worse)
+		again.Progress = nil
+		fmt.Fprintf(o.Out, "\n%d ratios worse than the baseline: re-measuring %s on %s to confirm (run %d of up to %d)\n",
+			len(worse), strings.Join(again.Ops, ","), strings.Join(again.Targets, ","), runs+1, o.Confirm+1)
+		rep, err := measure(ctx, again)
+		if err != nil {
+			return fmt.Errorf("re-measuring to confirm a regression: %w", err)
+		}
+		changes, err := Compare(o.Out, base, rep, o.Threshold)
+		if err != nil && !errors.Is(err, ErrRegression) {
+			return err
+		}
+		worse = Confirmed(worse, changes)
+	}
+	if err := RegressionError(worse, o.Threshold, runs); err != nil {
+		return err
+	}
+	if runs > 1 {
+		fmt.Fprintf(o.Out, "no regression: what the first run found worse did not reproduce in %d more run(s)\n", runs-1)
+	}
+	return nil
 }

@@ -129,42 +129,12 @@ func runBench(ctx context.Context, cfg *bench.Config, o benchOutput) error {
 		}
 		fmt.Fprintln(os.Stderr, "wrote", o.markdown)
 	}
-	if base != nil {
-		return checkBaseline(ctx, cfg, base, rep, o)
+	if base == nil {
+		return nil
 	}
-	return nil
-}
-
-// checkBaseline compares rep's ratios with base's and re-measures the
-// worsened ones o.confirm times (bench.Recheck): a ratio fails the check
-// only if it is worse in every run.
-func checkBaseline(ctx context.Context, cfg *bench.Config, base, rep *bench.Report, o benchOutput) error {
-	fmt.Println()
-	changes, err := bench.Compare(os.Stdout, base, rep, o.threshold)
-	if err != nil && !errors.Is(err, bench.ErrRegression) {
-		return err
-	}
-	worse, runs := bench.Worse(changes), 1
-	for ; len(worse) > 0 && runs <= o.confirm; runs++ {
-		again := bench.Recheck(*cfg, worse)
-		again.Progress = nil
-		fmt.Printf("\n%d ratios worse than the baseline: re-measuring %s on %s to confirm (run %d of up to %d)\n",
-			len(worse), strings.Join(again.Ops, ","), strings.Join(again.Targets, ","), runs+1, o.confirm+1)
-		rep, err := bench.Run(ctx, again)
-		if err != nil {
-			return fmt.Errorf("re-measuring to confirm a regression: %w", err)
-		}
-		changes, err := bench.Compare(os.Stdout, base, rep, o.threshold)
-		if err != nil && !errors.Is(err, bench.ErrRegression) {
-			return err
-		}
-		worse = bench.Confirmed(worse, changes)
-	}
-	if err := bench.RegressionError(worse, o.threshold, runs); err != nil {
+	err = bench.CheckBaseline(ctx, *cfg, base, rep, bench.CheckOptions{Threshold: o.threshold, Confirm: o.confirm, Out: os.Stdout})
+	if errors.Is(err, bench.ErrRegression) {
 		return verdict.Failed(err)
 	}
-	if runs > 1 {
-		fmt.Printf("no regression: what the first run found worse did not reproduce in %d more run(s)\n", runs-1)
-	}
-	return nil
+	return err
 }
