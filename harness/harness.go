@@ -99,6 +99,32 @@ func (o *Options) notes() io.Writer {
 	return o.Out
 }
 
+// Check refuses the combinations of options `lighthouse up` does not run,
+// with a usage error.
+func (o *Options) Check() error {
+	if o.JSON && (!o.Workload || o.AA != "") {
+		return verdict.Usage(errors.New("--json needs --workload and does not combine with --aa"))
+	}
+	if o.AA != "" && o.AA != "bazil" && o.AA != "gofuse" {
+		return verdict.Usage(fmt.Errorf("--aa %q: want bazil or gofuse", o.AA))
+	}
+	return nil
+}
+
+// Run is `lighthouse up`: it checks o and runs Up; an A/A workload run
+// that got to a verdict then prints the noise floor (NoiseFloor), read
+// once the proxy has stopped.
+func Run(ctx context.Context, o Options) error {
+	if err := o.Check(); err != nil {
+		return err
+	}
+	err := Up(ctx, o)
+	if st := verdict.Status(err); o.AA != "" && o.Workload && (st == verdict.ExitPass || st == verdict.ExitFail || st == verdict.ExitInconclusive) {
+		err = errors.Join(err, NoiseFloor(o))
+	}
+	return err
+}
+
 // Up runs the harness; with o.Workload its error is the verdict's.
 func Up(ctx context.Context, o Options) (err error) {
 	if o.Out == nil {
@@ -119,24 +145,10 @@ func Up(ctx context.Context, o Options) (err error) {
 	}
 	r := &run{o: &o, lay: newLayout(dir)}
 	started := time.Now()
-	defer func() {
-		// Runs last: a run that failed before the proxy started recorded
-		// nothing, and its page says only that.
-		if err != nil && o.HTML != "" && r.page == nil {
-			if herr := writeStartFailure(o.HTML, started, err); herr != nil {
-				err = errors.Join(err, herr)
-			} else {
-				fmt.Fprintf(o.notes(), "html report: %s\n", o.HTML)
-			}
-		}
-	}()
-	primaryLib, shadowLib := "bazil", "gofuse"
-	if o.AA != "" {
-		primaryLib, shadowLib = o.AA, o.AA
-	}
-	r.bridges = []*bridgeProc{
-		{role: "primary", backend: primaryLib, listen: o.PrimaryListen, dir: dir},
-		{role: "shadow", backend: shadowLib, listen: o.ShadowListen, dir: dir, inject: o.Inject, injectAfter: o.InjectAfter}}
+	// Runs last: a run that failed before the proxy started recorded
+	// nothing, and its page says only that.
+	defer func() { err = r.startFailurePage(started, err) }()
+	r.bridges = newBridges(&o, dir)
 	r.mounts = []string{r.lay.front, r.bridges[0].mnt(), r.bridges[1].mnt()}
 	if err := r.prepare(); err != nil {
 		return err
@@ -148,26 +160,7 @@ func Up(ctx context.Context, o Options) (err error) {
 	defer restoreLog()
 	// Whatever happens from here on, everything is stopped in order and
 	// no mount is left under dir.
-	defer func() {
-		note := o.notes()
-		r.stopRecording()
-		if serr := shutdown(r.rp, r.stop, r.bridges, r.mounts); serr != nil {
-			err = errors.Join(err, serr)
-		} else if r.bridges[0].proc != nil {
-			what := "proxy, front mount"
-			if !o.Front {
-				what = "proxy"
-			}
-			fmt.Fprintf(note, "stopped: %s, both bridges; no FUSE mount left on %s/{front,primary/mnt,shadow/mnt}\n", what, rel(dir))
-		}
-		if r.page != nil {
-			if herr := r.writeHTML(err); herr != nil {
-				err = errors.Join(err, herr)
-			} else {
-				fmt.Fprintf(note, "html report: %s\n", o.HTML)
-			}
-		}
-	}()
+	defer func() { err = r.stopAll(err) }()
 	if err := r.startBridges(ctx); err != nil {
 		return err
 	}
@@ -180,9 +173,65 @@ func Up(ctx context.Context, o Options) (err error) {
 		return r.runWorkload(ctx)
 	}
 	r.printWhere()
+	return r.serve(ctx, serveErr)
+}
+
+// newBridges describes the two bridges of a run under dir: bazil primary
+// and go-fuse shadow, or o.AA on both sides.
+func newBridges(o *Options, dir string) []*bridgeProc {
+	primaryLib, shadowLib := "bazil", "gofuse"
+	if o.AA != "" {
+		primaryLib, shadowLib = o.AA, o.AA
+	}
+	return []*bridgeProc{
+		{role: "primary", backend: primaryLib, listen: o.PrimaryListen, dir: dir},
+		{role: "shadow", backend: shadowLib, listen: o.ShadowListen, dir: dir, inject: o.Inject, injectAfter: o.InjectAfter}}
+}
+
+// startFailurePage writes the --html page of a run that failed (err)
+// before the proxy started, and returns err with the page's own error.
+func (r *run) startFailurePage(started time.Time, err error) error {
+	o := r.o
+	if err == nil || o.HTML == "" || r.page != nil {
+		return err
+	}
+	if herr := writeStartFailure(o.HTML, started, err); herr != nil {
+		return errors.Join(err, herr)
+	}
+	fmt.Fprintf(o.notes(), "html report: %s\n", o.HTML)
+	return err
+}
+
+// stopAll stops everything in order, checks that no mount is left, writes
+// the --html page, and returns err with what failed on the way.
+func (r *run) stopAll(err error) error {
+	o := r.o
+	note := o.notes()
+	r.stopRecording()
+	if serr := shutdown(r.rp, r.stop, r.bridges, r.mounts); serr != nil {
+		err = errors.Join(err, serr)
+	} else if r.bridges[0].proc != nil {
+		what := "proxy, front mount"
+		if !o.Front {
+			what = "proxy"
+		}
+		fmt.Fprintf(note, "stopped: %s, both bridges; no FUSE mount left on %s/{front,primary/mnt,shadow/mnt}\n", what, rel(r.lay.dir))
+	}
+	if r.page != nil {
+		if herr := r.writeHTML(err); herr != nil {
+			err = errors.Join(err, herr)
+		} else {
+			fmt.Fprintf(note, "html report: %s\n", o.HTML)
+		}
+	}
+	return err
+}
+
+// serve serves until ctx ends (nil), the proxy stops or a bridge exits.
+func (r *run) serve(ctx context.Context, serveErr chan error) error {
 	select {
 	case <-ctx.Done():
-		fmt.Fprintln(o.Out, "\nstopping...")
+		fmt.Fprintln(r.o.Out, "\nstopping...")
 		return nil
 	case err := <-serveErr:
 		serveErr <- err

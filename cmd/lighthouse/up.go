@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"time"
 
@@ -63,18 +61,8 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 			if err != nil {
 				return err
 			}
-			if f.JSON && (!f.Workload || f.AA != "") {
-				return verdict.Usage(errors.New("--json needs --workload and does not combine with --aa"))
-			}
-			if f.AA != "" && f.AA != "bazil" && f.AA != "gofuse" {
-				return verdict.Usage(fmt.Errorf("--aa %q: want bazil or gofuse", f.AA))
-			}
 			f.Exe = exe
-			err = harness.Up(cmd.Context(), f)
-			if st := verdict.Status(err); f.AA != "" && f.Workload && (st == verdict.ExitPass || st == verdict.ExitFail || st == verdict.ExitInconclusive) {
-				err = errors.Join(err, harness.NoiseFloor(f))
-			}
-			return err
+			return harness.Run(cmd.Context(), f)
 		},
 	}
 	fl := cmd.Flags()
