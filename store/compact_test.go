@@ -60,3 +60,66 @@ func TestCompactionAcrossRestarts(t *testing.T) {
 		t.Fatalf("no snapshot: %v", err)
 	}
 }
+
+// TestCoveredSegmentsRemoved: a compaction deletes the segments its
+// snapshot covers, and a removal a crash cut short (a segment renamed out
+// of the log, half shrunk) is ignored by replay and finished by Open.
+func TestCoveredSegmentsRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{CompactBytes: -1})
+	f, err := s.Create(RootIno, "f", 0o644, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := bytes.Repeat([]byte("covered "), 1<<10)
+	for i := range 8 {
+		if _, err := s.WriteAt(f.Ino, data, int64(i*len(data))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	segs, err := listSegments(dir)
+	if err != nil || len(segs) != 1 {
+		t.Fatalf("before compaction: segments %v, %v", segs, err)
+	}
+	first, err := os.ReadFile(segs[0].path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(); err != nil {
+		t.Fatal(err)
+	}
+	leftovers := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, "*"+coveredSuffix))
+		return m
+	}
+	if after, _ := listSegments(dir); len(after) != 1 || after[0].start <= segs[0].start || len(leftovers()) > 0 {
+		t.Fatalf("after compaction: segments %v (the covered one started at %d), leftovers %v", after, segs[0].start, leftovers())
+	}
+	if _, err := s.WriteAt(f.Ino, []byte("after"), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	// The covered segment as a crash in its removal leaves it: renamed,
+	// cut in the middle of a record, and larger than one shrink step.
+	gone := segs[0].path + coveredSuffix
+	if err := os.WriteFile(gone, first[:len(first)/2+3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(gone, shrinkStep*5/2); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, Options{CompactBytes: -1})
+	defer s.Close()
+	if rec := s.Recovery(); rec.SkippedBytes != 0 || rec.CutBytes != 0 {
+		t.Fatalf("replay read the half-removed segment: %+v", rec)
+	}
+	if m := leftovers(); len(m) > 0 {
+		t.Fatalf("Open left %v", m)
+	}
+	want := append([]byte("after"), data[5:]...)
+	got := make([]byte, len(want))
+	if n, err := s.ReadAt(f.Ino, got, 0); err != nil || !bytes.Equal(got[:n], want) {
+		t.Fatalf("file after reopen: %d bytes, %v; first bytes %q", n, err, got[:16])
+	}
+}

@@ -252,6 +252,11 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	s.wal = w
+	// A removal of covered segments cut short by a crash left files that
+	// replay already ignores: finish it.
+	if err := removeCovered(dir, 0); err != nil {
+		s.logf("store: removing log segments a snapshot covers: %v", err)
+	}
 	if s.recovery.LastLSN == 0 {
 		// A new store: log the root's times, which no other event carries,
 		// so a replayed root is the root that was served.
@@ -719,30 +724,38 @@ func (s *Store) Compact() error {
 	s.resumeGroupsLocked()
 	s.mu.Unlock()
 	s.compactLock.Store(int64(time.Since(locked)))
-	return s.installSnapshot(w, view, lsn)
+	if err := s.installSnapshot(view, lsn); err != nil {
+		return err
+	}
+	s.dropCovered(w, lsn)
+	return nil
 }
 
-// installSnapshot makes the snapshot of t (covering lsn) the on-disk base
-// and deletes the segments it covers. Segments start after a rotation, so
-// every segment that starts at or before lsn is covered. t is not changed
-// meanwhile (a frozen view, or the tree under the store's lock); w is the
-// log (its size counts the segments left).
-func (s *Store) installSnapshot(w *wal, t *tree, lsn uint64) error {
+// installSnapshot makes the snapshot of t (covering lsn) the on-disk
+// base. t is not changed meanwhile (a frozen view, or the tree under the
+// store's lock). The segments it covers stay until dropCovered.
+func (s *Store) installSnapshot(t *tree, lsn uint64) error {
 	if err := writeFileAtomic(filepath.Join(s.dir, snapshotFile), func(f io.Writer) error {
 		return writeSnapshot(&syncingWriter{w: f}, t, lsn)
 	}); err != nil {
 		return fmt.Errorf("write snapshot: %w", err)
 	}
-	segs, err := listSegments(s.dir)
-	if err != nil {
-		return err
+	return nil
+}
+
+// dropCovered deletes the log segments that a durable snapshot covering
+// lsn made redundant (removeCovered: slowly, so the log's own fdatasync
+// does not wait for it) and recounts w's size. It runs without the
+// store's lock. A segment it fails to delete only takes disk space
+// (replay skips what a snapshot covers) and is tried again at the next
+// compaction, so a failure is logged, not returned: the snapshot is in.
+func (s *Store) dropCovered(w *wal, lsn uint64) {
+	if err := removeCovered(s.dir, lsn); err != nil {
+		s.logf("store: removing log segments a snapshot covers: %v (tried again at the next compaction)", err)
 	}
-	for _, seg := range segs {
-		if seg.start <= lsn {
-			os.Remove(seg.path)
-		}
+	if err := w.recount(); err != nil {
+		s.logf("store: counting the log: %v", err)
 	}
-	return w.recount()
 }
 
 // syncingWriter writes a snapshot file and flushes it to disk every
@@ -798,22 +811,32 @@ func (s *Store) Restore(snap []byte) error {
 	}
 	s.compactMu.Lock()
 	defer s.compactMu.Unlock()
+	w, lsn, err := s.replaceTree(t)
+	if lsn != 0 {
+		s.dropCovered(w, lsn) // after the lock
+	}
+	return err
+}
+
+// replaceTree makes t the tree, durable first as a snapshot covering the
+// log so far (lsn; 0 if it was not written): Restore's part under s.mu.
+func (s *Store) replaceTree(t *tree) (w *wal, lsn uint64, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.wal != nil {
-		lsn, err := s.wal.rotate()
-		if err != nil {
-			return err
+	w = s.wal
+	if w != nil {
+		if lsn, err = w.rotate(); err != nil {
+			return nil, 0, err
 		}
 		// Re-encode under our own LSN so replay skips the old log.
-		if err := s.installSnapshot(s.wal, t, lsn); err != nil {
-			return err
+		if err := s.installSnapshot(t, lsn); err != nil {
+			return nil, 0, err
 		}
 	}
 	s.t = t
 	s.gen.Add(1)
 	// The tree came from a good copy: a repaired loss no longer shows.
-	return s.clearDataLossLocked()
+	return w, lsn, s.clearDataLossLocked()
 }
 
 // Inodes returns the number of live nodes (for tests and metrics).

@@ -496,9 +496,9 @@ func (s *Store) RestoreSubtree(path string, snap []byte) error {
 	}
 	change := SubtreeChange{Path: path, Dir: d.ino, Names: sortedKeys(d.children)}
 	ev := &event{kind: evRestoreSubtree, ino: d.ino, off: int64(s.t.nextIno), data: snap, time: s.now()}
-	var lsn uint64
+	var lsn, snapLSN uint64
 	if bySnapshot {
-		err = s.restoreBySnapshot(ev)
+		snapLSN, err = s.restoreBySnapshot(ev)
 	} else {
 		lsn, err = s.applyLocked(ev)
 	}
@@ -509,6 +509,9 @@ func (s *Store) RestoreSubtree(path string, snap []byte) error {
 	unlock()
 	if err != nil {
 		return err
+	}
+	if snapLSN != 0 {
+		s.dropCovered(w, snapLSN)
 	}
 	if w != nil && lsn != 0 {
 		if err := w.wait(lsn); err != nil {
@@ -581,23 +584,25 @@ func mergeNames(a, b []string) []string {
 }
 
 // restoreBySnapshot applies ev to the tree and makes it durable with a
-// whole-store snapshot (no log record): s.mu and compactMu are held. If the
-// snapshot cannot be written the tree is ahead of the disk, so the log is
-// failed: every later mutation fails until the store is reopened.
-func (s *Store) restoreBySnapshot(ev *event) error {
+// whole-store snapshot (no log record), and returns the LSN the snapshot
+// covers (its log segments go with dropCovered, after the lock): s.mu and
+// compactMu are held. If the snapshot cannot be written the tree is ahead
+// of the disk, so the log is failed: every later mutation fails until the
+// store is reopened.
+func (s *Store) restoreBySnapshot(ev *event) (uint64, error) {
 	if s.closed {
-		return syscall.EIO
+		return 0, syscall.EIO
 	}
 	lsn, err := s.wal.rotate()
 	if err != nil {
-		return fmt.Errorf("%w: %v", syscall.EIO, err)
+		return 0, fmt.Errorf("%w: %v", syscall.EIO, err)
 	}
 	if err := s.t.apply(ev); err != nil {
-		return err
+		return 0, err
 	}
-	if err := s.installSnapshot(s.wal, s.t, lsn); err != nil {
+	if err := s.installSnapshot(s.t, lsn); err != nil {
 		s.wal.fail(err)
-		return fmt.Errorf("%w: %v", syscall.EIO, err)
+		return 0, fmt.Errorf("%w: %v", syscall.EIO, err)
 	}
-	return nil
+	return lsn, nil
 }

@@ -317,6 +317,81 @@ func listSegments(dir string) ([]segment, error) {
 	return segs, nil
 }
 
+// coveredSuffix marks a segment a snapshot covers whose removal has begun:
+// listSegments no longer sees it, so replay ignores it from the rename on.
+const coveredSuffix = ".covered"
+
+// shrinkStep is how much of a covered segment one truncation frees.
+const shrinkStep = 32 << 20
+
+// removeCovered deletes the segments that start at or before lsn (a
+// durable snapshot covers them: segments start after a rotation, so each
+// of those ends at or before lsn), and those an earlier removal cut short
+// left. Each is renamed out of the log, then shrunk shrinkStep at a time,
+// each step made durable before the next, then unlinked. Unlinking a 1 GiB
+// segment at once frees all its blocks in one journal commit, and the
+// log's own fdatasync, which needs the next commit, waited behind it for
+// 100-200 ms (docs/performance.md, "Compaction never blocks writes").
+func removeCovered(dir string, lsn uint64) error {
+	segs, err := listSegments(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	renamed := false
+	for _, seg := range segs {
+		if seg.start > lsn {
+			continue
+		}
+		if err := os.Rename(seg.path, seg.path+coveredSuffix); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		renamed = true
+	}
+	if renamed {
+		// Durable before any shrinking, so a crash never brings a shrunk
+		// segment back under its log name.
+		if err := syncDir(dir); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+	}
+	covered, err := filepath.Glob(filepath.Join(dir, segPrefix+"*"+segSuffix+coveredSuffix))
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, path := range covered {
+		if err := shrinkAndRemove(path); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// shrinkAndRemove truncates the file at path shrinkStep at a time, each
+// step synced, and unlinks it once empty.
+func shrinkAndRemove(path string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	for size := st.Size(); size > 0; {
+		size = max(size-shrinkStep, 0)
+		if err := f.Truncate(size); err != nil {
+			return err
+		}
+		if err := unix.Fdatasync(int(f.Fd())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(path)
+}
+
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
