@@ -31,26 +31,10 @@ func (e *SubtreeEntry) IsDir() bool { return e.node.isDir() }
 // ReadAt reads the content of a regular file as the store would, holes and
 // trimmed chunk tails as zeros, and returns the bytes read.
 func (e *SubtreeEntry) ReadAt(p []byte, off int64) int {
-	n := e.node
-	if off < 0 || off >= n.size {
+	if off < 0 {
 		return 0
 	}
-	if rest := n.size - off; int64(len(p)) > rest {
-		p = p[:rest]
-	}
-	total := len(p)
-	for len(p) > 0 {
-		idx, in := off/chunkSize, off%chunkSize
-		k := min(len(p), int(chunkSize-in))
-		c := n.chunks[idx]
-		m := 0
-		if in < int64(len(c)) {
-			m = copy(p[:k], c[in:])
-		}
-		clear(p[m:k])
-		p, off = p[k:], off+int64(k)
-	}
-	return total
+	return e.node.readAt(p, off)
 }
 
 // Digest is the SHA-256 of the file's content (of nothing, for others).
