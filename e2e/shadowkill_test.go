@@ -124,6 +124,19 @@ func TestShadowKilledMidRun(t *testing.T) {
 	if st.Ops != sent {
 		t.Errorf("proxy counted %d ops, clients sent %d", st.Ops, sent)
 	}
+	// The primary lost nothing here: a resync held on "the store of
+	// record lost what the other bridge has" is a false blame, and its
+	// subtree (the whole store, often) went uncompared to the end.
+	if held := m.Sum("lighthouse_proxy_resync_held", nil); held != 0 {
+		for _, b := range st.Bridges {
+			for _, sc := range b.OutOfStep {
+				if sc.Held != "" {
+					t.Errorf("resync of %s on %s held: %s", sc.Subtree, b.Backend, sc.Held)
+				}
+			}
+		}
+		t.Errorf("lighthouse_proxy_resync_held = %v, want 0 (the store of record lost nothing)", held)
+	}
 }
 
 // outageArtifacts counts the state divergences of the log, between from and
