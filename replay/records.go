@@ -36,7 +36,7 @@ func (h *recordHeap) Pop() any {
 func (rp *replayer) replayRecords(ctx context.Context, path string, prog *progress.Bar) error {
 	var mu sync.Mutex
 	var divs []proxy.Divergence
-	p, err := rp.newProxy(rp.collect(&mu, &divs), nil, 0)
+	p, err := rp.newProxy(rp.collect(&mu, &divs), nil, false)
 	if err != nil {
 		return err
 	}
