@@ -67,7 +67,7 @@ func TestRealBridgesAgree(t *testing.T) {
 	}
 	// After bazil refuses a renameat2 that go-fuse performs (allowed), the
 	// trees differ on those names: the proxy stops comparing ops on them
-	// until the resync of those names (at once), so a workload that
+	// until the next resync (at most one every 2 s), so a workload that
 	// uses renameat2 flags often compares fewer ops. Most must still be.
 	if st.Compared < sent/2 {
 		t.Errorf("only %d of %d ops compared (skipped: %v)", st.Compared, sent, st.Skipped)

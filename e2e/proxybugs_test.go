@@ -71,7 +71,7 @@ func newBugProxy(t *testing.T) *bugProxy {
 	}
 	b := &bugProxy{t: t, shadow: &bugShadow{Client: sc}}
 	b.p, err = proxy.New(proxy.Config{Primary: pc, Shadow: b.shadow, PrimaryName: "bazil", ShadowName: "gofuse",
-		ManualResync: true, OnDivergence: func(d proxy.Divergence) {
+		ResyncInterval: time.Hour, OnDivergence: func(d proxy.Divergence) {
 			b.mu.Lock()
 			b.divs = append(b.divs, d)
 			b.mu.Unlock()

@@ -142,12 +142,10 @@ type Config struct {
 	// compared (a resync they wait behind included) before it gives up on
 	// them and counts them as skipped, shutdown (default 5 s).
 	CloseGrace time.Duration
-	// ManualResync turns the automatic resyncs off: a subtree out of step
-	// stays so (its ops skipped) until Resync or ResyncSubtree (the admin
-	// API) copies it. Replay uses it to run a sequence on the state it
-	// diverges on. By default every out-of-step subtree is resynced as
-	// soon as it can be (a lagging bridge once it answers a probe).
-	ManualResync bool
+	// ResyncInterval is the least time between two resyncs of a bridge
+	// that diverged (default 2 s); lagging or dead bridges resync as soon
+	// as they can.
+	ResyncInterval time.Duration
 	// OnDivergence, if set, sees every divergence after it is counted and
 	// logged.
 	OnDivergence func(Divergence)
@@ -184,6 +182,9 @@ func (c *Config) defaults() {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 30 * time.Second
+	}
+	if c.ResyncInterval == 0 {
+		c.ResyncInterval = 2 * time.Second
 	}
 	if c.CloseGrace == 0 {
 		c.CloseGrace = 5 * time.Second

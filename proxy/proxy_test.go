@@ -200,6 +200,9 @@ func newTestProxy(t *testing.T, cfg Config) (*Proxy, *prometheus.Registry) {
 	if cfg.ReadbackRate == 0 {
 		cfg.ReadbackRate = 1 // every state checked: the tests count exactly
 	}
+	if cfg.ResyncInterval == 0 {
+		cfg.ResyncInterval = 10 * time.Millisecond
+	}
 	p, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -162,9 +162,6 @@ func (p *Proxy) nextResync() (*side, *scope) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.updateRecord()
-	if p.cfg.ManualResync {
-		return nil, nil
-	}
 	now := time.Now()
 	for _, s := range p.sides {
 		if s.idx == p.record {
@@ -280,7 +277,7 @@ func (p *Proxy) resyncScope(tgt *side, sc *scope) error {
 // barrier comes right after what was admitted, so no op after it is left
 // unmirrored) and finishes it on its own goroutine. p.mu is held.
 func (p *Proxy) resyncNow(tgt *side, sc *scope) {
-	if tgt.idx == p.record || sc.held != "" || sc.reason == ScopeLag || p.cfg.ManualResync {
+	if tgt.idx == p.record || sc.held != "" || sc.reason == ScopeLag {
 		return // a lagging bridge waits for the resync loop, which probes it first
 	}
 	if run := p.beginResync(tgt, sc); run != nil {

@@ -36,7 +36,7 @@ func (rp *replayer) runSequence(ctx context.Context, ops []fsop.Op, prog *progre
 	var mu sync.Mutex
 	var divs []proxy.Divergence
 	var recBuf bytes.Buffer
-	p, err := rp.newProxy(rp.collect(&mu, &divs), &recBuf, true)
+	p, err := rp.newProxy(rp.collect(&mu, &divs), &recBuf, time.Hour)
 	if err != nil {
 		return out, err
 	}

@@ -36,7 +36,7 @@ func (h *recordHeap) Pop() any {
 func (rp *replayer) replayRecords(ctx context.Context, path string, prog *progress.Bar) error {
 	var mu sync.Mutex
 	var divs []proxy.Divergence
-	p, err := rp.newProxy(rp.collect(&mu, &divs), nil, false)
+	p, err := rp.newProxy(rp.collect(&mu, &divs), nil, 0)
 	if err != nil {
 		return err
 	}

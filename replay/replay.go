@@ -282,12 +282,12 @@ func (rp *replayer) replay(ctx context.Context, path string, in *replayInput, wh
 }
 
 // newProxy starts a proxy over both bridges and makes the shadow equal to
-// the primary (a resync at a barrier). manual turns the proxy's own
-// resyncs off (proxy.Config.ManualResync).
-func (rp *replayer) newProxy(onDiv func(proxy.Divergence), record io.Writer, manual bool) (*proxy.Proxy, error) {
+// the primary (a resync at a barrier). resyncEvery 0 keeps the proxy's
+// default.
+func (rp *replayer) newProxy(onDiv func(proxy.Divergence), record io.Writer, resyncEvery time.Duration) (*proxy.Proxy, error) {
 	p, err := proxy.New(proxy.Config{
 		Primary: rp.clients[0], Shadow: rp.clients[1], PrimaryName: rp.names[0], ShadowName: rp.names[1],
-		Allowlist: rp.allow, ManualResync: manual, DivergenceLog: rp.divLog, Record: record,
+		Allowlist: rp.allow, ResyncInterval: resyncEvery, DivergenceLog: rp.divLog, Record: record,
 		OnDivergence: onDiv, Logger: rp.logger,
 	})
 	if err != nil {
