@@ -25,6 +25,11 @@ type RatioChange struct {
 	Verdict string  `json:"verdict"` // ok, better, WORSE
 }
 
+// String names the ratio with its baseline, value now and change.
+func (c RatioChange) String() string {
+	return fmt.Sprintf("%s (%.2f -> %.2f, %+.0f%%)", c.Key(), c.Baseline, c.Value, c.Change*100)
+}
+
 // Compare checks the ratios of now against those of base: a ratio that
 // grew by more than threshold (relative: 0.5 is 50%) is a regression. It
 // writes the table of the ratios both runs have (baseline, now, change,
@@ -69,7 +74,7 @@ func Compare(w io.Writer, base, now *Report, threshold float64) ([]RatioChange, 
 	for _, c := range changes {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.2f\t%+.0f%%\t%s\t\n", c.Name, c.Op, c.Concurrency, c.Baseline, c.Value, c.Change*100, c.Verdict)
 		if c.Verdict == "WORSE" {
-			worse = append(worse, fmt.Sprintf("%s (%.2f -> %.2f, %+.0f%%)", c.Key(), c.Baseline, c.Value, c.Change*100))
+			worse = append(worse, c.String())
 		}
 	}
 	tw.Flush()
@@ -167,7 +172,7 @@ func RegressionError(confirmed []RatioChange, threshold float64, runs int) error
 	}
 	names := make([]string, len(confirmed))
 	for i, c := range confirmed {
-		names[i] = fmt.Sprintf("%s (%.2f -> %.2f, %+.0f%%)", c.Key(), c.Baseline, c.Value, c.Change*100)
+		names[i] = c.String()
 	}
 	return fmt.Errorf("%w: %d ratios worse than the baseline by more than %.0f%% in all %d runs: %v",
 		ErrRegression, len(confirmed), threshold*100, runs, names)
