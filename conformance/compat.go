@@ -68,7 +68,9 @@ func Compat(o CompatOptions) error {
 			return err
 		}
 		defer srv.Stop(mountGrace)
-		targets = append(targets, DirTarget(b, mnt))
+		t := DirTarget(b, mnt)
+		t.Hold = HoldProcess(srv.Pid())
+		targets = append(targets, t)
 	}
 	targets = append(targets, StoreTarget("store"))
 

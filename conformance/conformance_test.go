@@ -35,12 +35,10 @@ func targets(t *testing.T) ([]conformance.Target, []string) {
 	ref := t.TempDir()
 	bazil := mounttest.StartConfig(t, mounttest.Config{Backend: "bazil", NameMax: conformance.MountNameMax})
 	gofuse := mounttest.StartConfig(t, mounttest.Config{Backend: "gofuse", NameMax: conformance.MountNameMax})
-	return []conformance.Target{
-		conformance.DirTarget(conformance.Reference, ref),
-		conformance.DirTarget("bazil", bazil.Dir),
-		conformance.DirTarget("gofuse", gofuse.Dir),
-		conformance.StoreTarget("store"),
-	}, []string{bazil.Dir, gofuse.Dir}
+	bt, gt := conformance.DirTarget("bazil", bazil.Dir), conformance.DirTarget("gofuse", gofuse.Dir)
+	bt.Hold, gt.Hold = conformance.HoldProcess(bazil.Pid()), conformance.HoldProcess(gofuse.Pid())
+	return []conformance.Target{conformance.DirTarget(conformance.Reference, ref), bt, gt, conformance.StoreTarget("store")},
+		[]string{bazil.Dir, gofuse.Dir}
 }
 
 // guard runs fn, aborting every mount if it hangs.

@@ -28,6 +28,7 @@ type frontStack struct {
 	dir    string   // the front mount
 	mounts []string // every mount of the stack, the front first
 	api    string   // the proxy's API, http://host:port
+	proxy  int      // the pid of the proxy, which serves the front mount
 }
 
 // startFront starts the stack under dir with the lighthouse command built
@@ -65,10 +66,10 @@ func startFront(t *testing.T, dir string) *frontStack {
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	_, f := supervisetest.Start(t, supervisetest.Child{Config: supervise.Config{Name: "the proxy", Path: bin,
+	p, f := supervisetest.Start(t, supervisetest.Child{Config: supervise.Config{Name: "the proxy", Path: bin,
 		Args: []string{"proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--primary", urls[0], "--shadow", urls[1], "--mount", s.dir},
 		Log:  filepath.Join(dir, "proxy.log"), Mounts: []string{s.dir}}, Ready: "proxy listening api="})
-	s.api = "http://" + f["api"]
+	s.api, s.proxy = "http://"+f["api"], p.Pid()
 	s.mounts = append([]string{s.dir}, s.mounts...)
 	return s
 }
@@ -131,6 +132,7 @@ func checkProxy(t *testing.T, s *frontStack) {
 func (s *frontStack) target() conformance.Target {
 	t := conformance.DirTarget("front", s.dir)
 	t.HeldTo = "bazil"
+	t.Hold = conformance.HoldProcess(s.proxy)
 	t.About = "the proxy's front mount (package front, served by go-fuse), where each kernel request becomes an op that the proxy " +
 		"runs on a bazil primary bridge, whose answer the front gives, and mirrors to a go-fuse shadow bridge; " +
 		"the bridges run under umask 022 with the suite's name cap. It must be indistinguishable from the primary's own mount. " +

@@ -314,6 +314,9 @@ func (r *Report) familyTable(s *strings.Builder, families []family, a, b string,
 // then the cases on which who all agree.
 func (r *Report) familyMarkdown(s *strings.Builder, f family, a, b, who string, ex Expectations) {
 	fmt.Fprintf(s, "\n## %s\n\n", f.name)
+	if about := familyAbout[f.name]; about != "" {
+		s.WriteString(about + "\n\n")
+	}
 	var agree []string
 	for _, o := range f.outcomes {
 		if !o.Differs(a, b) && !o.Differs(Reference, a) && !o.Differs(Reference, b) && !r.heldDiffers(o) {

@@ -73,6 +73,10 @@ type Target struct {
 	HeldTo string
 	// About says what a held target is, for its section of the report.
 	About string
+	// Hold, if set, stops the process that serves the target's mount, so
+	// that the mount's requests wait in the kernel's queue until release
+	// (the interrupt family). Nil for a target no process of ours serves.
+	Hold func() (release func() error, err error)
 }
 
 // DirTarget runs each case in a new subdirectory of root through real
@@ -139,7 +143,7 @@ func runCase(t Target, c Case) ([]fsop.Result, error) {
 		if t.Root == "" {
 			return nil, nil
 		}
-		return runSys(t.Root, c)
+		return runSys(t, c)
 	}
 	ex, err := t.NewCase(c.Name)
 	if err != nil {

@@ -27,6 +27,7 @@ type Env struct {
 	Root string // the target's root (the mount point), for reserved names
 	dirf int    // Dir opened O_PATH, so calls can be relative to it
 	fds  map[int]int
+	hold func() (release func() error, err error) // Target.Hold
 }
 
 // at is the absolute path of name in the case's directory.
@@ -54,8 +55,9 @@ func (e *Env) close() {
 	_ = unix.Close(e.dirf)
 }
 
-// runSys runs the steps of c in a new directory under root.
-func runSys(root string, c Case) ([]fsop.Result, error) {
+// runSys runs the steps of c in a new directory under t's root.
+func runSys(t Target, c Case) ([]fsop.Result, error) {
+	root := t.Root
 	dir := filepath.Join(root, strings.ReplaceAll(c.Name, "/", "."))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("prepare case %s: %w", c.Name, err)
@@ -64,7 +66,7 @@ func runSys(root string, c Case) ([]fsop.Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prepare case %s: %w", c.Name, err)
 	}
-	e := &Env{Dir: dir, Root: root, dirf: dirf, fds: map[int]int{}}
+	e := &Env{Dir: dir, Root: root, dirf: dirf, fds: map[int]int{}, hold: t.Hold}
 	defer e.close()
 	out := make([]fsop.Result, len(c.Sys))
 	for i, s := range c.Sys {

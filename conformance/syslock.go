@@ -167,13 +167,10 @@ func interruptedLockWait() Step {
 // waitInSyscall waits until thread tid is blocked in syscall nr.
 func waitInSyscall(tid int, nr int, d time.Duration) bool {
 	path := fmt.Sprintf("/proc/self/task/%d/syscall", tid)
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
+	return waitFor(d, func() bool {
 		b, err := os.ReadFile(path)
-		if err == nil && strings.HasPrefix(string(b), fmt.Sprint(nr)+" ") {
-			return true
-		}
-	}
-	return false
+		return err == nil && strings.HasPrefix(string(b), fmt.Sprint(nr)+" ")
+	})
 }
 
 // pollCases: poll on a regular file and on a directory.

@@ -217,6 +217,9 @@ func StartConfig(t testing.TB, c Config) *Mount {
 	return m
 }
 
+// Pid is the process id of the child that serves the mount.
+func (m *Mount) Pid() int { return m.cmd.Process.Pid }
+
 // Stop unmounts and ends the server: politely first, then by aborting the
 // FUSE connection, a lazy unmount and SIGKILL. It is safe to call twice.
 func (m *Mount) Stop() error {
