@@ -225,6 +225,7 @@ func TestMetricNamesRegistered(t *testing.T) {
 		"lighthouse_proxy_readdir_order_differences_total": "reported, not a divergence",
 		"lighthouse_proxy_log_dropped_total":               "the proxy logs a warning when a log writer falls behind",
 		"lighthouse_proxy_resync_pause_seconds":            "resyncs are shown; their pause is in the proxy log",
+		"lighthouse_proxy_serve_fallbacks_total":           "0 unless a serving candidate stops answering; it then shows stale on the mirror panels, and the proxy logs why",
 		metrics.RollbacksTotalDeprecated:                   "deprecated name of lighthouse_rollout_rollbacks_total, which the dashboard uses",
 	}
 	var missing []string

@@ -26,12 +26,16 @@ import (
 
 // frontStack is two bridges and a proxy serving a front mount.
 type frontStack struct {
-	name    string // binary label and sync policy
-	front   string // the mount point
-	primary *bridgeProc
+	name            string // binary label and sync policy
+	front           string // the mount point
+	primary, shadow *bridgeProc
+	proxy           *proxyProc
 }
 
-func startFrontStack(t *testing.T, root, label, bin, sync string) *frontStack {
+// startFrontStack starts a bazil primary, a go-fuse shadow and a proxy
+// serving a front mount under root, built from bin; proxyArgs are more
+// of the proxy's flags.
+func startFrontStack(t *testing.T, root, label, bin, sync string, proxyArgs ...string) *frontStack {
 	t.Helper()
 	dir := filepath.Join(root, label+"-"+sync)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -43,7 +47,7 @@ func startFrontStack(t *testing.T, root, label, bin, sync string) *frontStack {
 	if err := os.MkdirAll(front, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	startProxyOf(t, bin, dir, []string{front}, primary, shadow, "--mount", front)
+	px := startProxyOf(t, bin, dir, []string{front}, primary, shadow, append([]string{"--mount", front}, proxyArgs...)...)
 	deadline := time.Now().Add(readyTimeout)
 	for {
 		if _, ok := fusemount.Find(front); ok {
@@ -54,7 +58,7 @@ func startFrontStack(t *testing.T, root, label, bin, sync string) *frontStack {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return &frontStack{name: label + ", sync " + sync, front: front, primary: primary}
+	return &frontStack{name: label + ", sync " + sync, front: front, primary: primary, shadow: shadow, proxy: px}
 }
 
 // program is one measured command, run in a fresh directory.

@@ -110,6 +110,7 @@ type Proxy struct {
 	Compared    *prometheus.CounterVec   // {op}
 	Ops         *prometheus.CounterVec   // {op, served_by, result}
 	Duration    *prometheus.HistogramVec // {op, served_by}: serving-path latency seen by clients
+	Fallbacks   *prometheus.CounterVec   // {bridge}: served ops the store of record answered in the bridge's place
 	Order       *prometheus.CounterVec   // {op}: readdir order differences (not divergences)
 	QueueDepth  *prometheus.GaugeVec     // {bridge}: mirrored ops not yet finished on bridge
 	QueueBytes  *prometheus.GaugeVec     // {bridge}
@@ -149,6 +150,10 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 			Help:    "Serving-path latency of one op through the proxy, seconds, by the backend that served it.",
 			Buckets: LatencyBuckets,
 		}, []string{"op", "served_by"}),
+		Fallbacks: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "lighthouse_proxy_serve_fallbacks_total",
+			Help: "Ops the bridge was to serve but did not answer in time (ServeFallback), which the store of record answered in its place; the bridge is then out of step until a resync.",
+		}, []string{"bridge"}),
 		Order: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "lighthouse_proxy_readdir_order_differences_total",
 			Help: "Directory listings with the same entries in a different order (reported, not a divergence).",

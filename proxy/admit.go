@@ -26,6 +26,9 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	r.seq = p.seqNo
 	p.track(r)
 	sv, mr := p.place(op, r)
+	if r.serving != p.record && r.mirrored && p.cfg.ServeFallback > 0 {
+		r.recDone = make(chan struct{}) // the record's answer can stand in for a late one
+	}
 	keys := p.conflictKeys(op, r.hpath)
 	p.enqueue(r, sv, mr, keys, ready)
 	p.followHandles(op)

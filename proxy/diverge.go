@@ -31,6 +31,7 @@ type Stats struct {
 	Skipped   map[string]int64 // by reason
 	OrderOnly int64
 	Resyncs   int64
+	Fallbacks int64 // served ops the store of record answered in the serving bridge's place
 	// ResyncBytes are the bytes resyncs copied; ResyncPauseMax the longest
 	// the store of record held ops for a snapshot; AuditExpected and
 	// AuditUncounted the differences audits did not count.
@@ -50,7 +51,7 @@ func (p *Proxy) Stats() StatsView {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v := StatsView{Ops: s.Ops, Compared: s.Compared, Divergent: s.Divergent, OrderOnly: s.OrderOnly, Pending: s.Ops - s.Compared,
-		Resyncs: s.Resyncs, ByClass: map[string]int64{}, Skipped: map[string]int64{}, Examples: map[string][]Divergence{},
+		Resyncs: s.Resyncs, Fallbacks: s.Fallbacks, ByClass: map[string]int64{}, Skipped: map[string]int64{}, Examples: map[string][]Divergence{},
 		ServedBy:  map[string]int64{p.sides[0].name: s.served[0], p.sides[1].name: s.served[1]},
 		Readbacks: s.readbacks.Load(), ReadbacksAdmitted: s.rbAdmitted.Load(), MaxQueueDepth: s.maxDepth, MaxLagSeconds: s.maxLagSecs,
 		ResyncBytes: s.ResyncBytes, ResyncPauseMax: s.ResyncPauseMax, AuditExpected: s.AuditExpected, AuditUncounted: s.AuditUncounted}
@@ -74,6 +75,9 @@ type StatsView struct {
 	// read-back has not finished): Ops = Compared + sum(Skipped) + Pending.
 	Ops, Compared, Pending        int64
 	Divergent, OrderOnly, Resyncs int64
+	// Fallbacks are the served ops the store of record answered in place
+	// of a serving bridge that did not answer in time (Config.ServeFallback).
+	Fallbacks int64
 	// Readbacks counts the read-backs done, ReadbacksAdmitted those
 	// admitted: equal when none is in flight.
 	Readbacks, ReadbacksAdmitted int64

@@ -138,6 +138,7 @@ type Status struct {
 	ByClass   map[string]int64 `json:"divergences_by_class"`
 	Skipped   map[string]int64 `json:"skipped"`
 	Resyncs   int64            `json:"resyncs"`
+	Fallbacks int64            `json:"fallbacks,omitempty"` // served ops the store of record answered in place of a late bridge
 	Readbacks int64            `json:"readbacks"`
 	Bridges   []BridgeStatus   `json:"bridges"`
 }
@@ -145,7 +146,7 @@ type Status struct {
 // Status reports the proxy's counters and both bridges' mirror state.
 func (p *Proxy) Status() Status {
 	v := p.Stats()
-	st := Status{Ops: v.Ops, Compared: v.Compared, Pending: v.Pending, Coverage: v.Coverage(), Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs, Readbacks: v.Readbacks}
+	st := Status{Ops: v.Ops, Compared: v.Compared, Pending: v.Pending, Coverage: v.Coverage(), Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs, Fallbacks: v.Fallbacks, Readbacks: v.Readbacks}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, s := range p.sides {

@@ -32,6 +32,7 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync"
@@ -138,6 +139,13 @@ type Config struct {
 	MirrorWorkers int
 	// OpTimeout bounds one op on a bridge (default 30 s).
 	OpTimeout time.Duration
+	// ServeFallback is how long an op served by the bridge that is not the
+	// store of record (a canary candidate's share) may go unanswered
+	// before the client gets the record's answer to it instead (the record
+	// runs every op as a mirror); the late bridge is then marked out of
+	// step, so it serves nothing until a resync. Its answer, when it
+	// comes, is still compared. Default 5 s; negative: never.
+	ServeFallback time.Duration
 	// CloseGrace bounds how long Close waits for the ops in flight to be
 	// compared (a resync they wait behind included) before it gives up on
 	// them and counts them as skipped, shutdown (default 5 s).
@@ -182,6 +190,9 @@ func (c *Config) defaults() {
 	}
 	if c.OpTimeout == 0 {
 		c.OpTimeout = 30 * time.Second
+	}
+	if c.ServeFallback == 0 {
+		c.ServeFallback = 5 * time.Second
 	}
 	if c.ResyncInterval == 0 {
 		c.ResyncInterval = 2 * time.Second
@@ -365,6 +376,13 @@ type rec struct {
 	size     int64
 	niced    bool // the serving bridge was told it only mirrors (nice 19) while r ran there
 
+	// answered is who answered the client: 0 nobody yet, 1 the serving
+	// bridge, 2 the store of record in its place (ServeFallback). recDone,
+	// set when a fallback is possible, is closed when the record's result
+	// is in.
+	answered atomic.Int32
+	recDone  chan struct{}
+
 	tickets   [2]*order.Ticket
 	dur       [2]time.Duration
 	res       [2]fsop.Result
@@ -389,6 +407,38 @@ type rec struct {
 func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	start := time.Now()
 	r, ready := p.admit(ctx, op)
+	if r.recDone == nil {
+		p.serve(ctx, r, ready)
+		return p.reply(r, r.serving, start)
+	}
+	served := make(chan struct{})
+	go func() {
+		p.serve(ctx, r, ready)
+		close(served)
+	}()
+	timer := time.NewTimer(p.cfg.ServeFallback)
+	defer timer.Stop()
+	select {
+	case <-served:
+		return p.reply(r, r.serving, start)
+	case <-timer.C:
+	}
+	select {
+	case <-served:
+		return p.reply(r, r.serving, start)
+	case <-r.recDone:
+	}
+	if !p.fallBack(r) {
+		<-served // the serving bridge answered meanwhile
+		return p.reply(r, r.serving, start)
+	}
+	return p.reply(r, r.serving.other(), start)
+}
+
+// serve runs r on its serving bridge once its turn comes there, counts it
+// as served unless the record already answered in its place, and records
+// the result.
+func (p *Proxy) serve(ctx context.Context, r *rec, ready chan struct{}) {
 	sv := p.sides[r.serving]
 	<-ready
 	octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.OpTimeout)
@@ -396,9 +446,36 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	res, err := sv.b.Exec(octx, &r.op)
 	r.dur[r.serving], r.niced = time.Since(t0), niced || sv.yielding.Load()
 	cancel()
-	p.stats.add(func(s *Stats) { s.Ops++; s.served[r.serving]++ })
+	if r.answered.CompareAndSwap(0, 1) {
+		p.stats.add(func(s *Stats) { s.Ops++; s.served[r.serving]++ })
+	}
 	p.finish(r, r.serving, res, err)
+}
 
+// fallBack gives the client the store of record's answer to r, whose
+// serving bridge has not answered within ServeFallback, and marks that
+// bridge out of step from r on. False if the serving bridge answered first.
+func (p *Proxy) fallBack(r *rec) bool {
+	if !r.answered.CompareAndSwap(0, 2) {
+		return false
+	}
+	rs := r.serving.other()
+	if r.err[rs] == nil && r.res[rs].Errno == "" {
+		r.hist.acked.Store(true) // the client is told the record's answer
+	}
+	p.stats.add(func(s *Stats) { s.Ops++; s.served[rs]++; s.Fallbacks++ })
+	p.metrics.Fallbacks.WithLabelValues(p.sides[r.serving].name).Inc()
+	p.mu.Lock()
+	p.markStale(p.sides[r.serving], fmt.Sprintf("did not answer a served %s within %v: the store of record answered", r.op.Kind, p.cfg.ServeFallback), r.seq-1)
+	p.mu.Unlock()
+	return true
+}
+
+// reply is what the client gets for r: side's result, counted in the
+// metrics.
+func (p *Proxy) reply(r *rec, side Side, start time.Time) (fsop.Result, error) {
+	res, err := r.res[side], r.err[side]
+	name := p.sides[side].name
 	result := metrics.ResultOK
 	switch {
 	case errors.Is(err, ErrRefused):
@@ -408,9 +485,9 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	case res.Errno != "":
 		result = metrics.ResultErrno
 	}
-	p.metrics.Ops.WithLabelValues(string(op.Kind), sv.name, result).Inc()
+	p.metrics.Ops.WithLabelValues(string(r.op.Kind), name, result).Inc()
 	if err == nil {
-		p.metrics.Duration.WithLabelValues(string(op.Kind), sv.name).Observe(time.Since(start).Seconds())
+		p.metrics.Duration.WithLabelValues(string(r.op.Kind), name).Observe(time.Since(start).Seconds())
 	}
 	return res, err
 }
@@ -461,11 +538,14 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 	if err == nil && res.Errno == "" {
 		// Set before the op's ticket is released, so an audit at a later
 		// barrier sees it. acked: what the client is told was done.
-		if s == r.serving {
-			r.hist.acked.Store(true)
-		} else {
+		if s != r.serving {
 			r.hist.otherOK.Store(true)
+		} else if r.answered.Load() == 1 {
+			r.hist.acked.Store(true)
 		}
+	}
+	if s != r.serving && r.recDone != nil {
+		close(r.recDone)
 	}
 	if s != r.serving {
 		p.mu.Lock()

@@ -567,9 +567,15 @@ func TestResyncDoesNotReopenAMovedHandle(t *testing.T) {
 // expected to differ (a resync's audit must not blame the store of record
 // for it), as for a change not mirrored at all.
 func TestMirroredChangeInAScopeIsExpected(t *testing.T) {
-	p, _ := newTestProxy(t, Config{Primary: newStoreBridge(), Shadow: newStoreBridge()})
+	sb := newStoreBridge()
+	p, _ := newTestProxy(t, Config{Primary: newStoreBridge(), Shadow: sb})
 	linkedFile(t, p)
+	waitIdle(t, p)
 	shadow := p.sides[Shadow]
+	// The scope's resync must not restore (and forget) it while the test
+	// reads what it noted: the shadow's store is held until the end.
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
 	p.mu.Lock()
 	sc := p.addScopeAt(shadow, "a", ScopeDiverged, p.seqNo)
 	seq := p.seqNo + 1

@@ -57,6 +57,10 @@ type Config struct {
 	// OpTimeout bounds one op on a bridge (proxy.Config.OpTimeout; 0: its
 	// default, 30 s): a hung primary fails a client's op after this long.
 	OpTimeout time.Duration
+	// ServeFallback is how long an op the candidate serves may go
+	// unanswered before the store of record's answer stands in
+	// (proxy.Config.ServeFallback; 0: its default, 5 s; negative: never).
+	ServeFallback time.Duration
 	// AA is an A/A run: both bridges must run the same library, and no
 	// allowlist applies, so every chance difference counts.
 	AA bool
@@ -124,7 +128,8 @@ func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, 
 	}
 	cfg := proxy.Config{Primary: primary, Shadow: shadow, PrimaryName: names[0], ShadowName: names[1],
 		ReadbackRate: f.ReadbackRate, MirrorMaxOps: f.MirrorMaxOps, MirrorMaxLag: f.MirrorMaxLag, Registerer: reg,
-		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Weight: ctrl.Weight, Observe: ctrl.Observe, OpTimeout: f.OpTimeout}
+		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Weight: ctrl.Weight, Observe: ctrl.Observe, OpTimeout: f.OpTimeout,
+		ServeFallback: f.ServeFallback}
 	if f.ReadbackRate <= 0 {
 		cfg.ReadbackRate = -1
 	}

@@ -32,6 +32,7 @@ func registerProxyFlags(cmd *cobra.Command, f *proxyserver.Config) {
 	fl.BoolVar(&f.AA, "aa", false, "A/A run: both bridges must run the same FUSE library, and no allowlist applies, so every chance difference counts (the noise floor; see `lighthouse up --aa`)")
 	fl.IntVar(&f.AdvanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: only by an operator)")
 	fl.DurationVar(&f.OpTimeout, "op-timeout", 30*time.Second, "how long one op may take on a bridge before the client gets an error (a hung primary)")
+	fl.DurationVar(&f.ServeFallback, "serve-fallback", 5*time.Second, "how long an op the candidate serves may go unanswered before the client gets the store of record's answer and the candidate stops serving until a resync (negative: never)")
 }
 
 func proxyCmd() *cobra.Command {
