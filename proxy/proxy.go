@@ -420,19 +420,17 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	defer timer.Stop()
 	select {
 	case <-served:
-		return p.reply(r, r.serving, start)
 	case <-timer.C:
+		select {
+		case <-served:
+		case <-r.recDone:
+			if p.fallBack(r) {
+				return p.reply(r, r.serving.other(), start)
+			}
+			<-served // the serving bridge answered meanwhile
+		}
 	}
-	select {
-	case <-served:
-		return p.reply(r, r.serving, start)
-	case <-r.recDone:
-	}
-	if !p.fallBack(r) {
-		<-served // the serving bridge answered meanwhile
-		return p.reply(r, r.serving, start)
-	}
-	return p.reply(r, r.serving.other(), start)
+	return p.reply(r, r.serving, start)
 }
 
 // serve runs r on its serving bridge once its turn comes there, counts it
@@ -544,10 +542,10 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 			r.hist.acked.Store(true)
 		}
 	}
-	if s != r.serving && r.recDone != nil {
-		close(r.recDone)
-	}
 	if s != r.serving {
+		if r.recDone != nil {
+			close(r.recDone)
+		}
 		p.mu.Lock()
 		mr := p.sides[s]
 		mr.pending.Remove(r.elem)
