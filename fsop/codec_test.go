@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -506,6 +507,26 @@ func BenchmarkBinaryRoundTrip4K(b *testing.B) {
 
 func BenchmarkBinaryResultRoundTrip4K(b *testing.B) {
 	r := Result{Data: make([]byte, 4096)}
+	buf := AppendResult(nil, &r)
+	b.SetBytes(int64(len(buf)))
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendResult(buf[:0], &r)
+		if _, err := DecodeResult(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBinaryReaddirRoundTrip: AppendResult and DecodeResult of a
+// listing of 100 entries ("." and ".." included), the result of a readdir.
+func BenchmarkBinaryReaddirRoundTrip(b *testing.B) {
+	r := Result{Entries: make([]Dirent, 100)}
+	for i := range r.Entries {
+		r.Entries[i] = Dirent{Name: fmt.Sprintf("file-%03d.go", i), Type: "file"}
+	}
+	r.Entries[0].Name, r.Entries[0].Type = ".", "dir"
+	r.Entries[1].Name, r.Entries[1].Type = "..", "dir"
 	buf := AppendResult(nil, &r)
 	b.SetBytes(int64(len(buf)))
 	b.ReportAllocs()
