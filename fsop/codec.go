@@ -79,8 +79,9 @@ const (
 	rNames                      // u32 count, then count x str
 	rData                       // bytes
 	rValue                      // bytes
+	rOffsets                    // entries' count x u64 d_off (after the others: added later)
 
-	rAllResult = rValue<<1 - 1
+	rAllResult = rOffsets<<1 - 1
 )
 
 // Fixed sizes of the encoded structs.
@@ -215,7 +216,19 @@ func resultMask(r *Result) uint32 {
 	set(rNames, r.Names != nil)
 	set(rData, r.Data != nil)
 	set(rValue, r.Value != nil)
+	set(rOffsets, hasOffsets(r.Entries))
 	return m
+}
+
+// hasOffsets reports whether any entry has a d_off: a listing without any
+// is encoded as before the offsets were added.
+func hasOffsets(entries []Dirent) bool {
+	for i := range entries {
+		if entries[i].Off != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // AppendResult appends the binary encoding of r to b and returns the
@@ -261,6 +274,11 @@ func AppendResult(b []byte, r *Result) []byte {
 	if mask&rValue != 0 {
 		b = appendBytes(b, r.Value)
 	}
+	if mask&rOffsets != 0 {
+		for i := range r.Entries {
+			b = le.AppendUint64(b, r.Entries[i].Off)
+		}
+	}
 	return b
 }
 
@@ -294,6 +312,9 @@ func resultSize(r *Result, mask uint32) int {
 	}
 	if mask&rValue != 0 {
 		size += 4 + len(r.Value)
+	}
+	if mask&rOffsets != 0 {
+		size += 8 * len(r.Entries)
 	}
 	return size
 }

@@ -154,6 +154,9 @@ func decodeResult(b []byte, copyBytes bool) (Result, error) {
 	if mask&rValue != 0 {
 		r.Value = d.bytes("value", copyBytes)
 	}
+	if mask&rOffsets != 0 {
+		d.offsets(r.Entries, mask&rEntries != 0)
+	}
 	if err := d.finish("result"); err != nil {
 		return Result{}, err
 	}
@@ -195,6 +198,22 @@ func (d *decoder) entries() []Dirent {
 		out[i].Type = next()
 	}
 	return out
+}
+
+// offsets decodes the entries' d_off values into entries: one u64 per
+// entry. Without the bit each Off stays 0 (an encoder from before the
+// field). The bit without entries is malformed.
+func (d *decoder) offsets(entries []Dirent, haveEntries bool) {
+	if !haveEntries && !d.bad {
+		d.fail("entry offsets", "set without entries")
+	}
+	v := d.take(8*len(entries), "entry offsets")
+	if v == nil {
+		return
+	}
+	for i := range entries {
+		entries[i].Off = le.Uint64(v[8*i:])
+	}
 }
 
 // names decodes a string list: u32 count, then count x str, bounded like

@@ -113,14 +113,15 @@ func sampleResults() []Result {
 		{Size: 17, Value: []byte("seventeen bytes!!")},
 		{Value: []byte{}},
 		{Errno: "ERANGE", Size: 64},
-		{Entries: []Dirent{{".", "dir"}, {"..", "dir"}, {"a file", "file"}, {"l", "symlink"}, {"", ""}}},
+		{Entries: []Dirent{{".", "dir", 0}, {"..", "dir", 0}, {"a file", "file", 0}, {"l", "symlink", 0}, {"", "", 0}}},
+		{Entries: []Dirent{{".", "dir", 32}, {"..", "dir", 64}, {"a file", "file", 1<<63 + 5}, {"", "", 0}}},
 		{Entries: []Dirent{}},
 		{Target: "../x/y"},
 		{Names: []string{"user.a", "trusted.b", ""}},
 		{Names: []string{}},
 		{
 			Errno: "EIO", Stat: &Attr{Mode: 1}, Data: []byte{1}, N: -1, Size: -2,
-			Entries: []Dirent{{"n", "t"}}, Target: "t", Value: []byte{2},
+			Entries: []Dirent{{"n", "t", 7}}, Target: "t", Value: []byte{2},
 			Names: []string{"x"}, Statfs: &StatfsInfo{Namelen: 1},
 		},
 	}
@@ -191,6 +192,28 @@ func TestResultRoundTrip(t *testing.T) {
 	}
 }
 
+// TestOffsetsOptional: a listing whose entries have no d_off is encoded
+// byte for byte as before the offsets were added (no offsets bit), and an
+// encoding without the bit (an older bridge's) decodes with every Off 0.
+func TestOffsetsOptional(t *testing.T) {
+	old := []byte{CodecVersion, 0, 0, 0, 0, byte(rEntries), 0, 0, 0, 2, 0, 0, 0,
+		1, 0, 0, 0, '.', 3, 0, 0, 0, 'd', 'i', 'r',
+		1, 0, 0, 0, 'a', 4, 0, 0, 0, 'f', 'i', 'l', 'e'}
+	want := Result{Entries: []Dirent{{Name: ".", Type: "dir"}, {Name: "a", Type: "file"}}}
+	got, err := DecodeResult(old)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("an encoding without offsets: got %#v, %v; want %#v", got, err, want)
+	}
+	if enc := AppendResult(nil, &want); !bytes.Equal(enc, old) {
+		t.Fatalf("entries without offsets encode as % x, want % x", enc, old)
+	}
+	want.Entries[1].Off = 2
+	enc := AppendResult(nil, &want)
+	if len(enc) != len(old)+16 || le.Uint32(enc[5:])&rOffsets == 0 {
+		t.Fatalf("one entry with an offset: % x, want the offsets bit and 2 x u64 after the entries", enc)
+	}
+}
+
 // TestDecodeNoAlias: decoded values do not share memory with the input.
 func TestDecodeNoAlias(t *testing.T) {
 	op := fullOp(Pwrite)
@@ -204,7 +227,7 @@ func TestDecodeNoAlias(t *testing.T) {
 	if !bytes.Equal(got.Data, op.Data) {
 		t.Fatal("decoded Data aliases the input")
 	}
-	r := Result{Data: []byte("abc"), Target: "t", Entries: []Dirent{{"n", "file"}}, Names: []string{"x"}}
+	r := Result{Data: []byte("abc"), Target: "t", Entries: []Dirent{{"n", "file", 1}}, Names: []string{"x"}}
 	b = AppendResult(nil, &r)
 	gr, err := DecodeResult(b)
 	if err != nil {
@@ -246,7 +269,7 @@ func TestDecodeNoCopyAliases(t *testing.T) {
 
 func TestDecodeErrors(t *testing.T) {
 	good := AppendOp(nil, &Op{Kind: Write, Path: "f", Data: []byte("abc"), Offset: 3})
-	goodRes := AppendResult(nil, &Result{Entries: []Dirent{{"a", "file"}}, Names: []string{"n"}})
+	goodRes := AppendResult(nil, &Result{Entries: []Dirent{{"a", "file", 3}}, Names: []string{"n"}})
 	tests := []struct {
 		name    string
 		input   []byte
@@ -265,6 +288,9 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "huge entry count", input: []byte{1, 0, 0, 0, 0, byte(rEntries), 0, 0, 0, 0xff, 0xff, 0xff, 0x7f}, result: true, wantMsg: "entries: count"},
 		{name: "huge names count", input: []byte{1, 0, 0, 0, 0, byte(rNames), 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, result: true, wantMsg: "names: count"},
 		{name: "unknown result bit", input: []byte{1, 0, 0, 0, 0, 0, 0x10, 0, 0}, result: true, wantMsg: "unknown result field bits 0x1000"},
+		{name: "offsets without entries", input: []byte{1, 0, 0, 0, 0, 0, byte(rOffsets >> 8), 0, 0}, result: true, wantMsg: "entry offsets: set without entries"},
+		{name: "short offsets", input: []byte{1, 0, 0, 0, 0, byte(rEntries), byte(rOffsets >> 8), 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0},
+			result: true, wantMsg: "entry offsets: needs 8 bytes, 4 left"},
 		{name: "short stat", input: []byte{1, 0, 0, 0, 0, byte(rStat), 0, 0, 0, 1, 2, 3}, result: true, wantMsg: "stat: needs 56 bytes, 3 left"},
 	}
 	// Every truncation of a valid encoding fails cleanly.
@@ -347,7 +373,7 @@ func TestCodecAllocs(t *testing.T) {
 		{"read 4 KiB", Result{Data: make([]byte, 4096)}, 1},
 		{"errno", Result{Errno: "ENOENT"}, 0},
 		{"stat", Result{Stat: &Attr{Mode: 0o644}}, 1},
-		{"readdir", Result{Entries: []Dirent{{".", "dir"}, {"..", "dir"}, {"a", "file"}, {"b", "file"}}}, 2},
+		{"readdir", Result{Entries: []Dirent{{".", "dir", 1}, {"..", "dir", 2}, {"a", "file", 3}, {"b", "file", 4}}}, 2},
 	} {
 		if a := testing.AllocsPerRun(200, func() {
 			buf = AppendResult(buf[:0], &tc.r)

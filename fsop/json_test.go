@@ -295,13 +295,13 @@ func TestEncodeResults(t *testing.T) {
 	buf.Reset()
 	rs := []Result{
 		{Errno: "ENOENT"},
-		{Data: []byte("hi"), Entries: []Dirent{{"<a&b>", "file"}}},
+		{Data: []byte("hi"), Entries: []Dirent{{"<a&b>", "file", 0}, {"c", "dir", 64}}},
 		{Stat: &Attr{Mode: 0o100644, Size: 2, Nlink: 1}},
 	}
 	if err := EncodeResults(&buf, rs, true); err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"results":[{"errno":"ENOENT"},{"errno":"","data":"aGk=","entries":[{"name":"<a&b>","type":"file"}]},` +
+	const want = `{"results":[{"errno":"ENOENT"},{"errno":"","data":"aGk=","entries":[{"name":"<a&b>","type":"file"},{"name":"c","type":"dir","off":64}]},` +
 		`{"errno":"","stat":{"mode":33188,"size":2,"nlink":1,"uid":0,"gid":0,"atime_ns":0,"mtime_ns":0,"ctime_ns":0,"ino":0}}]}` + "\n"
 	if buf.String() != want {
 		t.Fatalf("batch:\n got %s\nwant %s", buf.String(), want)

@@ -144,6 +144,12 @@ type Attr struct {
 type Dirent struct {
 	Name string `json:"name"`
 	Type string `json:"type"` // file, dir, symlink, fifo, socket, char, block, unknown
+	// Off is the entry's d_off: the filesystem's cookie for the position
+	// after the entry, which seekdir(3) takes to resume there. Its value is
+	// the filesystem's own (bazil.org/fuse: the byte offset of the next
+	// entry, 32, 64, ...; go-fuse: the entry's index+1; ext4: a name hash).
+	// 0 means unknown (a bridge from before the field).
+	Off uint64 `json:"off,omitempty"`
 }
 
 // StatfsInfo is the portable part of struct statfs.
