@@ -42,7 +42,7 @@ func Classify(a, b *fsop.Result, rules Rules) string {
 		return ClassData
 	case !attrEqual(a.Stat, b.Stat, rules) || !statfsEqual(a.Statfs, b.Statfs, rules):
 		return ClassAttr
-	case !slices.Equal(a.Entries, b.Entries) && !sameEntrySet(a.Entries, b.Entries):
+	case !sameEntrySet(a.Entries, b.Entries):
 		return ClassEntries
 	}
 	return ""

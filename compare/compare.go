@@ -4,9 +4,12 @@
 // # Rules
 //
 // Exact on errno, data, sizes, modes, link counts, owners, symlink targets,
-// xattr names and values, and directory entry sets. Ignored: inode numbers,
-// atime, ctime, mtime unless the op sequence set it, the size of a
-// directory (filesystem-specific), and statfs counts unless asked for.
+// xattr names and values, and directory entry sets (names and types).
+// Ignored: inode numbers, atime, ctime, mtime unless the op sequence set it,
+// the size of a directory (filesystem-specific), statfs counts unless asked
+// for, and each entry's d_off (the library's own cookie: bazil.org/fuse
+// gives byte offsets, go-fuse indexes; docs/compatibility.md,
+// getdents/d-off).
 // Directory order is compared separately: Equal reports it, it never makes
 // two results unequal. The order of xattr names is ignored the same way.
 //
@@ -37,9 +40,9 @@ type Rules struct {
 	DirSize bool
 }
 
-// Normalize returns r with everything the rules ignore zeroed and the
-// directory entries sorted, so that equal results are deeply equal. It
-// does not modify r.
+// Normalize returns r with everything the rules ignore zeroed (the
+// entries' d_off too) and the directory entries sorted, so that equal
+// results are deeply equal. It does not modify r.
 func Normalize(r fsop.Result, rules Rules) fsop.Result {
 	if r.Stat != nil {
 		a := *r.Stat
@@ -55,8 +58,11 @@ func Normalize(r fsop.Result, rules Rules) fsop.Result {
 	if r.Statfs != nil && !rules.Statfs {
 		r.Statfs = &fsop.StatfsInfo{Namelen: r.Statfs.Namelen}
 	}
-	if len(r.Entries) > 1 {
+	if len(r.Entries) > 0 {
 		r.Entries = slices.Clone(r.Entries)
+		for i := range r.Entries {
+			r.Entries[i].Off = 0
+		}
 		sort.Slice(r.Entries, func(i, j int) bool { return r.Entries[i].Name < r.Entries[j].Name })
 	}
 	if len(r.Names) > 1 {
@@ -79,7 +85,13 @@ func Equal(a, b *fsop.Result, rules Rules) (equal, inOrder bool) {
 	return Classify(a, b, rules) == "", sameOrder(a.Entries, b.Entries)
 }
 
-func sameOrder(a, b []fsop.Dirent) bool { return slices.Equal(a, b) }
+// sameOrder reports whether a and b list the same entries in the same
+// order.
+func sameOrder(a, b []fsop.Dirent) bool { return slices.EqualFunc(a, b, sameEntry) }
+
+// sameEntry compares two entries by name and type: d_off is the library's
+// cookie, not part of the directory.
+func sameEntry(a, b fsop.Dirent) bool { return a.Name == b.Name && a.Type == b.Type }
 
 func attrEqual(a, b *fsop.Attr, rules Rules) bool {
 	if a == nil || b == nil {
@@ -119,19 +131,26 @@ func sameNames(a, b []string) bool {
 	return slices.Equal(a, b)
 }
 
+// sameEntrySet compares two listings as multisets of entries (sameEntry),
+// in any order.
 func sameEntrySet(a, b []fsop.Dirent) bool {
+	if sameOrder(a, b) {
+		return true
+	}
 	if len(a) != len(b) {
 		return false
 	}
-	count := make(map[fsop.Dirent]int, len(a))
+	type key struct{ name, typ string }
+	count := make(map[key]int, len(a))
 	for _, e := range a {
-		count[e]++
+		count[key{e.Name, e.Type}]++
 	}
 	for _, e := range b {
-		if count[e] == 0 {
+		k := key{e.Name, e.Type}
+		if count[k] == 0 {
 			return false
 		}
-		count[e]--
+		count[k]--
 	}
 	return true
 }

@@ -1,6 +1,7 @@
 package compare
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -104,4 +105,40 @@ func TestParseAllowlistRefuses(t *testing.T) {
 			t.Errorf("ParseAllowlist(%s): %v does not name the entry", doc, err)
 		}
 	}
+}
+
+// TestDirentOffsetsIgnored: the same listing from bazil (d_off = byte
+// offsets) and go-fuse (d_off = index+1) is equal, in order, and no
+// divergence; a difference elsewhere renders no offsets in its diff.
+func TestDirentOffsetsIgnored(t *testing.T) {
+	bazil := &fsop.Result{Entries: []fsop.Dirent{de(".", "dir", 32), de("..", "dir", 64), de("a", "file", 96), de("b", "dir", 128)}}
+	gofuse := &fsop.Result{Entries: []fsop.Dirent{de(".", "dir", 1), de("..", "dir", 2), de("a", "file", 3), de("b", "dir", 4)}}
+	readdir := &fsop.Op{Kind: fsop.Readdir, Path: "."}
+	j := Judge{Allowlist: DefaultAllowlist()}
+	if got := j.Judge(Input{Op: readdir, A: Answer{"bazil", bazil}, B: Answer{"gofuse", gofuse}}); got != (Judgment{}) {
+		t.Fatalf("listings that differ only in d_off judged %+v", got)
+	}
+	if eq, inOrder := Equal(bazil, gofuse, Rules{}); !eq || !inOrder {
+		t.Fatalf("Equal = %v, in order %v; want true, true", eq, inOrder)
+	}
+	if d := Diff(*bazil, *gofuse, Rules{}); d != "" {
+		t.Fatalf("Diff shows offsets:\n%s", d)
+	}
+	if n := Normalize(*bazil, Rules{}); n.Entries[3].Off != 0 || bazil.Entries[3].Off != 128 {
+		t.Fatalf("Normalize: %+v from %+v; want d_off zeroed in a copy", n.Entries, bazil.Entries)
+	}
+
+	reordered := &fsop.Result{Entries: []fsop.Dirent{de(".", "dir", 1), de("..", "dir", 2), de("b", "dir", 3), de("a", "file", 4)}}
+	if got := j.Judge(Input{Op: readdir, A: Answer{"bazil", bazil}, B: Answer{"gofuse", reordered}}); got != (Judgment{OrderOnly: true}) {
+		t.Fatalf("reordered listing judged %+v, want order only", got)
+	}
+	renamed := &fsop.Result{Entries: []fsop.Dirent{de(".", "dir", 1), de("..", "dir", 2), de("a", "file", 3), de("c", "dir", 4)}}
+	got := j.Judge(Input{Op: readdir, A: Answer{"bazil", bazil}, B: Answer{"gofuse", renamed}})
+	if got.Class != ClassEntries || regexp.MustCompile(`Off: +[1-9]`).MatchString(got.Diff) {
+		t.Fatalf("a different name judged %+v; want class entries and a diff without offsets", got)
+	}
+}
+
+func de(name, typ string, off uint64) fsop.Dirent {
+	return fsop.Dirent{Name: name, Type: typ, Off: off}
 }

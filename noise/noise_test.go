@@ -28,6 +28,8 @@ func TestAnalyze(t *testing.T) {
 		{Seq: 3, Op: fsop.Op{Kind: fsop.Stat, Path: "s"}, Class: compare.ClassAttr,
 			Serving: proxy.Outcome{Result: stat(3, 0o101644, 1)}, Mirror: &proxy.Outcome{Result: stat(3, 0o100644, 1)}},
 		{Seq: 4, Op: fsop.Op{Kind: fsop.Stat, Path: "x"}, Skipped: "resync", Serving: proxy.Outcome{Result: stat(1, 0o100644, 1)}},
+		{Seq: 5, Op: fsop.Op{Kind: fsop.Readdir, Path: "."}, Serving: proxy.Outcome{Result: withOffsets(ents("a", "b"), 32, 64)},
+			Mirror: &proxy.Outcome{Result: withOffsets(ents("a", "b"), 1, 2)}},
 	}
 	var buf bytes.Buffer
 	for _, r := range recs {
@@ -38,10 +40,11 @@ func TestAnalyze(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Records != 4 || f.Compared != 3 || f.Beyond() != 1 {
-		t.Errorf("records %d compared %d beyond %d, want 4 3 1", f.Records, f.Compared, f.Beyond())
+	if f.Records != 5 || f.Compared != 4 || f.Beyond() != 1 {
+		t.Errorf("records %d compared %d beyond %d, want 5 4 1", f.Records, f.Compared, f.Beyond())
 	}
-	if f.Ignored["inode numbers"] != 1 || f.Ignored["ctime"] != 1 || f.Ignored["directory order"] != 1 || f.Ignored["mtime"] != 0 {
+	if f.Ignored["inode numbers"] != 1 || f.Ignored["ctime"] != 1 || f.Ignored["directory order"] != 1 ||
+		f.Ignored["entry d_off"] != 1 || f.Ignored["mtime"] != 0 {
 		t.Errorf("ignored %v", f.Ignored)
 	}
 	flagged := strings.Join(f.Flagged(), "; ")
@@ -58,4 +61,11 @@ func TestAnalyze(t *testing.T) {
 	if !strings.Contains(out.String(), "divergences beyond directory order  1") {
 		t.Errorf("report:\n%s", out.String())
 	}
+}
+
+func withOffsets(r *fsop.Result, offs ...uint64) *fsop.Result {
+	for i, o := range offs {
+		r.Entries[i].Off = o
+	}
+	return r
 }
