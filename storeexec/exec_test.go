@@ -28,8 +28,9 @@ import (
 // Executor on a memory store and through sysexec on a temporary directory,
 // and require the same errno, the same result and the same final tree, after
 // ignoring what legitimately differs: inode numbers, times (unless a case
-// sets them), statfs numbers, directory sizes and the order of directory
-// entries and xattr names.
+// sets them), statfs numbers, directory sizes, the order of directory
+// entries and xattr names, and the entries' d_off (ext4's name hashes, the
+// store's index+1: TestReaddirOffsets).
 
 var umaskOnce sync.Once
 
@@ -117,6 +118,9 @@ func norm(r fsop.Result, times bool) string {
 		r.Statfs = &fsop.StatfsInfo{}
 	}
 	r.Entries = slices.Clone(r.Entries)
+	for i := range r.Entries {
+		r.Entries[i].Off = 0
+	}
 	slices.SortFunc(r.Entries, func(a, b fsop.Dirent) int { return strings.Compare(a.Name, b.Name) })
 	r.Names = slices.Clone(r.Names)
 	slices.Sort(r.Names)
@@ -125,6 +129,27 @@ func norm(r fsop.Result, times bool) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// TestReaddirOffsets: the store has no cookie of its own, so an entry's
+// d_off is its index+1 (the position after it, as go-fuse gives it).
+func TestReaddirOffsets(t *testing.T) {
+	e, _ := newPair(t)
+	for _, op := range []fsop.Op{mkdir("d"), writeFile("d/a", ""), mkdir("d/b"), symlink("a", "d/c")} {
+		if r, err := e.Exec(&op); err != nil || r.Errno != "" {
+			t.Fatalf("%s %s: %v %s", op.Kind, op.Path, err, r.Errno)
+		}
+	}
+	op := readdir("d")
+	r, err := e.Exec(&op)
+	if err != nil || len(r.Entries) != 5 {
+		t.Fatalf("readdir: %+v, %v", r, err)
+	}
+	for i, d := range r.Entries {
+		if d.Off != uint64(i+1) {
+			t.Errorf("entry %d (%s): d_off %d, want %d", i, d.Name, d.Off, i+1)
+		}
+	}
 }
 
 // dumpTree renders the tree through ex's own ops: per entry its type, mode,

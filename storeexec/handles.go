@@ -281,8 +281,10 @@ func (e *Executor) readdir(op *fsop.Op) (fsop.Result, error) {
 	}
 	ents, err := e.s.Readdir(f.ino)
 	out := make([]fsop.Dirent, 0, len(ents))
-	for _, en := range ents {
-		out = append(out, fsop.Dirent{Name: en.Name, Type: fsop.DirentType(en.Mode)})
+	for i, en := range ents {
+		// d_off: the store has no cookie of its own, so the entry's index+1
+		// (go-fuse's, the position after the entry: 0 is the start).
+		out = append(out, fsop.Dirent{Name: en.Name, Type: fsop.DirentType(en.Mode), Off: uint64(i + 1)})
 	}
 	return fsop.Result{Entries: out}, err
 }

@@ -378,6 +378,11 @@ func TestMetadataOps(t *testing.T) {
 				t.Error("duplicate entries")
 			}
 		}},
+		{name: "readdir d_off", setup: func(t *testing.T, root string) {
+			for i := range 20 {
+				writeFile(t, root, "d/f"+strconv.Itoa(i), "")
+			}
+		}, op: fsop.Op{Kind: fsop.Readdir, Path: "d"}, check: checkOffsets},
 		{name: "readdir follows", setup: func(t *testing.T, root string) {
 			mkdir(t, root, "d")
 			symlink(t, root, "d", "l")
@@ -542,5 +547,38 @@ func TestClose(t *testing.T) {
 	}
 	if _, err := e.Exec(&fsop.Op{Kind: fsop.Stat, Path: "f"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("Exec after Close: %v", err)
+	}
+}
+
+// checkOffsets: each entry's d_off is the filesystem's cookie for the
+// position after it: getdents after lseek to it starts at the next entry.
+func checkOffsets(t *testing.T, root string, r fsop.Result) {
+	fd, err := unix.Open(root+"/d", unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	buf := make([]byte, 4096)
+	for i, d := range r.Entries {
+		if d.Off == 0 {
+			t.Fatalf("entry %d (%s): d_off 0", i, d.Name)
+		}
+		if _, err := unix.Seek(fd, int64(d.Off), 0); err != nil {
+			t.Fatal(err)
+		}
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var next []fsop.Dirent
+		if next = parseDirents(buf[:n], nil); i+1 == len(r.Entries) {
+			if len(next) != 0 {
+				t.Errorf("after the last entry's d_off: %v, want nothing", next)
+			}
+			continue
+		}
+		if len(next) == 0 || next[0] != r.Entries[i+1] {
+			t.Errorf("after %s's d_off %d: %v, want %v first", d.Name, d.Off, next, r.Entries[i+1])
+		}
 	}
 }

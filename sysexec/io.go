@@ -186,7 +186,9 @@ func (e *Executor) fsyncPath(op *fsop.Op) (fsop.Result, error) {
 const direntBufSize = 32 << 10
 
 // readdir lists a directory with raw getdents64: every entry the filesystem
-// returns, "." and ".." included, in its order.
+// returns, "." and ".." included, in its order, each with the d_off the
+// filesystem gave it (on a FUSE mount: the library's cookie, which the
+// front hands on to its own readers).
 func (e *Executor) readdir(op *fsop.Op) (fsop.Result, error) {
 	fd, err := e.openFile(op.Path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
 	if err != nil {
@@ -210,6 +212,7 @@ func (e *Executor) readdir(op *fsop.Op) (fsop.Result, error) {
 
 // linux_dirent64: u64 d_ino, s64 d_off, u16 d_reclen, u8 d_type, name.
 const (
+	direntOff    = 8
 	direntReclen = 16
 	direntType   = 18
 	direntName   = 19
@@ -229,6 +232,7 @@ func parseDirents(b []byte, out []fsop.Dirent) []fsop.Dirent {
 		out = append(out, fsop.Dirent{
 			Name: string(name),
 			Type: fsop.DirentType(uint32(b[direntType]) << 12),
+			Off:  binary.NativeEndian.Uint64(b[direntOff:]),
 		})
 		b = b[reclen:]
 	}
