@@ -71,8 +71,12 @@
 //     directory's FSYNCDIR is a path fsync.
 //   - READDIR: one readdir op at the first READDIR of an open directory (and
 //     again after a rewind), its entries passed on as the bridge reports
-//     them, "." and ".." included. READDIRPLUS is switched off, so a
-//     listing costs one op and not an lstat per name.
+//     them, "." and ".." included, each with the d_off the bridge's mount
+//     gave it (the primary's cookies: bazil.org/fuse's byte offsets; index+1
+//     for a listing from a bridge that reports none). A READDIR at another
+//     offset (seekdir) resumes after the entry with that cookie.
+//     READDIRPLUS is switched off, so a listing costs one op and not an
+//     lstat per name.
 //
 // An op that could not run (Exec returned an error) is EIO to the kernel,
 // and logged;

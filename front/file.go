@@ -3,6 +3,7 @@ package front
 import (
 	"context"
 	"log"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -145,8 +146,9 @@ func (n *node) OpendirHandle(ctx context.Context, flags uint32) (fs.FileHandle, 
 type dirHandle struct {
 	node    *node
 	entries []fsop.Dirent
+	cookies []uint64 // each entry's d_off as the kernel gets it (cookies)
 	loaded  bool
-	pos     int // index of the next entry; an entry's offset is its index+1
+	pos     int // index of the next entry
 }
 
 func (d *dirHandle) load(ctx context.Context) syscall.Errno {
@@ -158,15 +160,50 @@ func (d *dirHandle) load(ctx context.Context) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
-	d.entries, d.loaded = res.Entries, true
+	d.entries, d.cookies, d.loaded = res.Entries, cookies(res.Entries), true
 	return 0
+}
+
+// cookies are the d_off values the front gives a listing's entries: the
+// serving bridge's own, as getdents reported them on its mount (the
+// primary's: bazil.org/fuse's byte offsets), so a program sees the d_off
+// the primary's mount gives. If any entry has none (0: a bridge from
+// before fsop.Dirent.Off), every entry gets its index+1, go-fuse's own
+// cookie: one listing never mixes the two.
+func cookies(ents []fsop.Dirent) []uint64 {
+	out := make([]uint64, len(ents))
+	for i, e := range ents {
+		if e.Off == 0 {
+			for j := range out {
+				out[j] = uint64(j + 1)
+			}
+			return out
+		}
+		out[i] = e.Off
+	}
+	return out
+}
+
+// after is the index of the entry that follows cookie off: the one after
+// the entry whose cookie it is, else (a value lseek made up) the first
+// entry whose cookie is larger, as both libraries' cookies increase; the
+// end of the listing if none is.
+func (d *dirHandle) after(off uint64) int {
+	if i := slices.Index(d.cookies, off); i >= 0 {
+		return i + 1
+	}
+	if i := slices.IndexFunc(d.cookies, func(c uint64) bool { return c > off }); i >= 0 {
+		return i
+	}
+	return len(d.cookies)
 }
 
 var _ fs.FileReaddirenter = (*dirHandle)(nil)
 
-// Readdirent returns the next entry, or nil at the end. The inode number is
-// the node's own for ".", its parent's for "..", and a child's if go-fuse
-// knows the name; 0 otherwise (go-fuse sends FUSE_UNKNOWN_INO).
+// Readdirent returns the next entry, or nil at the end, with its cookie as
+// d_off. The inode number is the node's own for ".", its parent's for "..",
+// and a child's if go-fuse knows the name; 0 otherwise (go-fuse sends
+// FUSE_UNKNOWN_INO).
 func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Errno) {
 	if !d.loaded {
 		if errno := d.load(ctx); errno != 0 {
@@ -176,10 +213,10 @@ func (d *dirHandle) Readdirent(ctx context.Context) (*fuse.DirEntry, syscall.Err
 	if d.pos >= len(d.entries) {
 		return nil, 0
 	}
-	e := d.entries[d.pos]
+	e, off := d.entries[d.pos], d.cookies[d.pos]
 	d.pos++
 	mode := direntMode(e.Type)
-	return &fuse.DirEntry{Name: e.Name, Ino: d.inoOf(e.Name, mode), Mode: mode, Off: uint64(d.pos)}, 0
+	return &fuse.DirEntry{Name: e.Name, Ino: d.inoOf(e.Name, mode), Mode: mode, Off: off}, 0
 }
 
 // inoOf is the inode number go-fuse has for name in the directory, or 0.
@@ -205,11 +242,15 @@ func (d *dirHandle) inoOf(name string, mode uint32) uint64 {
 
 var _ fs.FileSeekdirer = (*dirHandle)(nil)
 
-// Seekdir moves to an offset from an earlier entry. Offset 0 (rewinddir)
-// reads the directory again, so a rewound listing shows current names.
+// Seekdir moves to the entry after the one whose cookie off is (go-fuse
+// calls it when a READDIR's offset is not where the last one ended:
+// seekdir(3), or lseek on the directory). Offset 0 (rewinddir) reads the
+// directory again, so a rewound listing shows current names; another
+// offset resumes in the listing already read, as on the primary's mount
+// (bazil.org/fuse serves a handle's listing from its first READDIR).
 func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 	if off == 0 {
-		d.loaded, d.entries, d.pos = false, nil, 0
+		d.loaded, d.entries, d.cookies, d.pos = false, nil, nil, 0
 		return 0
 	}
 	if !d.loaded {
@@ -217,7 +258,7 @@ func (d *dirHandle) Seekdir(ctx context.Context, off uint64) syscall.Errno {
 			return errno
 		}
 	}
-	d.pos = int(min(off, uint64(len(d.entries))))
+	d.pos = d.after(off)
 	return 0
 }
 

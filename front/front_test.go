@@ -40,6 +40,9 @@ const (
 	// envENOSPC, set to N, makes every pwrite reaching offset N fail with
 	// ENOSPC, having written nothing.
 	envENOSPC = "LIGHTHOUSE_FRONT_TEST_ENOSPC_AT"
+	// envDOff sets the d_off of readdir results: "bazil" (byte offsets,
+	// as the primary's mount gives) or "none" (0, as an older bridge).
+	envDOff = "LIGHTHOUSE_FRONT_TEST_D_OFF"
 
 	readyTimeout = 20 * time.Second
 	stopTimeout  = 10 * time.Second
@@ -92,6 +95,7 @@ func serve(dir string) int {
 			return inner(ctx, op)
 		}
 	}
+	run = withDOff(run, os.Getenv(envDOff))
 	if p := os.Getenv(envLog); p != "" {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {
