@@ -545,22 +545,31 @@ func BenchmarkBinaryResultRoundTrip4K(b *testing.B) {
 }
 
 // BenchmarkBinaryReaddirRoundTrip: AppendResult and DecodeResult of a
-// listing of 100 entries ("." and ".." included), the result of a readdir.
+// listing of 100 entries ("." and ".." included), the result of a readdir:
+// with each entry's d_off (as sysexec reports them) and without (as from a
+// bridge older than Dirent.Off).
 func BenchmarkBinaryReaddirRoundTrip(b *testing.B) {
-	r := Result{Entries: make([]Dirent, 100)}
-	for i := range r.Entries {
-		r.Entries[i] = Dirent{Name: fmt.Sprintf("file-%03d.go", i), Type: "file"}
-	}
-	r.Entries[0].Name, r.Entries[0].Type = ".", "dir"
-	r.Entries[1].Name, r.Entries[1].Type = "..", "dir"
-	buf := AppendResult(nil, &r)
-	b.SetBytes(int64(len(buf)))
-	b.ReportAllocs()
-	for b.Loop() {
-		buf = AppendResult(buf[:0], &r)
-		if _, err := DecodeResult(buf); err != nil {
-			b.Fatal(err)
+	for _, offsets := range []bool{true, false} {
+		r := Result{Entries: make([]Dirent, 100)}
+		for i := range r.Entries {
+			r.Entries[i] = Dirent{Name: fmt.Sprintf("file-%03d.go", i), Type: "file"}
+			if offsets {
+				r.Entries[i].Off = uint64(32 * (i + 1))
+			}
 		}
+		r.Entries[0].Name, r.Entries[0].Type = ".", "dir"
+		r.Entries[1].Name, r.Entries[1].Type = "..", "dir"
+		b.Run(map[bool]string{true: "d_off", false: "no-d_off"}[offsets], func(b *testing.B) {
+			buf := AppendResult(nil, &r)
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = AppendResult(buf[:0], &r)
+				if _, err := DecodeResult(buf); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
