@@ -19,7 +19,14 @@ const (
 	evRemovexattr
 	evRestoreSubtree // ino: the directory; off: its first new inode; data: the subtree snapshot
 	evGroupEnd       // ino: the group whose events replay may apply (group.go)
+	evMknod          // a FIFO, socket or device: evCreate's fields, then rdev
 )
+
+// makesNode reports whether events of kind k make a new node (ino is its
+// number).
+func (k evKind) makesNode() bool {
+	return k == evMkdir || k == evCreate || k == evSymlink || k == evMknod
+}
 
 // inGroup prefixes the record of an event that belongs to a group: the
 // byte, the group id, then the event.
@@ -45,6 +52,7 @@ type event struct {
 	mtime     int64
 	time      int64  // wall clock of the mutation, ns: ctime and mtime
 	data      []byte // write data, symlink target or xattr value
+	rdev      uint64 // mknod: the device number
 	group     uint64 // the atomic group it belongs to (0: none)
 }
 
@@ -57,13 +65,16 @@ func (ev *event) encode(e *enc) {
 	e.u64(ev.ino)
 	e.i64(ev.time)
 	switch ev.kind {
-	case evMkdir, evCreate, evSymlink:
+	case evMkdir, evCreate, evSymlink, evMknod:
 		e.u64(ev.parent)
 		e.str(ev.name)
 		e.u32(ev.mode)
 		e.u32(ev.uid)
 		e.u32(ev.gid)
 		e.bytes(ev.data)
+		if ev.kind == evMknod {
+			e.u64(ev.rdev)
+		}
 	case evLink:
 		e.u64(ev.newParent)
 		e.str(ev.newName)
@@ -108,10 +119,13 @@ func decodeEvent(b []byte) (event, error) {
 	}
 	ev := event{kind: evKind(d.u8()), ino: d.u64(), time: d.i64(), group: group}
 	switch ev.kind {
-	case evMkdir, evCreate, evSymlink:
+	case evMkdir, evCreate, evSymlink, evMknod:
 		ev.parent, ev.name = d.u64(), d.str()
 		ev.mode, ev.uid, ev.gid = d.u32(), d.u32(), d.u32()
 		ev.data = d.bytes()
+		if ev.kind == evMknod {
+			ev.rdev = d.u64()
+		}
 	case evLink:
 		ev.newParent, ev.newName = d.u64(), d.str()
 	case evUnlink, evRmdir:

@@ -13,7 +13,7 @@ import (
 // longer than the cap (xattr events name an attribute, not an entry).
 func (s *Store) checkNameLen(ev *event) error {
 	switch ev.kind {
-	case evMkdir, evCreate, evSymlink, evUnlink, evRmdir, evLink, evRename:
+	case evMkdir, evCreate, evSymlink, evMknod, evUnlink, evRmdir, evLink, evRename:
 		if len(ev.name) > s.nameMax() || len(ev.newName) > s.nameMax() {
 			return syscall.ENAMETOOLONG
 		}
@@ -78,7 +78,12 @@ func (s *Store) applyLocked(ev *event) (uint64, error) {
 
 // create makes a new node of kind (evMkdir, evCreate or evSymlink).
 func (s *Store) create(kind evKind, parent uint64, name string, mode, uid, gid uint32, target string) (Attr, error) {
-	ev := &event{kind: kind, parent: parent, name: name, mode: mode, uid: uid, gid: gid, data: []byte(target), time: s.now()}
+	return s.createNode(&event{kind: kind, parent: parent, name: name, mode: mode, uid: uid, gid: gid, data: []byte(target), time: s.now()})
+}
+
+// createNode applies ev, an event that makes a node, with the next inode
+// number, and returns the new node's attributes once ev is durable.
+func (s *Store) createNode(ev *event) (Attr, error) {
 	s.mu.Lock()
 	ev.ino = s.t.nextIno
 	lsn, err := s.applyLocked(ev)
@@ -113,6 +118,26 @@ func (s *Store) Create(parent uint64, name string, mode, uid, gid uint32) (Attr,
 // Symlink creates a symbolic link to target (stored verbatim).
 func (s *Store) Symlink(parent uint64, name, target string, uid, gid uint32) (Attr, error) {
 	return s.create(evSymlink, parent, name, 0o777, uid, gid, target)
+}
+
+// Mknod makes a special file, as mknod(2): mode's file type is S_IFIFO,
+// S_IFSOCK, S_IFCHR or S_IFBLK (rdev is kept for the two devices only, as
+// ext4 keeps it), or S_IFREG or none for an empty regular file (Create
+// without an open). A directory is EPERM, any other type EINVAL.
+func (s *Store) Mknod(parent uint64, name string, mode uint32, rdev uint64, uid, gid uint32) (Attr, error) {
+	switch t := mode & syscall.S_IFMT; {
+	case t == 0 || t == syscall.S_IFREG:
+		return s.create(evCreate, parent, name, mode, uid, gid, "")
+	case t == syscall.S_IFDIR:
+		return Attr{}, syscall.EPERM
+	case !isSpecialMode(mode):
+		return Attr{}, syscall.EINVAL
+	}
+	if !isDevMode(mode) {
+		rdev = 0
+	}
+	return s.createNode(&event{kind: evMknod, parent: parent, name: name, mode: mode & (syscall.S_IFMT | 0o7777),
+		uid: uid, gid: gid, rdev: rdev, time: s.now()})
 }
 
 // Link gives node ino another name.

@@ -20,6 +20,9 @@ func encodeNode(e *enc, n *node, ref func(ino uint64) uint64) {
 	e.i64(n.mtime)
 	e.i64(n.ctime)
 	e.str(n.target)
+	if n.isDev() {
+		e.u64(n.rdev) // a device's number: no other node has this field
+	}
 	idx := sortedChunkIndexes(n.chunks)
 	e.u32(uint32(len(idx)))
 	for _, i := range idx {
@@ -46,6 +49,9 @@ func encodeNode(e *enc, n *node, ref func(ino uint64) uint64) {
 func decodeNode(d *dec) *node {
 	n := &node{mode: d.u32(), uid: d.u32(), gid: d.u32(), size: d.i64(),
 		atime: d.i64(), mtime: d.i64(), ctime: d.i64(), target: d.str()}
+	if n.isDev() {
+		n.rdev = d.u64()
+	}
 	decodeContent(d, n)
 	return n
 }
@@ -95,7 +101,12 @@ func checkNode(n *node) error {
 	switch n.mode & syscall.S_IFMT {
 	case syscall.S_IFDIR, syscall.S_IFREG, syscall.S_IFLNK:
 	default:
-		return fmt.Errorf("file type %o", n.mode&syscall.S_IFMT)
+		if !isSpecialMode(n.mode) {
+			return fmt.Errorf("file type %o", n.mode&syscall.S_IFMT)
+		}
+		if n.size != 0 || n.target != "" || len(n.chunks) > 0 {
+			return errors.New("a special file with data")
+		}
 	}
 	if n.size < 0 || n.size > MaxFileSize {
 		return fmt.Errorf("size %d", n.size)

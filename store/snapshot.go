@@ -13,7 +13,9 @@ import (
 
 // Snapshot format (version 2): magic "LHSNAP02", the LSN it covers, the
 // next inode number, the node count, then every node in inode order (its
-// inode number, link count and parent, then encodeNode: attributes, data
+// inode number, link count and parent, then encodeNode: attributes, a
+// character or block device's number (only those nodes carry it, so a
+// snapshot without devices is what it was before devices existed), data
 // chunks with trailing zeros left out, entries and xattrs, all sorted),
 // then a crc32c of everything before it. Two equal trees give
 // byte-identical snapshots and equal checksums, and a file costs what its

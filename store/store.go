@@ -3,7 +3,8 @@
 // # Two layers
 //
 // The speed layer is an in-memory tree of inodes (directories, regular
-// files with sparse chunked data, symlinks, hard links, xattrs). The event
+// files with sparse chunked data, symlinks, special files: FIFOs, sockets
+// and devices with their device number; hard links, xattrs). The event
 // store is an append-only log of every mutation, each record checksummed,
 // plus a snapshot that compacts it. On Open the tree is rebuilt from the
 // snapshot and the log; a torn or corrupt tail is cut, never fatal.
@@ -81,6 +82,7 @@ type Attr struct {
 	Size                int64
 	Blocks              int64 // 512-byte blocks allocated
 	Atime, Mtime, Ctime int64
+	Rdev                uint64 // character and block devices: the device number (st_rdev); 0 for others
 }
 
 // SetAttr is a setattr request: only the fields named in Valid change.

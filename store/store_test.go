@@ -33,6 +33,9 @@ func dump(t testing.TB, s *Store) string {
 				t.Fatalf("getattr %s: %v", p, err)
 			}
 			fmt.Fprintf(&b, "%s mode=%o nlink=%d uid=%d gid=%d size=%d", p, a.Mode, a.Nlink, a.UID, a.GID, a.Size)
+			if a.Rdev != 0 {
+				fmt.Fprintf(&b, " rdev=%#x", a.Rdev)
+			}
 			switch a.Mode & syscall.S_IFMT {
 			case syscall.S_IFREG:
 				data := make([]byte, a.Size)

@@ -9,7 +9,8 @@ package store
 // everything before it. Node 0 is the directory itself; the others are
 // numbered depth first in byte order of names, each when first met, so a
 // hard link's second name refers back to an earlier number. A node is its
-// mode, uid, gid, size, atime, mtime and ctime, a symlink target, its data
+// mode, uid, gid, size, atime, mtime and ctime, a symlink target, a
+// device's number (a character or block device only), its data
 // chunks (index and bytes, trailing zeros trimmed), its entries (name and
 // node number) and its xattrs, all in sorted order. No inode number, link
 // count or log position is written, so equal subtrees give byte-identical

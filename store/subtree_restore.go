@@ -54,7 +54,7 @@ func (t *tree) applySubtree(ev *event) error {
 		}
 		n.mode, n.uid, n.gid = sn.mode, sn.uid, sn.gid
 		n.size, n.atime, n.mtime, n.ctime = sn.size, sn.atime, sn.mtime, sn.ctime
-		n.target, n.xattrs, n.chunks = sn.target, sn.xattrs, sn.chunks
+		n.target, n.xattrs, n.chunks, n.rdev = sn.target, sn.xattrs, sn.chunks, sn.rdev
 		n.nlink = links[i]
 		if sn.isDir() {
 			n.nlink = 2

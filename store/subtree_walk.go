@@ -21,6 +21,7 @@ type SubtreeEntry struct {
 	Size    int64
 	MtimeNs int64
 	Target  string
+	Rdev    uint64 // character and block devices: the device number
 	Xattrs  map[string][]byte
 	node    *node
 }
@@ -70,7 +71,7 @@ func WalkSubtree(root string, snap []byte, fn func(e *SubtreeEntry) error) error
 	walk = func(num uint64, path string) error {
 		n := nodes[num]
 		e := &SubtreeEntry{Path: path, Mode: n.mode, UID: n.uid, GID: n.gid, Nlink: links[num], Size: n.size,
-			MtimeNs: n.mtime, Target: n.target, Xattrs: n.xattrs, node: n}
+			MtimeNs: n.mtime, Target: n.target, Rdev: n.rdev, Xattrs: n.xattrs, node: n}
 		if n.isDir() {
 			e.Nlink = 2
 			for _, c := range n.children {
@@ -98,10 +99,10 @@ func WalkSubtree(root string, snap []byte, fn func(e *SubtreeEntry) error) error
 }
 
 // Same reports whether e and o are the same apart from their modification
-// times: type, mode, owner, size, content, target and xattrs. It compares
+// times: type, mode, owner, size, content, target, device number and xattrs. It compares
 // the stored bytes directly, without hashing.
 func (e *SubtreeEntry) Same(o *SubtreeEntry) bool {
-	if e.Mode != o.Mode || e.UID != o.UID || e.GID != o.GID || e.Nlink != o.Nlink || e.Target != o.Target ||
+	if e.Mode != o.Mode || e.UID != o.UID || e.GID != o.GID || e.Nlink != o.Nlink || e.Target != o.Target || e.Rdev != o.Rdev ||
 		len(e.Xattrs) != len(o.Xattrs) || (!e.IsDir() && e.Size != o.Size) {
 		return false
 	}

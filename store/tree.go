@@ -37,6 +37,7 @@ type node struct {
 	parent   uint64            // directories only: the containing directory
 	chunks   map[int64][]byte  // regular files: chunk index -> its bytes up to the last written (at most chunkSize)
 	target   string            // symlinks
+	rdev     uint64            // character and block devices: the device number
 	children map[string]uint64 // directories
 	xattrs   map[string][]byte
 
@@ -54,11 +55,27 @@ func (n *node) isDir() bool  { return n.mode&syscall.S_IFMT == syscall.S_IFDIR }
 func (n *node) isReg() bool  { return n.mode&syscall.S_IFMT == syscall.S_IFREG }
 func (n *node) isLink() bool { return n.mode&syscall.S_IFMT == syscall.S_IFLNK }
 
+// isDev reports whether n is a character or block device, the only kinds
+// with a device number.
+func (n *node) isDev() bool { return isDevMode(n.mode) }
+
+func isDevMode(mode uint32) bool {
+	t := mode & syscall.S_IFMT
+	return t == syscall.S_IFCHR || t == syscall.S_IFBLK
+}
+
+// isSpecialMode reports whether mode's type is a special file: a FIFO, a
+// socket or a device, which hold no data in the store.
+func isSpecialMode(mode uint32) bool {
+	t := mode & syscall.S_IFMT
+	return t == syscall.S_IFIFO || t == syscall.S_IFSOCK || isDevMode(mode)
+}
+
 func (n *node) attr() Attr {
 	return Attr{
 		Ino: n.ino, Mode: n.mode, Nlink: n.nlink, UID: n.uid, GID: n.gid,
 		Size: n.size, Blocks: (n.allocated() + 511) / 512,
-		Atime: n.atime, Mtime: n.mtime, Ctime: n.ctime,
+		Atime: n.atime, Mtime: n.mtime, Ctime: n.ctime, Rdev: n.rdev,
 	}
 }
 
@@ -147,13 +164,13 @@ func (t *tree) lookup(dir *node, name string) (*node, error) {
 // that mutates the tree, used both live and when replaying the log, so a
 // replayed store is the store that was acknowledged.
 func (t *tree) apply(ev *event) error {
-	if ev.kind == evMkdir || ev.kind == evCreate || ev.kind == evSymlink {
+	if ev.kind.makesNode() {
 		if ev.ino >= t.nextIno {
 			t.nextIno = ev.ino + 1
 		}
 	}
 	switch ev.kind {
-	case evMkdir, evCreate, evSymlink:
+	case evMkdir, evCreate, evSymlink, evMknod:
 		return t.applyNew(ev)
 	case evLink:
 		return t.applyLink(ev)

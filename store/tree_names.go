@@ -30,6 +30,14 @@ func (t *tree) applyNew(ev *event) error {
 		p.nlink++
 	case evCreate:
 		n.mode = syscall.S_IFREG | ev.mode&0o7777
+	case evMknod:
+		if !isSpecialMode(ev.mode) {
+			return syscall.EINVAL
+		}
+		n.mode = ev.mode&syscall.S_IFMT | ev.mode&0o7777
+		if n.isDev() {
+			n.rdev = ev.rdev
+		}
 	case evSymlink:
 		if len(ev.data) == 0 {
 			return syscall.ENOENT
