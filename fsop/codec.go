@@ -80,8 +80,9 @@ const (
 	rData                       // bytes
 	rValue                      // bytes
 	rOffsets                    // entries' count x u64 d_off (after the others: added later)
+	rRdev                       // u64, the Stat's st_rdev (after the others: added later)
 
-	rAllResult = rOffsets<<1 - 1
+	rAllResult = rRdev<<1 - 1
 )
 
 // Fixed sizes of the encoded structs.
@@ -217,6 +218,7 @@ func resultMask(r *Result) uint32 {
 	set(rData, r.Data != nil)
 	set(rValue, r.Value != nil)
 	set(rOffsets, hasOffsets(r.Entries))
+	set(rRdev, r.Stat != nil && r.Stat.Rdev != 0)
 	return m
 }
 
@@ -279,6 +281,9 @@ func AppendResult(b []byte, r *Result) []byte {
 			b = le.AppendUint64(b, r.Entries[i].Off)
 		}
 	}
+	if mask&rRdev != 0 {
+		b = le.AppendUint64(b, r.Stat.Rdev)
+	}
 	return b
 }
 
@@ -291,7 +296,7 @@ func resultSize(r *Result, mask uint32) int {
 	if mask&rStatfs != 0 {
 		size += statfsSize
 	}
-	size += 8 * bits.OnesCount32(mask&(rN|rSize))
+	size += 8 * bits.OnesCount32(mask&(rN|rSize|rRdev))
 	if mask&rTarget != 0 {
 		size += 4 + len(r.Target)
 	}

@@ -157,6 +157,9 @@ func decodeResult(b []byte, copyBytes bool) (Result, error) {
 	if mask&rOffsets != 0 {
 		d.offsets(r.Entries, mask&rEntries != 0)
 	}
+	if mask&rRdev != 0 {
+		d.rdev(r.Stat)
+	}
 	if err := d.finish("result"); err != nil {
 		return Result{}, err
 	}
@@ -213,6 +216,19 @@ func (d *decoder) offsets(entries []Dirent, haveEntries bool) {
 	}
 	for i := range entries {
 		entries[i].Off = le.Uint64(v[8*i:])
+	}
+}
+
+// rdev decodes the stat's st_rdev. Without the bit Rdev stays 0 (an
+// encoder from before the field, or a file that is not a device). The bit
+// without a stat is malformed.
+func (d *decoder) rdev(a *Attr) {
+	if a == nil && !d.bad {
+		d.fail("rdev", "set without a stat")
+	}
+	v := d.u64("rdev")
+	if a != nil {
+		a.Rdev = v
 	}
 }
 

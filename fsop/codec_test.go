@@ -120,7 +120,7 @@ func sampleResults() []Result {
 		{Names: []string{"user.a", "trusted.b", ""}},
 		{Names: []string{}},
 		{
-			Errno: "EIO", Stat: &Attr{Mode: 1}, Data: []byte{1}, N: -1, Size: -2,
+			Errno: "EIO", Stat: &Attr{Mode: 1, Rdev: 1<<64 - 1}, Data: []byte{1}, N: -1, Size: -2,
 			Entries: []Dirent{{"n", "t", 7}}, Target: "t", Value: []byte{2},
 			Names: []string{"x"}, Statfs: &StatfsInfo{Namelen: 1},
 		},
@@ -214,6 +214,37 @@ func TestOffsetsOptional(t *testing.T) {
 	}
 }
 
+// TestRdevOptional: a stat without a device number is encoded byte for
+// byte as before Rdev was added (no rdev bit), an encoding without the bit
+// (an older bridge's) decodes with Rdev 0, and a device's number is one
+// u64 after everything else.
+func TestRdevOptional(t *testing.T) {
+	r := Result{Stat: &Attr{Mode: 0o20644, Nlink: 1, Ino: 7}}
+	old := AppendResult(nil, &r)
+	if le.Uint32(old[5:]) != rStat || len(old) != 1+4+4+attrSize {
+		t.Fatalf("a stat without rdev: % x, want only the stat bit and %d bytes", old, attrSize)
+	}
+	got, err := DecodeResult(old)
+	if err != nil || *got.Stat != *r.Stat {
+		t.Fatalf("decoded %+v, %v; want %+v", got.Stat, err, r.Stat)
+	}
+	r.Stat.Rdev = unix.Mkdev(8, 1)
+	enc := AppendResult(nil, &r)
+	if len(enc) != len(old)+8 || le.Uint32(enc[5:]) != rStat|rRdev || le.Uint64(enc[len(old):]) != unix.Mkdev(8, 1) {
+		t.Fatalf("a device's stat: % x, want the rdev bit and its u64 last", enc)
+	}
+	if got, err := DecodeResult(enc); err != nil || *got.Stat != *r.Stat {
+		t.Fatalf("decoded %+v, %v; want %+v", got.Stat, err, r.Stat)
+	}
+	var buf bytes.Buffer
+	if err := EncodeResults(&buf, []Result{{Stat: &Attr{Mode: 1}}, r}, true); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(buf.String(), `"rdev"`); n != 1 || !strings.Contains(buf.String(), `"rdev":2049`) {
+		t.Fatalf("JSON %s: want rdev only on the device", buf.String())
+	}
+}
+
 // TestDecodeNoAlias: decoded values do not share memory with the input.
 func TestDecodeNoAlias(t *testing.T) {
 	op := fullOp(Pwrite)
@@ -288,6 +319,7 @@ func TestDecodeErrors(t *testing.T) {
 		{name: "huge entry count", input: []byte{1, 0, 0, 0, 0, byte(rEntries), 0, 0, 0, 0xff, 0xff, 0xff, 0x7f}, result: true, wantMsg: "entries: count"},
 		{name: "huge names count", input: []byte{1, 0, 0, 0, 0, byte(rNames), 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0}, result: true, wantMsg: "names: count"},
 		{name: "unknown result bit", input: []byte{1, 0, 0, 0, 0, 0, 0x10, 0, 0}, result: true, wantMsg: "unknown result field bits 0x1000"},
+		{name: "rdev without stat", input: []byte{1, 0, 0, 0, 0, 0, byte(rRdev >> 8), 0, 0, 1, 0, 0, 0, 0, 0, 0, 0}, result: true, wantMsg: "rdev: set without a stat"},
 		{name: "offsets without entries", input: []byte{1, 0, 0, 0, 0, 0, byte(rOffsets >> 8), 0, 0}, result: true, wantMsg: "entry offsets: set without entries"},
 		{name: "short offsets", input: []byte{1, 0, 0, 0, 0, byte(rEntries), byte(rOffsets >> 8), 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0},
 			result: true, wantMsg: "entry offsets: needs 8 bytes, 4 left"},

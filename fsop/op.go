@@ -137,6 +137,9 @@ type Attr struct {
 	MtimeNs int64  `json:"mtime_ns"`
 	CtimeNs int64  `json:"ctime_ns"`
 	Ino     uint64 `json:"ino"`
+	// Rdev is st_rdev: a character or block device's number (0 for any
+	// other file, and from a bridge older than the field).
+	Rdev uint64 `json:"rdev,omitempty"`
 }
 
 // Dirent is one directory entry as getdents(2) reports it, "." and ".."
