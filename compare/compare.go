@@ -3,8 +3,9 @@
 //
 // # Rules
 //
-// Exact on errno, data, sizes, modes, link counts, owners, symlink targets,
-// xattr names and values, and directory entry sets (names and types).
+// Exact on errno, data, sizes, modes, link counts, owners, device numbers
+// (st_rdev), symlink targets, xattr names and values, and directory entry
+// sets (names and types).
 // Ignored: inode numbers, atime, ctime, mtime unless the op sequence set it,
 // the size of a directory (filesystem-specific), statfs counts unless asked
 // for, and each entry's d_off (the library's own cookie: bazil.org/fuse
@@ -97,7 +98,7 @@ func attrEqual(a, b *fsop.Attr, rules Rules) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	if a.Mode != b.Mode || a.Nlink != b.Nlink || a.UID != b.UID || a.GID != b.GID {
+	if a.Mode != b.Mode || a.Nlink != b.Nlink || a.UID != b.UID || a.GID != b.GID || a.Rdev != b.Rdev {
 		return false
 	}
 	if (a.Size != b.Size) && (rules.DirSize || fsop.DirentType(a.Mode) != "dir") {

@@ -37,6 +37,9 @@ func TestEqual(t *testing.T) {
 		{"dir size ignored", fsop.Result{Stat: dir(4096)}, fsop.Result{Stat: dir(0)}, Rules{}, true, true},
 		{"dir size compared", fsop.Result{Stat: dir(4096)}, fsop.Result{Stat: dir(0)}, Rules{DirSize: true}, false, true},
 		{"mode exact", fsop.Result{Stat: dir(0)}, fsop.Result{Stat: &fsop.Attr{Mode: 0o41755, Nlink: 2}}, Rules{}, false, true},
+		{"rdev exact", fsop.Result{Stat: &fsop.Attr{Mode: 0o20644, Nlink: 1, Rdev: 0x103}}, fsop.Result{Stat: &fsop.Attr{Mode: 0o20644, Nlink: 1, Rdev: 0x105}}, Rules{}, false, true},
+		{"rdev missing", fsop.Result{Stat: &fsop.Attr{Mode: 0o60644, Nlink: 1, Rdev: 0x801}}, fsop.Result{Stat: &fsop.Attr{Mode: 0o60644, Nlink: 1}}, Rules{}, false, true},
+		{"rdev equal", fsop.Result{Stat: &fsop.Attr{Mode: 0o60644, Nlink: 1, Rdev: 0x801, Ino: 3}}, fsop.Result{Stat: &fsop.Attr{Mode: 0o60644, Nlink: 1, Rdev: 0x801, Ino: 4}}, Rules{}, true, true},
 		{"readdir order only", fsop.Result{Entries: ents("a", "b")}, fsop.Result{Entries: ents("b", "a")}, Rules{}, true, false},
 		{"readdir missing entry", fsop.Result{Entries: ents("a", "b")}, fsop.Result{Entries: ents("a")}, Rules{}, false, false},
 		{"readdir duplicate", fsop.Result{Entries: ents("a", "b")}, fsop.Result{Entries: ents("a", "a")}, Rules{}, false, false},
@@ -76,6 +79,14 @@ func TestDiffNamesTheField(t *testing.T) {
 	d := Diff(fsop.Result{Errno: "ENOENT"}, fsop.Result{Errno: "EEXIST"}, Rules{})
 	if !strings.Contains(d, "ENOENT") || !strings.Contains(d, "EEXIST") {
 		t.Fatalf("diff does not show both errnos: %s", d)
+	}
+}
+
+// TestDiffShowsRdev: a device number that differs is in the diff.
+func TestDiffShowsRdev(t *testing.T) {
+	d := Diff(fsop.Result{Stat: &fsop.Attr{Mode: 0o20644, Rdev: 0x103}}, fsop.Result{Stat: &fsop.Attr{Mode: 0o20644, Rdev: 0x105}}, Rules{})
+	if !strings.Contains(d, "Rdev") {
+		t.Fatalf("diff does not name rdev: %s", d)
 	}
 }
 
