@@ -391,19 +391,33 @@ func (e *Executor) setattr(p string, follow bool, attr func(store.Attr) store.Se
 	return fsop.Result{}, err
 }
 
-// mknod: the store has no special files (issue 19), so every type is
-// EPERM, mknod(2)'s answer where "the filesystem does not support the type
-// of node requested", once the parent resolves and the name is free.
+// mknod is do_mknodat: may_mknod's type check (a directory EPERM, an
+// unknown type EINVAL), then the new name (EEXIST for "."), then a device
+// needs CAP_MKNOD (modelled as uid 0). The kernel takes the device number
+// as a 32-bit dev_t and reports it back unchanged; S_IFREG or no type
+// makes an empty regular file (vfs_create).
 func (e *Executor) mknod(op *fsop.Op) (fsop.Result, error) {
-	if _, err := e.resolve(op.Path, false, nil); err == nil {
-		return fsop.Result{}, syscall.EEXIST
-	} else if !errors.Is(err, syscall.ENOENT) {
-		return fsop.Result{}, err
+	switch op.Mode & unix.S_IFMT {
+	case 0, unix.S_IFREG, unix.S_IFIFO, unix.S_IFSOCK, unix.S_IFCHR, unix.S_IFBLK:
+	case unix.S_IFDIR:
+		return fsop.Result{}, syscall.EPERM
+	default:
+		return fsop.Result{}, syscall.EINVAL
 	}
-	if _, _, err := e.parent(op.Path); err != nil {
-		return fsop.Result{}, err
-	}
-	return fsop.Result{}, syscall.EPERM
+	return fsop.Result{}, e.atParent(op.Path, func(dir store.Attr, base string) error {
+		if base == "." {
+			return syscall.EEXIST // filename_create: not LAST_NORM
+		}
+		dev := op.Mode&unix.S_IFMT == unix.S_IFCHR || op.Mode&unix.S_IFMT == unix.S_IFBLK
+		if _, err := e.s.Lookup(dir.Ino, base); err == nil {
+			return syscall.EEXIST
+		}
+		if dev && !e.privileged {
+			return syscall.EPERM
+		}
+		_, err := e.s.Mknod(dir.Ino, base, op.Mode, uint64(uint32(op.Rdev)), e.uid, e.gid)
+		return err
+	})
 }
 
 // chmod keeps the permission bits (chmod_common: S_IALLUGO).
@@ -462,6 +476,6 @@ func (e *Executor) chown(op *fsop.Op) (fsop.Result, error) {
 func fsopAttr(a store.Attr) *fsop.Attr {
 	return &fsop.Attr{
 		Mode: a.Mode, Size: a.Size, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
-		AtimeNs: a.Atime, MtimeNs: a.Mtime, CtimeNs: a.Ctime, Ino: a.Ino,
+		AtimeNs: a.Atime, MtimeNs: a.Mtime, CtimeNs: a.Ctime, Ino: a.Ino, Rdev: a.Rdev,
 	}
 }

@@ -82,6 +82,8 @@ func (e *Executor) openAt(p string, flags int, mode uint32) (file, error) {
 		// access checks and O_TRUNC.
 	case isLink(a):
 		return file{}, syscall.ELOOP
+	case a.Mode&syscall.S_IFMT == syscall.S_IFSOCK:
+		return file{}, syscall.ENXIO // a socket has no open (no_open)
 	case isDir(a) && (acc != unix.O_RDONLY || flags&unix.O_TRUNC != 0):
 		return file{}, syscall.EISDIR
 	case isReg(a) && flags&unix.O_TRUNC != 0:
@@ -126,6 +128,9 @@ func (e *Executor) read(f *file, off, length int64) ([]byte, error) {
 	if read, _ := f.access(); !read {
 		return nil, syscall.EBADF
 	}
+	if f.mode&syscall.S_IFMT == syscall.S_IFIFO {
+		return nil, syscall.ESPIPE // pread(2) of a pipe; its data is the kernel's, never the store's
+	}
 	first := min(length, readChunk)
 	if off > math.MaxInt64-first {
 		return nil, syscall.EINVAL // rw_verify_area: pos+count overflows
@@ -162,6 +167,9 @@ func (e *Executor) readRange(ino uint64, off, n, first int64) ([]byte, error) {
 func (e *Executor) write(f *file, data []byte, off int64) (int64, error) {
 	if _, write := f.access(); !write {
 		return 0, syscall.EBADF
+	}
+	if f.mode&syscall.S_IFMT == syscall.S_IFIFO {
+		return 0, syscall.ESPIPE // pwrite(2) of a pipe
 	}
 	if len(data) == 0 {
 		return 0, nil

@@ -396,5 +396,6 @@ func attr(st *unix.Stat_t) *fsop.Attr {
 		MtimeNs: st.Mtim.Nano(),
 		CtimeNs: st.Ctim.Nano(),
 		Ino:     st.Ino,
+		Rdev:    st.Rdev,
 	}
 }

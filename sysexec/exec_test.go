@@ -275,6 +275,15 @@ func TestMetadataOps(t *testing.T) {
 		{name: "lstat file", setup: fileAt("d/f", "abc"), op: fsop.Op{Kind: fsop.Lstat, Path: "d/f"},
 			check: wantStatMode(unix.S_IFREG|0o644, 3)},
 		{name: "lstat missing", op: fsop.Op{Kind: fsop.Lstat, Path: "d/f"}, errno: "ENOENT"},
+		{name: "lstat block device", setup: func(t *testing.T, root string) {
+			if err := unix.Mknod(root+"/b", unix.S_IFBLK|0o600, int(unix.Mkdev(8, 1))); err != nil {
+				t.Skipf("mknod of a block device: %v", err)
+			}
+		}, op: fsop.Op{Kind: fsop.Lstat, Path: "b"}, check: func(t *testing.T, root string, r fsop.Result) {
+			if r.Stat == nil || r.Stat.Mode != unix.S_IFBLK|0o600 || r.Stat.Rdev != unix.Mkdev(8, 1) {
+				t.Fatalf("stat of a block device: %+v, want mode %o rdev %#x", r.Stat, unix.S_IFBLK|0o600, unix.Mkdev(8, 1))
+			}
+		}},
 
 		{name: "chmod", setup: fileAt("f", ""), op: fsop.Op{Kind: fsop.Chmod, Path: "f", Mode: 0o4751},
 			check: wantMode("f", unix.S_IFREG|0o4751)},
