@@ -55,6 +55,20 @@ func (n node) Create(ctx context.Context, req *fuse.CreateRequest, resp *fuse.Cr
 	return n.child(a.Ino), &handle{fs: n.fs, ino: a.Ino}, nil
 }
 
+var _ fs.NodeMknoder = node{}
+
+// Mknod makes a FIFO, a socket, a device or (S_IFREG) an empty regular
+// file; entry timeout as for Mkdir. The kernel sends it for mknod(2),
+// mkfifo(3) and bind(2) of a Unix socket, and keeps a FIFO's data and a
+// socket's connections itself: only the node is the store's.
+func (n node) Mknod(ctx context.Context, req *fuse.MknodRequest) (fs.Node, error) {
+	a, err := n.fs.st.Mknod(n.ino, req.Name, unixType(req.Mode)|unixPerm(req.Mode), uint64(req.Rdev), req.Uid, req.Gid)
+	if err != nil {
+		return nil, fuseErr(err)
+	}
+	return n.child(a.Ino), nil
+}
+
 var _ fs.NodeSymlinker = node{}
 
 // Symlink creates a symlink; entry timeout as for Mkdir.

@@ -37,6 +37,7 @@ func (n node) Attr(ctx context.Context, a *fuse.Attr) error {
 		Nlink:  sa.Nlink,
 		Uid:    sa.UID,
 		Gid:    sa.GID,
+		Rdev:   uint32(sa.Rdev), // FUSE carries a 32-bit device number, as the kernel keeps it
 		// BlockSize 0: the kernel reports its own st_blksize (4096).
 	}
 	return nil
@@ -165,6 +166,14 @@ func fileMode(mode uint32) os.FileMode {
 		m |= os.ModeDir
 	case syscall.S_IFLNK:
 		m |= os.ModeSymlink
+	case syscall.S_IFIFO:
+		m |= os.ModeNamedPipe
+	case syscall.S_IFSOCK:
+		m |= os.ModeSocket
+	case syscall.S_IFCHR:
+		m |= os.ModeDevice | os.ModeCharDevice
+	case syscall.S_IFBLK:
+		m |= os.ModeDevice
 	}
 	if mode&syscall.S_ISUID != 0 {
 		m |= os.ModeSetuid
@@ -176,6 +185,28 @@ func fileMode(mode uint32) os.FileMode {
 		m |= os.ModeSticky // bazil drops it on the wire; set for when it does not
 	}
 	return m
+}
+
+// unixType converts the file type of a request's os.FileMode (as bazil
+// decoded it) back to st_mode's S_IFMT bits; a regular file is S_IFREG.
+func unixType(m os.FileMode) uint32 {
+	switch {
+	case m&os.ModeDir != 0:
+		return syscall.S_IFDIR
+	case m&os.ModeSymlink != 0:
+		return syscall.S_IFLNK
+	case m&os.ModeNamedPipe != 0:
+		return syscall.S_IFIFO
+	case m&os.ModeSocket != 0:
+		return syscall.S_IFSOCK
+	case m&os.ModeCharDevice != 0:
+		return syscall.S_IFCHR
+	case m&os.ModeDevice != 0:
+		return syscall.S_IFBLK
+	case m&os.ModeIrregular != 0:
+		return syscall.S_IFMT // a type bazil did not know: the store refuses it
+	}
+	return syscall.S_IFREG
 }
 
 // unixPerm converts the permission part of a request's os.FileMode back to

@@ -28,9 +28,9 @@
 //
 //   - NegativeTimeout: bazil answers a missing name with ENOENT, which the
 //     kernel never caches, so negative lookups are never cached.
-//   - EntryValid after mkdir, symlink and link: NodeMkdirer, NodeSymlinker
-//     and NodeLinker get no response to set it on, so those replies carry
-//     bazil's fixed one minute.
+//   - EntryValid after mkdir, mknod, symlink and link: NodeMkdirer,
+//     NodeMknoder, NodeSymlinker and NodeLinker get no response to set it
+//     on, so those replies carry bazil's fixed one minute.
 //   - renameat2 flags: RenameRequest has no flags and bazil does not know
 //     FUSE_RENAME2. It answers ENOSYS, and the kernel turns that into EINVAL
 //     for RENAME_NOREPLACE and RENAME_EXCHANGE (only NOREPLACE onto an
@@ -42,8 +42,6 @@
 //     (unixTime) divides the nanoseconds toward zero and wraps the
 //     remainder into an unsigned field, so 1 s before 1970 plus 500 ns
 //     stats as 0.999999999 s after (the store keeps the time it was given).
-//   - mknod: there is no store call for it; bazil answers EIO (its fallback
-//     for a node without NodeMknoder).
 //   - Max write: fixed at 128 KiB by bazil (big writes negotiated); there is
 //     no option to change it.
 //
@@ -107,8 +105,9 @@ func (f *filesystem) openFlags() fuse.OpenResponseFlags {
 	return fl
 }
 
-// node is any inode: directory, regular file or symlink. It is a value so
-// that equal nodes are equal map keys in bazil's node table.
+// node is any inode: directory, regular file, symlink or special file
+// (FIFO, socket, device). It is a value so that equal nodes are equal map
+// keys in bazil's node table.
 type node struct {
 	fs  *filesystem
 	ino uint64

@@ -55,6 +55,21 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 	return n.newChild(ctx, a, out), h, n.fsys.openFlags(), 0
 }
 
+var _ fs.NodeMknoder = (*node)(nil)
+
+// Mknod makes a FIFO, a socket, a device or (S_IFREG) an empty regular
+// file owned by the caller. The kernel sends it for mknod(2), mkfifo(3)
+// and bind(2) of a Unix socket, and keeps a FIFO's data and a socket's
+// connections itself: only the node is the store's.
+func (n *node) Mknod(ctx context.Context, name string, mode, dev uint32, out *fuse.EntryOut) (*fs.Inode, syscall.Errno) {
+	uid, gid := caller(ctx)
+	a, err := n.fsys.st.Mknod(n.ino(), name, mode, uint64(dev), uid, gid)
+	if err != nil {
+		return nil, Errno(err)
+	}
+	return n.newChild(ctx, a, out), 0
+}
+
 var _ fs.NodeSymlinker = (*node)(nil)
 
 // Symlink creates a symbolic link owned by the caller.

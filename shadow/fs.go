@@ -41,8 +41,8 @@
 //   - The name .go-fuse-epoll-hack in the root is go-fuse's (WaitMount
 //     opens it to switch POLL off): it stats as a file with inode 2^64-1,
 //     mkdir and symlink on it fail with EEXIST, unlink and write with ERANGE.
-//   - Operations without a store counterpart fail with EOPNOTSUPP: mknod
-//     and mkfifo, O_TMPFILE, fallocate. SEEK_DATA and SEEK_HOLE are
+//   - Operations without a store counterpart fail with EOPNOTSUPP:
+//     O_TMPFILE, fallocate. SEEK_DATA and SEEK_HOLE are
 //     emulated from the size (no holes), and STATX falls back to GETATTR.
 package shadow
 
@@ -113,6 +113,7 @@ func fillAttr(a store.Attr, out *fuse.Attr) {
 	out.Atime, out.Atimensec = splitNs(a.Atime)
 	out.Mtime, out.Mtimensec = splitNs(a.Mtime)
 	out.Ctime, out.Ctimensec = splitNs(a.Ctime)
+	out.Rdev = uint32(a.Rdev) // FUSE carries a 32-bit device number, as the kernel keeps it
 }
 
 // splitNs splits nanoseconds since the epoch into FUSE's seconds (an s64

@@ -219,13 +219,3 @@ func fsync(t *testing.T, m mnt) {
 		f.Close()
 	}
 }
-
-// mknod has no store call: the libraries refuse it, each its own way
-// (conformance's node/mknod cases compare the errnos).
-func mknod(t *testing.T, m mnt) {
-	err := unix.Mkfifo(m.p("fifo"), 0o644)
-	t.Logf("mkfifo: %v", errnoName(err))
-	if err == nil {
-		t.Error("mkfifo succeeded; update the package doc")
-	}
-}
