@@ -50,7 +50,9 @@
 //     changes mtime itself. The reply's attributes come from an lstat.
 //   - MKDIR, RMDIR, UNLINK, RENAME (flags passed through), LINK, SYMLINK,
 //     MKNOD (mknod, mkfifo, bind of a Unix socket: the mode with its file
-//     type, and the device number), READLINK, STATFS, SETXATTR,
+//     type, and the device number; the store keeps the node, and the
+//     kernel running the front keeps a FIFO's data and a socket's
+//     connections, as for a FIFO on ext4), READLINK, STATFS, SETXATTR,
 //     REMOVEXATTR: the op of the same name,
 //     followed by an lstat of the new name where the kernel wants an entry.
 //     A mkdir with mode 0 is followed by a chmod 0, as the ops read mode 0

@@ -195,6 +195,7 @@ func fillAttr(a fsop.Attr, ino uint64, out *fuse.Attr) {
 	out.Atime, out.Atimensec = splitNs(a.AtimeNs)
 	out.Mtime, out.Mtimensec = splitNs(a.MtimeNs)
 	out.Ctime, out.Ctimensec = splitNs(a.CtimeNs)
+	out.Rdev = uint32(a.Rdev) // a device's number: FUSE carries 32 bits, as the kernel keeps it
 }
 
 // splitNs splits nanoseconds since the epoch into FUSE's seconds and
