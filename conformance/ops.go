@@ -45,6 +45,9 @@ func rename(p, to string) fsop.Op           { return fsop.Op{Kind: fsop.Rename, 
 func renameFlags(p, to string, flags int) fsop.Op {
 	return fsop.Op{Kind: fsop.Rename, Path: p, To: to, Flags: flags}
 }
+func mknodOp(p string, mode uint32, rdev uint64) fsop.Op {
+	return fsop.Op{Kind: fsop.Mknod, Path: p, Mode: mode, Rdev: rdev}
+}
 func link(p, to string) fsop.Op        { return fsop.Op{Kind: fsop.Link, Path: p, To: to} }
 func symlink(target, p string) fsop.Op { return fsop.Op{Kind: fsop.Symlink, Target: target, Path: p} }
 func readlink(p string) fsop.Op        { return fsop.Op{Kind: fsop.Readlink, Path: p} }

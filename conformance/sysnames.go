@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,20 +17,24 @@ import (
 // directory offsets, renameat2 flags and the names a library reserves.
 
 // nodeCases: mknod of every type an application makes, mkfifo and bind(2)
-// of a Unix socket.
+// of a Unix socket; data through a FIFO made on the mount (the kernel's
+// pipe), a device's number, the names of special files, their readdir
+// types, and the same as wire ops (so the store runs them too).
 func nodeCases() []Case {
 	mknod := func(name string, mode uint32, dev int, text string) Step {
 		return do(fmt.Sprintf("mknod(%q, %s, %d)", name, text, dev), func(e *Env) error {
 			return unix.Mknod(e.at(name), mode, dev)
 		})
 	}
+	mkfifo := do(`mkfifo("p", 0644)`, func(e *Env) error { return unix.Mkfifo(e.at("p"), 0o644) })
+	null, sda1 := int(unix.Mkdev(1, 3)), int(unix.Mkdev(8, 1))
 	return []Case{
 		{Name: "node/mknod-fifo", Sys: []Step{mknod("p", unix.S_IFIFO|0o644, 0, "S_IFIFO|0644"), lstatStep("p")}},
 		{Name: "node/mknod-regular", Sys: []Step{mknod("f", unix.S_IFREG|0o644, 0, "S_IFREG|0644"), lstatStep("f")}},
 		{Name: "node/mknod-socket", Sys: []Step{mknod("s", unix.S_IFSOCK|0o644, 0, "S_IFSOCK|0644"), lstatStep("s")}},
-		{Name: "node/mknod-char-device", Sys: []Step{mknod("c", unix.S_IFCHR|0o644, int(unix.Mkdev(1, 3)), "S_IFCHR|0644"), lstatStep("c")}},
-		{Name: "node/mkfifo", Sys: []Step{
-			do(`mkfifo("p", 0644)`, func(e *Env) error { return unix.Mkfifo(e.at("p"), 0o644) }), lstatStep("p")}},
+		{Name: "node/mknod-char-device", Sys: []Step{mknod("c", unix.S_IFCHR|0o644, null, "S_IFCHR|0644"), lstatStep("c")}},
+		{Name: "node/mknod-block-device", Sys: []Step{mknod("b", unix.S_IFBLK|0o600, sda1, "S_IFBLK|0600"), lstatStep("b")}},
+		{Name: "node/mkfifo", Sys: []Step{mkfifo, lstatStep("p")}},
 		{Name: "node/bind-unix-socket", Sys: []Step{
 			do(`bind(socket(AF_UNIX, SOCK_STREAM), "s")`, func(e *Env) error {
 				fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -39,7 +44,73 @@ func nodeCases() []Case {
 				defer unix.Close(fd)
 				return unix.Bind(fd, &unix.SockaddrUnix{Name: e.procPath("s")})
 			}), lstatStep("s")}},
+		{Name: "node/fifo-write-read", Sys: []Step{mkfifo,
+			openStep(1, "p", unix.O_RDWR|unix.O_NONBLOCK, "O_RDWR|O_NONBLOCK"),
+			fdStep(`write(fd1, "through the pipe")`, 1, func(fd int) (string, error) {
+				n, err := unix.Write(fd, []byte("through the pipe"))
+				return fmt.Sprintf("%d", n), err
+			}),
+			fdStep("read(fd1, 64)", 1, readFd), fdStep("read(fd1, 64)", 1, readFd),
+			closeStep(1), lstatStep("p")}},
+		{Name: "node/open-char-device", Sys: []Step{mknod("c", unix.S_IFCHR|0o666, null, "S_IFCHR|0666"),
+			openStep(1, "c", unix.O_WRONLY, "O_WRONLY"), closeStep(1)}},
+		{Name: "node/unlink-special", Sys: []Step{mkfifo, mknod("c", unix.S_IFCHR|0o644, null, "S_IFCHR|0644"),
+			do(`unlink("p")`, func(e *Env) error { return unix.Unlink(e.at("p")) }),
+			do(`unlink("c")`, func(e *Env) error { return unix.Unlink(e.at("c")) }),
+			lstatStep("p"), lstatStep("c")}},
+		{Name: "node/rename-special", Sys: []Step{mknod("b", unix.S_IFBLK|0o600, sda1, "S_IFBLK|0600"), mkfifo,
+			do(`rename("b", "b2")`, func(e *Env) error { return unix.Rename(e.at("b"), e.at("b2")) }),
+			do(`rename("p", "b2")`, func(e *Env) error { return unix.Rename(e.at("p"), e.at("b2")) }),
+			lstatStep("b"), lstatStep("b2")}},
+		{Name: "node/readdir-types", Sys: []Step{mkfifo, mknod("c", unix.S_IFCHR|0o644, null, "S_IFCHR|0644"),
+			mknod("b", unix.S_IFBLK|0o600, sda1, "S_IFBLK|0600"), mknod("s", unix.S_IFSOCK|0o644, 0, "S_IFSOCK|0644"),
+			step("getdents64(\".\"): d_type of each entry", func(e *Env) (string, error) { return direntTypes(e.Dir) })}},
+		{Name: "node/mknod-ops", Ops: []fsop.Op{
+			mknodOp("p", unix.S_IFIFO|0o640, 0), mknodOp("s", unix.S_IFSOCK|0o600, 0),
+			mknodOp("c", unix.S_IFCHR|0o620, unix.Mkdev(1, 3)), mknodOp("b", unix.S_IFBLK|0o660, unix.Mkdev(8, 1)),
+			mknodOp("f", unix.S_IFREG|0o644, 0), mknodOp("p", unix.S_IFIFO|0o644, 0),
+			lstat("p"), lstat("s"), lstat("c"), lstat("b"), stat("f"), readdir("."),
+			rename("b", "b2"), link("c", "c2"), lstat("c2"), unlink("p"), readdir(".")}},
 	}
+}
+
+// readFd reads up to 64 bytes from fd and shows them.
+func readFd(fd int) (string, error) {
+	buf := make([]byte, 64)
+	n, err := unix.Read(fd, buf)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%q", buf[:n]), nil
+}
+
+// direntTypes lists dir (os.ReadDir: getdents64, each type from d_type)
+// and shows each name with its type, in byte order of names.
+func direntTypes(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	for _, d := range ents {
+		typ := "file"
+		switch m := d.Type(); {
+		case m&fs.ModeDir != 0:
+			typ = "dir"
+		case m&fs.ModeSymlink != 0:
+			typ = "symlink"
+		case m&fs.ModeNamedPipe != 0:
+			typ = "fifo"
+		case m&fs.ModeSocket != 0:
+			typ = "socket"
+		case m&fs.ModeCharDevice != 0:
+			typ = "char"
+		case m&fs.ModeDevice != 0:
+			typ = "block"
+		}
+		out = append(out, d.Name()+":"+typ)
+	}
+	return strings.Join(out, " "), nil
 }
 
 // nameCases create, stat and unlink names around each limit: ext4's 255,
