@@ -2,7 +2,6 @@ package primary
 
 import (
 	"context"
-	"os"
 	"syscall"
 	"time"
 
@@ -156,71 +155,4 @@ var _ fs.NodeRemovexattrer = node{}
 // Removexattr removes one xattr; ENODATA if it is not set.
 func (n node) Removexattr(ctx context.Context, req *fuse.RemovexattrRequest) error {
 	return fuseErr(n.fs.st.Removexattr(n.ino, req.Name))
-}
-
-// fileMode converts a store st_mode to the os.FileMode bazil encodes.
-func fileMode(mode uint32) os.FileMode {
-	m := os.FileMode(mode & 0o777)
-	switch mode & syscall.S_IFMT {
-	case syscall.S_IFDIR:
-		m |= os.ModeDir
-	case syscall.S_IFLNK:
-		m |= os.ModeSymlink
-	case syscall.S_IFIFO:
-		m |= os.ModeNamedPipe
-	case syscall.S_IFSOCK:
-		m |= os.ModeSocket
-	case syscall.S_IFCHR:
-		m |= os.ModeDevice | os.ModeCharDevice
-	case syscall.S_IFBLK:
-		m |= os.ModeDevice
-	}
-	if mode&syscall.S_ISUID != 0 {
-		m |= os.ModeSetuid
-	}
-	if mode&syscall.S_ISGID != 0 {
-		m |= os.ModeSetgid
-	}
-	if mode&syscall.S_ISVTX != 0 {
-		m |= os.ModeSticky // bazil drops it on the wire; set for when it does not
-	}
-	return m
-}
-
-// unixType converts the file type of a request's os.FileMode (as bazil
-// decoded it) back to st_mode's S_IFMT bits; a regular file is S_IFREG.
-func unixType(m os.FileMode) uint32 {
-	switch {
-	case m&os.ModeDir != 0:
-		return syscall.S_IFDIR
-	case m&os.ModeSymlink != 0:
-		return syscall.S_IFLNK
-	case m&os.ModeNamedPipe != 0:
-		return syscall.S_IFIFO
-	case m&os.ModeSocket != 0:
-		return syscall.S_IFSOCK
-	case m&os.ModeCharDevice != 0:
-		return syscall.S_IFCHR
-	case m&os.ModeDevice != 0:
-		return syscall.S_IFBLK
-	case m&os.ModeIrregular != 0:
-		return syscall.S_IFMT // a type bazil did not know: the store refuses it
-	}
-	return syscall.S_IFREG
-}
-
-// unixPerm converts the permission part of a request's os.FileMode back to
-// st_mode bits, special bits included; the file type is dropped.
-func unixPerm(m os.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&os.ModeSetuid != 0 {
-		p |= syscall.S_ISUID
-	}
-	if m&os.ModeSetgid != 0 {
-		p |= syscall.S_ISGID
-	}
-	if m&os.ModeSticky != 0 {
-		p |= syscall.S_ISVTX
-	}
-	return p
 }

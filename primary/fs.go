@@ -55,6 +55,8 @@ package primary
 
 import (
 	"context"
+	"os"
+	"syscall"
 
 	"bazil.org/fuse"
 	"bazil.org/fuse/fs"
@@ -114,3 +116,67 @@ type node struct {
 }
 
 func (n node) child(ino uint64) node { return node{fs: n.fs, ino: ino} }
+
+// fileTypes pairs each st_mode file type but S_IFREG (no bit) with the
+// os.FileMode bits bazil uses for it; a character device's bits include
+// a block device's, so it comes first.
+var fileTypes = []struct {
+	unix uint32
+	mode os.FileMode
+}{
+	{syscall.S_IFDIR, os.ModeDir},
+	{syscall.S_IFLNK, os.ModeSymlink},
+	{syscall.S_IFIFO, os.ModeNamedPipe},
+	{syscall.S_IFSOCK, os.ModeSocket},
+	{syscall.S_IFCHR, os.ModeDevice | os.ModeCharDevice},
+	{syscall.S_IFBLK, os.ModeDevice},
+	{syscall.S_IFMT, os.ModeIrregular}, // a type bazil did not know: the store refuses it
+}
+
+// fileMode converts a store st_mode to the os.FileMode bazil encodes.
+func fileMode(mode uint32) os.FileMode {
+	m := os.FileMode(mode & 0o777)
+	for _, ft := range fileTypes {
+		if mode&syscall.S_IFMT == ft.unix {
+			m |= ft.mode
+			break
+		}
+	}
+	if mode&syscall.S_ISUID != 0 {
+		m |= os.ModeSetuid
+	}
+	if mode&syscall.S_ISGID != 0 {
+		m |= os.ModeSetgid
+	}
+	if mode&syscall.S_ISVTX != 0 {
+		m |= os.ModeSticky // bazil drops it on the wire; set for when it does not
+	}
+	return m
+}
+
+// unixType converts the file type of a request's os.FileMode (as bazil
+// decoded it) back to st_mode's S_IFMT bits; a regular file is S_IFREG.
+func unixType(m os.FileMode) uint32 {
+	for _, ft := range fileTypes {
+		if m&ft.mode == ft.mode {
+			return ft.unix
+		}
+	}
+	return syscall.S_IFREG
+}
+
+// unixPerm converts the permission part of a request's os.FileMode back to
+// st_mode bits, special bits included; the file type is dropped.
+func unixPerm(m os.FileMode) uint32 {
+	p := uint32(m.Perm())
+	if m&os.ModeSetuid != 0 {
+		p |= syscall.S_ISUID
+	}
+	if m&os.ModeSetgid != 0 {
+		p |= syscall.S_ISGID
+	}
+	if m&os.ModeSticky != 0 {
+		p |= syscall.S_ISVTX
+	}
+	return p
+}

@@ -48,11 +48,11 @@ func mknod(t *testing.T, m mnt) {
 	}
 
 	types := map[string]byte{"fifo": unix.DT_FIFO, "null": unix.DT_CHR, "sda1": unix.DT_BLK, "sock": unix.DT_SOCK}
-	for name, typ := range direntTypes(t, m.dir) {
-		if want, ok := types[name]; ok && typ != want {
-			t.Errorf("readdir type of %s: %d, want %d", name, typ, want)
+	for _, e := range getdents(t, m.dir) {
+		if want, ok := types[e.name]; ok && e.typ != want {
+			t.Errorf("readdir type of %s: %d, want %d", e.name, e.typ, want)
 		}
-		delete(types, name)
+		delete(types, e.name)
 	}
 	for name := range types {
 		t.Errorf("readdir lacks %s", name)
@@ -88,33 +88,5 @@ func fifoData(t *testing.T, p string) {
 	}
 	if _, err := unix.Read(fd, buf); err != unix.EAGAIN {
 		t.Errorf("read of an empty fifo: %v, want EAGAIN", err)
-	}
-}
-
-// direntTypes lists dir with getdents64: each name's d_type.
-func direntTypes(t *testing.T, dir string) map[string]byte {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
-	must(t, err)
-	defer unix.Close(fd)
-	out := map[string]byte{}
-	buf := make([]byte, 1<<16)
-	for {
-		n, err := unix.Getdents(fd, buf)
-		must(t, err)
-		if n == 0 {
-			return out
-		}
-		for b := buf[:n]; len(b) > 0; {
-			reclen := int(b[16]) | int(b[17])<<8
-			name := b[19:reclen]
-			for i, c := range name {
-				if c == 0 {
-					name = name[:i]
-					break
-				}
-			}
-			out[string(name)] = b[18]
-			b = b[reclen:]
-		}
 	}
 }
