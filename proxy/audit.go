@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sort"
+	"syscall"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -246,9 +247,9 @@ func entryResult(e *store.SubtreeEntry) fsop.Result {
 	if e == nil {
 		return fsop.Result{Errno: "ENOENT"}
 	}
-	r := fsop.Result{Stat: &fsop.Attr{Mode: e.Mode, Nlink: e.Nlink, UID: e.UID, GID: e.GID, Size: e.Size, MtimeNs: e.MtimeNs},
+	r := fsop.Result{Stat: &fsop.Attr{Mode: e.Mode, Nlink: e.Nlink, UID: e.UID, GID: e.GID, Size: e.Size, MtimeNs: e.MtimeNs, Rdev: e.Rdev},
 		Target: e.Target}
-	if !e.IsDir() && e.Target == "" {
+	if e.Mode&syscall.S_IFMT == syscall.S_IFREG { // as State: only a regular file has content
 		d := e.Digest()
 		r.Value, r.N = d[:], e.Size
 	}
