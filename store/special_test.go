@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -279,5 +280,24 @@ func TestStoreWrittenBeforeSpecialFiles(t *testing.T) {
 	defer s.Close()
 	if got := dump(t, s); got != wantNow {
 		t.Fatalf("reopened:\n%s\nwant:\n%s", got, wantNow)
+	}
+}
+
+// TestMknodEventRoundTrip: a mknod event decodes to what was encoded,
+// its device number included, and a truncated one is refused.
+func TestMknodEventRoundTrip(t *testing.T) {
+	ev := event{kind: evMknod, ino: 9, parent: RootIno, name: "c", mode: syscall.S_IFCHR | 0o600,
+		uid: 1, gid: 2, rdev: unix.Mkdev(4095, 1<<20-1), time: 5, group: 3}
+	var e enc
+	ev.encode(&e)
+	got, err := decodeEvent(e.b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.data = nil; !reflect.DeepEqual(got, ev) { // empty data decodes as empty bytes
+		t.Fatalf("decoded %+v, want %+v", got, ev)
+	}
+	if _, err := decodeEvent(e.b[:len(e.b)-1]); err == nil {
+		t.Fatal("a mknod event without its whole device number decoded")
 	}
 }
