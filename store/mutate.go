@@ -86,6 +86,16 @@ func (s *Store) create(kind evKind, parent uint64, name string, mode, uid, gid u
 func (s *Store) createNode(ev *event) (Attr, error) {
 	s.mu.Lock()
 	ev.ino = s.t.nextIno
+	if p, ok := s.t.nodes[ev.parent]; ok && p.mode&syscall.S_ISGID != 0 {
+		// A set-group-id directory gives its group to what is made in it,
+		// and its set-group-id bit to new directories, as the kernel's
+		// inode_init_owner does for a disk filesystem (a FUSE server must
+		// do it itself). The event logs the result, so replay agrees.
+		ev.gid = p.gid
+		if ev.kind == evMkdir {
+			ev.mode |= syscall.S_ISGID
+		}
+	}
 	lsn, err := s.applyLocked(ev)
 	var a Attr
 	if err == nil {

@@ -495,3 +495,54 @@ func TestConcurrentReadersAndWriters(t *testing.T) {
 		t.Fatalf("files %v", names)
 	}
 }
+
+// TestSetgidDirectory: what is made in a set-group-id directory gets the
+// directory's group, and a new directory its set-group-id bit, live and
+// after replaying the log.
+func TestSetgidDirectory(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{Sync: SyncNone, CompactBytes: -1})
+	g, err := s.Mkdir(RootIno, "g", 0o777, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Setattr(g.Ino, SetAttr{Valid: SetMode | SetGID, Mode: 0o2777, GID: 2000}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Create(g.Ino, "f", 0o644, 1000, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := s.Mkdir(g.Ino, "d", 0o755, 1000, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Symlink(g.Ino, "l", "f", 1000, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := s.Create(RootIno, "plain", 0o644, 1000, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		for _, c := range []struct {
+			name       string
+			ino        uint64
+			gid, perms uint32
+		}{{"g/f", f.Ino, 2000, 0o644}, {"g/d", d.Ino, 2000, 0o2755}, {"g/l", l.Ino, 2000, 0o777}, {"plain", plain.Ino, 1000, 0o644}} {
+			a, err := s.Getattr(c.ino)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a.UID != 1000 || a.GID != c.gid || a.Mode&0o7777 != c.perms {
+				t.Errorf("%s: %s is %d:%d %04o, want 1000:%d %04o", when, c.name, a.UID, a.GID, a.Mode&0o7777, c.gid, c.perms)
+			}
+		}
+	}
+	check("live")
+	s.Close()
+	s = mustOpen(t, dir, Options{Sync: SyncNone})
+	defer s.Close()
+	check("replayed")
+}
