@@ -121,8 +121,9 @@
 // # Limits of the op vocabulary
 //
 //   - New files, directories and symlinks belong to the user the bridge
-//     runs as: ops carry no caller. For the same reason the mount does not
-//     set allow_other: only its owner (and root) can use it.
+//     runs as: ops carry no caller. The mount is allow_other (unless
+//     fusemount.Options.OwnerOnly) with default_permissions, so the kernel
+//     checks every user's access at the front; only ownership is lost.
 //   - The xattr ops follow symlinks and have no no-follow variant yet, so
 //     xattr requests on a symlink fail with EOPNOTSUPP rather than reach
 //     the link's target.

@@ -64,6 +64,7 @@ func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error,
 			DirectMount: true,
 			MaxWrite:    maxWrite,
 			Debug:       opts.Debug,
+			AllowOther:  opts.AllowOther(),
 			// One readdir op per listing, not an lstat op per name.
 			DisableReadDirPlus: true,
 		},

@@ -46,7 +46,38 @@ type Options struct {
 	FSName string
 	// Debug logs every FUSE request the library sees.
 	Debug bool
+	// OwnerOnly mounts without allow_other: only the mounting user's
+	// processes may use the mount (root's too only when root mounted it;
+	// the kernel answers everyone else EACCES). The default,
+	// allow_other, lets every user's programs reach the filesystem, whose
+	// default_permissions has the kernel check their access as on a disk.
+	OwnerOnly bool
 }
+
+// AllowOther reports whether the mount is open to every user.
+func (o Options) AllowOther() bool { return !o.OwnerOnly }
+
+// CheckAllowOther says what to do when a mount cannot be allow_other: a
+// user other than root mounts through fusermount3, which refuses
+// allow_other unless /etc/fuse.conf says user_allow_other. conf is the
+// file to read (FuseConf in production).
+func CheckAllowOther(o Options, euid int, conf string) error {
+	if !o.AllowOther() || euid == 0 {
+		return nil
+	}
+	b, err := os.ReadFile(conf)
+	if err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.TrimSpace(line) == "user_allow_other" {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("uid %d cannot mount with allow_other: %s has no user_allow_other line (add it, as root: echo user_allow_other >> %s; or mount for this user only with --allow-other=false)", euid, conf, conf)
+}
+
+// FuseConf is fusermount3's configuration file.
+const FuseConf = "/etc/fuse.conf"
 
 // Name returns the mount's source name for /proc/mounts.
 func (o Options) Name() string {

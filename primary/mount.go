@@ -32,6 +32,8 @@ const unmountTimeout = 5 * time.Second
 //     is the value the kernel offers, which go-fuse echoes.
 //   - AsyncRead: several reads in flight per file, as go-fuse and libfuse
 //     negotiate by default.
+//   - AllowOther unless opts.OwnerOnly: every user's programs reach the
+//     store, checked by the kernel (DefaultPermissions).
 //
 // Not settable through bazil: max write (fixed 128 KiB, which the go-fuse
 // adapter matches), max pages, READDIRPLUS (never offered; the go-fuse
@@ -41,13 +43,17 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 	if err := fusemount.CleanStale(dir); err != nil {
 		return nil, nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
-	conn, err := fuse.Mount(dir,
+	options := []fuse.MountOption{
 		fuse.FSName(opts.Name()),
 		fuse.Subtype("lighthouse"),
 		fuse.DefaultPermissions(),
-		fuse.MaxReadahead(128<<10),
+		fuse.MaxReadahead(128 << 10),
 		fuse.AsyncRead(),
-	)
+	}
+	if opts.AllowOther() {
+		options = append(options, fuse.AllowOther())
+	}
+	conn, err := fuse.Mount(dir, options...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mount %s: %w", dir, err)
 	}

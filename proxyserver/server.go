@@ -44,6 +44,8 @@ type Config struct {
 	Listen, Admin         string // client API and admin addresses
 	PrimaryURL, ShadowURL string
 	Mount                 string // a front FUSE mount here, if set
+	// FrontOwnerOnly mounts the front without allow_other (fusemount.Options).
+	FrontOwnerOnly        bool
 	Record, DivergenceLog string // JSON-lines logs, if set
 	Allowlist             string // a YAML allowlist; empty: the built-in one
 	ReadbackRate          float64
@@ -161,7 +163,12 @@ func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, 
 		if err != nil {
 			return nil, err
 		}
-		if rp.unmount, rp.done, err = front.Mount(mnt, rp.Proxy.Exec, fusemount.Options{}); err != nil {
+		opts := fusemount.Options{OwnerOnly: f.FrontOwnerOnly}
+		if err := fusemount.CheckAllowOther(opts, os.Geteuid(), fusemount.FuseConf); err != nil {
+			rp.Close()
+			return nil, verdict.Usage(fmt.Errorf("front mount on %s: %w", mnt, err))
+		}
+		if rp.unmount, rp.done, err = front.Mount(mnt, rp.Proxy.Exec, opts); err != nil {
 			rp.Close()
 			return nil, fmt.Errorf("front mount on %s: %w", mnt, err)
 		}

@@ -61,6 +61,7 @@ func Mount(dir string, st *store.Store, opts fusemount.Options) (unmount func() 
 			MaxReadAhead:         128 << 10,
 			DisabledCapabilities: disabledCaps,
 			Debug:                opts.Debug,
+			AllowOther:           opts.AllowOther(),
 		},
 		EntryTimeout:    &entry,
 		AttrTimeout:     &attr,

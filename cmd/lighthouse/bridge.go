@@ -74,6 +74,10 @@ func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
 	if err != nil {
 		return bridge.Config{}, err
 	}
+	opts, err := f.options()
+	if err != nil {
+		return bridge.Config{}, verdict.Usage(err)
+	}
 	mnt := f.mount
 	if mnt != "" {
 		if mnt, err = filepath.Abs(mnt); err != nil {
@@ -82,7 +86,7 @@ func (f *bridgeFlags) config(reg prometheus.Registerer) (bridge.Config, error) {
 	}
 	return bridge.Config{
 		Backends: backends, Backend: f.backend, Fallback: f.fallback, Role: f.role,
-		MountDir: mnt, DataDir: f.data, Sync: policy, NameMax: f.nameMax, Mount: f.opts,
+		MountDir: mnt, DataDir: f.data, Sync: policy, NameMax: f.nameMax, Mount: opts,
 		MaxBody: f.maxBody, BodyBudget: f.budget, OpTimeout: f.timeout, Registerer: reg, InjectDivergence: f.inject, InjectAfter: f.injectAt,
 		MirrorNice: cmp.Or(f.nice, -1), // the flag's 0 keeps full priority; Config's 0 is the default
 	}, nil

@@ -43,6 +43,17 @@ type mountFlags struct {
 	opts    fusemount.Options
 }
 
+// options are the mount options the flags ask for, or an error that says
+// how to make allow_other possible for this user.
+func (f *mountFlags) options() (fusemount.Options, error) {
+	return f.opts, fusemount.CheckAllowOther(f.opts, os.Geteuid(), fusemount.FuseConf)
+}
+
+// allowOtherUsage is --allow-other's help, shared by every command that
+// serves a mount.
+const allowOtherUsage = "let every user's programs use the mount (allow_other; the kernel checks their access, default_permissions); " +
+	"false: only the user who mounts it. A user other than root needs user_allow_other in " + fusemount.FuseConf
+
 func (f *mountFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.backend, "backend", "", "FUSE library: "+backendNames())
@@ -55,6 +66,7 @@ func (f *mountFlags) register(cmd *cobra.Command) {
 	fl.BoolVar(&f.opts.KeepCache, "keep-cache", false, "keep file pages cached across opens")
 	fl.BoolVar(&f.opts.DirectIO, "direct-io", false, "bypass the page cache for file data")
 	fl.BoolVar(&f.opts.Debug, "fuse-debug", false, "log every FUSE request")
+	registerAllowOther(fl, &f.opts.OwnerOnly, allowOtherUsage)
 }
 
 // openStore opens the store to serve; run by another user than root, that
@@ -95,12 +107,16 @@ process is cleaned first. Do not run programs on the mount from this process.`,
 			if !ok {
 				return verdict.Usage(fmt.Errorf("unknown --backend %q: want %s", f.backend, backendNames()))
 			}
+			opts, err := f.options()
+			if err != nil {
+				return verdict.Usage(err)
+			}
 			st, err := f.openStore()
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			unmount, done, err := mount(args[0], st, f.opts)
+			unmount, done, err := mount(args[0], st, opts)
 			if err != nil {
 				return fmt.Errorf("mount %s with %s: %w (is fuse3 installed and /dev/fuse present? are you root?)", args[0], f.backend, err)
 			}

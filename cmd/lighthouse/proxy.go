@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/lighthouse-fs/lighthouse/proxyserver"
 )
@@ -19,6 +21,7 @@ func registerProxyFlags(cmd *cobra.Command, f *proxyserver.Config) {
 	fl.StringVar(&f.PrimaryURL, "primary", d.PrimaryURL, "primary bridge (bazil)")
 	fl.StringVar(&f.ShadowURL, "shadow", d.ShadowURL, "shadow bridge (go-fuse)")
 	fl.StringVar(&f.Mount, "mount", "", "also serve a front FUSE mount here: programs run in it generate the traffic")
+	registerAllowOther(fl, &f.FrontOwnerOnly, allowOtherUsage+" (the front mount)")
 	fl.StringVar(&f.Record, "record", "", "write every op and both results to this file (JSON lines) for `lighthouse replay`")
 	fl.StringVar(&f.DivergenceLog, "divergence-log", "", "write each divergence (JSON lines) to this file (default: the log)")
 	fl.StringVar(&f.Allowlist, "allowlist", "", "known differences (YAML); default: the built-in compare/allowlist.yaml")
@@ -58,3 +61,29 @@ requests of ordinary programs into ops.`,
 	registerProxyFlags(cmd, &f)
 	return cmd
 }
+
+// registerAllowOther binds --allow-other (default true) to ownerOnly, its
+// negation.
+func registerAllowOther(fl *pflag.FlagSet, ownerOnly *bool, usage string) {
+	fl.Var(negatedBool{ownerOnly}, "allow-other", usage)
+	fl.Lookup("allow-other").NoOptDefVal = "true"
+}
+
+// negatedBool is a bool flag stored as its negation, so a Config field
+// whose zero value is the default can back a flag that defaults to true.
+type negatedBool struct{ v *bool }
+
+func (b negatedBool) String() string {
+	if b.v == nil {
+		return "true"
+	}
+	return strconv.FormatBool(!*b.v)
+}
+
+func (b negatedBool) Set(s string) error {
+	on, err := strconv.ParseBool(s)
+	*b.v = !on
+	return err
+}
+
+func (negatedBool) Type() string { return "bool" }

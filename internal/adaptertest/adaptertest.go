@@ -89,6 +89,7 @@ func Run(t *testing.T, a Adapter) {
 	t.Run("stop leaves nothing", func(t *testing.T) { stopLeavesNothing(t, a) })
 	t.Run("unmount busy", func(t *testing.T) { unmountBusy(t, a) })
 	t.Run("remount after crash", func(t *testing.T) { remountAfterCrash(t, a) })
+	t.Run("other users", func(t *testing.T) { otherUsers(t, a) })
 }
 
 func must(t *testing.T, err error) {
