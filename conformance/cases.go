@@ -208,7 +208,7 @@ func Cases() []Case {
 	// beyond the wire vocabulary (and names, xattr limits: wire ops at the limits)
 	for _, family := range []func() []Case{nameCases, xattrLimitCases, nodeCases, getdentsCases, renameWhiteoutCases,
 		fallocateCases, tmpfileCases, seekCases, copyCases, directCases, mmapCases, bigIOCases,
-		ioctlCases, lockCases, interruptCases, pollCases, statfsFieldCases, reservedCases, umaskCases, frontCases} {
+		ioctlCases, lockCases, interruptCases, pollCases, statfsFieldCases, reservedCases, umaskCases, frontCases, usersCases} {
 		cs = append(cs, family()...)
 	}
 	return append(cs, trafficCases()...)

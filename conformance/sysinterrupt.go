@@ -43,6 +43,14 @@ var familyAbout = map[string]string{
 		"later request of the call; go-fuse's shows none, and its calls complete the same way. " +
 		"The front's INTERRUPT cancels nothing either: the proxy runs the op on a context without cancellation (proxy.Exec). " +
 		"The reference and the store have no server to stop: their call runs at once.",
+	"users": "Steps marked `[uid N]` run as that user: on a thread of their own whose groups, gid and uid are changed " +
+		"with the raw system calls (internal/asuser; Linux keeps credentials per thread), relative to the case's directory, " +
+		"which root prepared. uid 1000 and 1001 have their own group, 1001 is also in group 2000, 65534 is nobody. The " +
+		"mounts are allow_other (the default of `bridge`, `mount` and the front; without it every such step is EACCES, " +
+		"fusemount.Options.OwnerOnly) and default_permissions, so the kernel checks modes, groups, search permission and " +
+		"sticky directories, and chmod, chown and utimensat rules, before the library is asked. What the filesystem must do " +
+		"itself: own a new node by the caller, give a set-group-id directory's group (and, to directories, the bit) to what " +
+		"is made in it.",
 }
 
 // holdWait bounds each wait of a held step (the thread blocking, the
