@@ -62,8 +62,9 @@ const (
 	bData                         // bytes
 	bValue                        // bytes
 	bRdev                         // u64 (after the others: added later)
+	bCaller                       // u32 uid, u32 gid, u32 n, n x u32 groups (added later still)
 
-	bAllOp = bRdev<<1 - 1
+	bAllOp = bCaller<<1 - 1
 	// bStrings are the str fields, contiguous in the encoding.
 	bStrings = bPath | bTo | bTarget | bName
 )
@@ -118,6 +119,7 @@ func opMask(op *Op) uint32 {
 	set(bData, op.Data != nil)
 	set(bValue, op.Value != nil)
 	set(bRdev, op.Rdev != 0)
+	set(bCaller, op.Caller != nil)
 	return m
 }
 
@@ -148,6 +150,9 @@ func AppendOp(b []byte, op *Op) []byte {
 	}
 	if mask&bValue != 0 {
 		size += 4 + len(op.Value)
+	}
+	if mask&bCaller != 0 {
+		size += 12 + 4*len(op.Caller.Groups)
 	}
 	b = slices.Grow(b, size)
 
@@ -195,6 +200,15 @@ func AppendOp(b []byte, op *Op) []byte {
 	}
 	if mask&bRdev != 0 {
 		b = le.AppendUint64(b, op.Rdev)
+	}
+	if mask&bCaller != 0 {
+		c := op.Caller
+		b = le.AppendUint32(b, c.UID)
+		b = le.AppendUint32(b, c.GID)
+		b = le.AppendUint32(b, uint32(len(c.Groups)))
+		for _, g := range c.Groups {
+			b = le.AppendUint32(b, g)
+		}
 	}
 	return b
 }

@@ -82,6 +82,9 @@ func decodeOp(b []byte, copyBytes bool) (Op, error) {
 	if mask&bRdev != 0 {
 		op.Rdev = d.u64("rdev")
 	}
+	if mask&bCaller != 0 {
+		op.Caller = d.caller()
+	}
 	if err := d.finish("op"); err != nil {
 		return Op{}, err
 	}
@@ -282,6 +285,29 @@ type decoder struct {
 	bad  bool
 	what string // the field that failed
 	msg  string // why (formatted only on failure)
+}
+
+// caller decodes an op's Caller: uid, gid, the number of groups, groups.
+func (d *decoder) caller() *Caller {
+	c := &Caller{UID: d.u32("caller uid"), GID: d.u32("caller gid")}
+	n := d.u32("caller groups")
+	if n > MaxGroups && !d.bad {
+		d.fail("caller groups", "%d groups, more than %d", n, MaxGroups)
+	}
+	if d.bad {
+		return nil
+	}
+	if n > 0 {
+		raw := d.take(4*int(n), "caller groups")
+		if d.bad {
+			return nil
+		}
+		c.Groups = make([]uint32, n)
+		for i := range c.Groups {
+			c.Groups[i] = le.Uint32(raw[4*i:])
+		}
+	}
+	return c
 }
 
 func (d *decoder) off() int { return len(d.all) - len(d.b) }

@@ -75,6 +75,12 @@ func fullOp(k Kind) Op {
 	if m&bData != 0 {
 		op.Data = bytes.Repeat([]byte{0, 1, 2, 0xff}, 1024)
 	}
+	switch k {
+	case Create, Mkdir:
+		op.Caller = &Caller{UID: 1000, GID: 1<<32 - 1, Groups: []uint32{0, 2000, 1<<32 - 1}}
+	case Open:
+		op.Caller = &Caller{UID: 65534, GID: 65534}
+	}
 	return op
 }
 
@@ -93,7 +99,7 @@ func everythingOp() Op {
 		Kind: "future_op", Path: "p/ä", To: "t", Target: "/abs", Mode: 0o777,
 		Flags: -5, Exclusive: true, Data: []byte("d"), Offset: 1, Length: 2,
 		Size: 3, UID: -1, GID: -1, AtimeNs: -4, MtimeNs: 5, Name: "n",
-		Value: []byte{}, Handle: 9, Rdev: 1<<64 - 1,
+		Value: []byte{}, Handle: 9, Rdev: 1<<64 - 1, Caller: &Caller{UID: 7, GID: 8, Groups: []uint32{9}},
 	}
 }
 
@@ -632,6 +638,28 @@ func BenchmarkFrameRoundTrip(b *testing.B) {
 		}
 		if _, err := DecodeOpNoCopy(f.Payload); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestCallerDecodeBounds: a caller claiming more groups than MaxGroups, or
+// more than the bytes left, is refused, not allocated.
+func TestCallerDecodeBounds(t *testing.T) {
+	op := Op{Kind: Stat, Path: "a", Caller: &Caller{UID: 1, GID: 2, Groups: []uint32{3}}}
+	b := AppendOp(nil, &op)
+	n := len(b) - 8 // the group count, before the one group
+	for _, tc := range []struct {
+		name  string
+		count uint32
+		cut   int
+	}{{"too many groups", MaxGroups + 1, 0}, {"groups past the end", 2, 0}, {"cut in the uid", 1, len(b) - 16}} {
+		c := bytes.Clone(b)
+		le.PutUint32(c[n:], tc.count)
+		if tc.cut > 0 {
+			c = c[:tc.cut]
+		}
+		if _, err := DecodeOp(c); err == nil {
+			t.Errorf("%s: decoded", tc.name)
 		}
 	}
 }

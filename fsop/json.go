@@ -76,7 +76,7 @@ var jsonFields = [...]struct {
 	{"value", bValue}, {"handle", bHandle}, {"flags", bFlags}, {"mode", bMode},
 	{"exclusive", bExclusive}, {"offset", bOffset}, {"length", bLength},
 	{"size", bSize}, {"uid", bUID}, {"gid", bGID}, {"atime_ns", bAtime},
-	{"mtime_ns", bMtime}, {"data", bData}, {"rdev", bRdev},
+	{"mtime_ns", bMtime}, {"data", bData}, {"rdev", bRdev}, {"caller", bCaller},
 }
 
 // kindFields are the fields each kind uses: any other field is refused.
@@ -391,7 +391,7 @@ func kindFromMembers(members []member) (Kind, error) {
 // than "op", refusing a field its kind does not use, and returns the bits
 // of the fields set.
 func setFields(op *Op, members []member) (uint32, error) {
-	allowed := kindFields[op.Kind]
+	allowed := kindFields[op.Kind] | bCaller // any op may be made for a user
 	var have uint32
 	for _, m := range members {
 		if m.key == "op" {
@@ -403,7 +403,7 @@ func setFields(op *Op, members []member) (uint32, error) {
 		}
 		if allowed&bit == 0 {
 			return 0, errorf(ErrUnknownField, "field %q is not used by %s (%s takes %s)",
-				m.key, op.Kind, op.Kind, fieldNames(allowed))
+				m.key, op.Kind, op.Kind, fieldNames(allowed&^bCaller))
 		}
 		if err := setField(op, m.key, bit, m.val); err != nil {
 			return 0, err
@@ -505,6 +505,33 @@ func setField(op *Op, name string, bit uint32, raw json.RawMessage) error {
 		var v int64
 		v, err = jsonInt(name, raw, 0, math.MaxInt64, "a non-negative integer (a device number, makedev(3))")
 		op.Rdev = uint64(v)
+	case bCaller:
+		op.Caller, err = jsonCaller(name, raw)
 	}
 	return err
+}
+
+// jsonCaller decodes {"uid": N, "gid": N, "groups": [N, ...]}: uid and gid
+// required, groups at most MaxGroups, no other member.
+func jsonCaller(name string, raw []byte) (*Caller, error) {
+	if jsonType(raw) != "an object" {
+		return nil, typeError(name, `an object {"uid": N, "gid": N, "groups": [N, ...]}`, raw)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	var c struct {
+		UID    *uint32  `json:"uid"`
+		GID    *uint32  `json:"gid"`
+		Groups []uint32 `json:"groups"`
+	}
+	if err := dec.Decode(&c); err != nil {
+		return nil, errorf(ErrBadValue, "%s: %v (want uid and gid from 0 to 4294967295, groups a list of them)", name, err)
+	}
+	if c.UID == nil || c.GID == nil {
+		return nil, errorf(ErrMissing, "%s: needs both \"uid\" and \"gid\"", name)
+	}
+	if len(c.Groups) > MaxGroups {
+		return nil, errorf(ErrBadValue, "%s: %d groups, more than %d", name, len(c.Groups), MaxGroups)
+	}
+	return &Caller{UID: *c.UID, GID: *c.GID, Groups: c.Groups}, nil
 }

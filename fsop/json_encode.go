@@ -55,6 +55,7 @@ func appendJSONOp(b []byte, op *Op) ([]byte, error) {
 	if !ok {
 		return b, fmt.Errorf("%w %q", ErrUnknownOp, op.Kind)
 	}
+	allowed |= bCaller
 	set := opMask(op)
 	if extra := set &^ allowed; extra != 0 {
 		return b, fmt.Errorf("%w: %s set but not used by %s", ErrUnknownField, fieldNames(extra), op.Kind)
@@ -108,6 +109,9 @@ func appendJSONOp(b []byte, op *Op) ([]byte, error) {
 		case bMode:
 			b = strconv.AppendUint(b, uint64(op.Mode), 10)
 			continue
+		case bCaller:
+			b = appendJSONCaller(b, op.Caller)
+			continue
 		default:
 			b = strconv.AppendInt(b, jsonIntValue(op, f.bit), 10)
 			continue
@@ -118,6 +122,24 @@ func appendJSONOp(b []byte, op *Op) ([]byte, error) {
 		b = appendJSONString(b, s)
 	}
 	return append(b, '}'), nil
+}
+
+func appendJSONCaller(b []byte, c *Caller) []byte {
+	b = append(b, `{"uid":`...)
+	b = strconv.AppendUint(b, uint64(c.UID), 10)
+	b = append(b, `,"gid":`...)
+	b = strconv.AppendUint(b, uint64(c.GID), 10)
+	if len(c.Groups) > 0 {
+		b = append(b, `,"groups":[`...)
+		for i, g := range c.Groups {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendUint(b, uint64(g), 10)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 func jsonIntValue(op *Op, bit uint32) int64 {

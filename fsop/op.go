@@ -109,7 +109,23 @@ type Op struct {
 	Value     []byte `json:"value,omitempty"` // xattr value, base64 in JSON
 	Handle    uint64 `json:"handle,omitempty"`
 	Rdev      uint64 `json:"rdev,omitempty"` // mknod: the device number of a device node
+	// Caller, if set, is the user the op is made for: the executor makes
+	// its syscalls with these credentials (new nodes are theirs, and the
+	// kernel checks their permissions). nil: the executor's own user.
+	Caller *Caller `json:"caller,omitempty"`
 }
+
+// Caller is the user an op is made for: a FUSE request's uid and gid, and
+// the supplementary groups of the process that made it.
+type Caller struct {
+	UID    uint32   `json:"uid"`
+	GID    uint32   `json:"gid"`
+	Groups []uint32 `json:"groups,omitempty"`
+}
+
+// MaxGroups is the most supplementary groups a Caller carries (Linux's
+// NGROUPS_MAX).
+const MaxGroups = 65536
 
 // Result is the outcome of one Op. Errno is "" on success; only the fields
 // the op produces are set.
