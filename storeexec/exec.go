@@ -40,7 +40,9 @@ import (
 //
 // The caller is modelled as the process: new nodes belong to its effective
 // uid and gid, and it is privileged (trusted.* xattrs) when that uid is 0.
-// Mode-bit permission checks (EACCES) are not modelled. No umask is applied.
+// An op's Caller, if set, owns the nodes it creates (as sysexec's switch of
+// credentials gives them); its permissions are not checked: mode-bit
+// permission checks (EACCES) are not modelled. No umask is applied.
 type Executor struct {
 	s          *store.Store
 	uid, gid   uint32
@@ -164,11 +166,11 @@ func (e *Executor) run(op *fsop.Op) (fsop.Result, error) {
 	case fsop.Create:
 		return e.create(op)
 	case fsop.WriteFile:
-		return e.writePath(op.Path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644, 0, op.Data)
+		return e.writePath(op.Path, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC, 0o644, e.ownerOf(op), 0, op.Data)
 	case fsop.Append:
-		return e.writePath(op.Path, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND, 0o644, 0, op.Data)
+		return e.writePath(op.Path, unix.O_WRONLY|unix.O_CREAT|unix.O_APPEND, 0o644, e.ownerOf(op), 0, op.Data)
 	case fsop.Write:
-		return e.writePath(op.Path, unix.O_WRONLY, 0, op.Offset, op.Data)
+		return e.writePath(op.Path, unix.O_WRONLY, 0, noCreate, op.Offset, op.Data)
 	case fsop.ReadFile:
 		return e.readFile(op)
 	case fsop.Read:
@@ -215,7 +217,8 @@ func (e *Executor) mkdir(op *fsop.Op) (fsop.Result, error) {
 		if base == "." {
 			return syscall.EEXIST // filename_create: not LAST_NORM
 		}
-		_, err := e.s.Mkdir(dir.Ino, base, mode&0o1777, e.uid, e.gid)
+		own := e.ownerOf(op)
+		_, err := e.s.Mkdir(dir.Ino, base, mode&0o1777, own.uid, own.gid)
 		return err
 	})
 }
@@ -246,7 +249,8 @@ func (e *Executor) symlink(op *fsop.Op) (fsop.Result, error) {
 		case base == ".":
 			return syscall.EEXIST
 		}
-		_, err := e.s.Symlink(dir.Ino, base, op.Target, e.uid, e.gid)
+		own := e.ownerOf(op)
+		_, err := e.s.Symlink(dir.Ino, base, op.Target, own.uid, own.gid)
 		return err
 	})
 }
@@ -478,4 +482,19 @@ func fsopAttr(a store.Attr) *fsop.Attr {
 		Mode: a.Mode, Size: a.Size, Nlink: a.Nlink, UID: a.UID, GID: a.GID,
 		AtimeNs: a.Atime, MtimeNs: a.Mtime, CtimeNs: a.Ctime, Ino: a.Ino, Rdev: a.Rdev,
 	}
+}
+
+// owner is who a new node belongs to.
+type owner struct{ uid, gid uint32 }
+
+// noCreate is the owner passed where nothing can be created.
+var noCreate = owner{}
+
+// ownerOf is the owner of what op creates: its Caller, or the executor's
+// own user.
+func (e *Executor) ownerOf(op *fsop.Op) owner {
+	if c := op.Caller; c != nil {
+		return owner{c.UID, c.GID}
+	}
+	return owner{e.uid, e.gid}
 }

@@ -39,7 +39,7 @@ func (f *file) access() (read, write bool) {
 // openAt is open(2) of p, without keeping the file: openat2's flag checks,
 // the walk (O_CREAT creating a missing final name, even through a dangling
 // symlink), do_open's and may_open's checks in their order, then O_TRUNC.
-func (e *Executor) openAt(p string, flags int, mode uint32) (file, error) {
+func (e *Executor) openAt(p string, flags int, mode uint32, own owner) (file, error) {
 	acc := flags & unix.O_ACCMODE
 	switch {
 	case flags&(unix.O_DIRECTORY|unix.O_CREAT) == unix.O_DIRECTORY|unix.O_CREAT:
@@ -62,7 +62,7 @@ func (e *Executor) openAt(p string, flags int, mode uint32) (file, error) {
 	var mk *mkfile
 	excl := flags&(unix.O_CREAT|unix.O_EXCL) == unix.O_CREAT|unix.O_EXCL
 	if flags&(unix.O_CREAT|unix.O_PATH) == unix.O_CREAT {
-		mk = &mkfile{mode: mode, excl: excl}
+		mk = &mkfile{mode: mode, excl: excl, owner: own}
 	}
 	follow := flags&unix.O_NOFOLLOW == 0 && !excl // O_EXCL implies O_NOFOLLOW
 	a, err := e.resolve(p, follow, mk)
@@ -97,8 +97,8 @@ func (e *Executor) openAt(p string, flags int, mode uint32) (file, error) {
 
 // openFile is openAt keeping the file: the node is acquired, so it outlives
 // its last name until the caller releases it.
-func (e *Executor) openFile(p string, flags int, mode uint32) (file, error) {
-	f, err := e.openAt(p, flags, mode)
+func (e *Executor) openFile(p string, flags int, mode uint32, own owner) (file, error) {
+	f, err := e.openAt(p, flags, mode, own)
 	if err == nil {
 		err = e.s.Acquire(f.ino)
 	}
@@ -106,8 +106,8 @@ func (e *Executor) openFile(p string, flags int, mode uint32) (file, error) {
 }
 
 // withFile opens p, runs fn on the open file and closes it.
-func (e *Executor) withFile(p string, flags int, mode uint32, fn func(f *file) error) error {
-	f, err := e.openFile(p, flags, mode)
+func (e *Executor) withFile(p string, flags int, mode uint32, own owner, fn func(f *file) error) error {
+	f, err := e.openFile(p, flags, mode, own)
 	if err != nil {
 		return err
 	}
@@ -229,15 +229,15 @@ func (e *Executor) create(op *fsop.Op) (fsop.Result, error) {
 	if op.Exclusive {
 		flags |= unix.O_EXCL
 	}
-	_, err := e.openAt(op.Path, flags, mode)
+	_, err := e.openAt(op.Path, flags, mode, e.ownerOf(op))
 	return fsop.Result{}, err
 }
 
 // writePath opens p with flags, writes data at off (the offset of a fresh
 // open is 0) and closes. N is the count written.
-func (e *Executor) writePath(p string, flags int, mode uint32, off int64, data []byte) (fsop.Result, error) {
+func (e *Executor) writePath(p string, flags int, mode uint32, own owner, off int64, data []byte) (fsop.Result, error) {
 	var n int64
-	err := e.withFile(p, flags, mode, func(f *file) (err error) {
+	err := e.withFile(p, flags, mode, own, func(f *file) (err error) {
 		n, err = e.write(f, data, off)
 		return err
 	})
@@ -249,7 +249,7 @@ func (e *Executor) readPath(op *fsop.Op) (fsop.Result, error) {
 		return fsop.Result{}, err
 	}
 	var data []byte
-	err := e.withFile(op.Path, unix.O_RDONLY, 0, func(f *file) (err error) {
+	err := e.withFile(op.Path, unix.O_RDONLY, 0, noCreate, func(f *file) (err error) {
 		data, err = e.read(f, op.Offset, op.Length)
 		return err
 	})
@@ -260,7 +260,7 @@ func (e *Executor) readPath(op *fsop.Op) (fsop.Result, error) {
 // open, or by what reading it returns) gives EFBIG.
 func (e *Executor) readFile(op *fsop.Op) (fsop.Result, error) {
 	var data []byte
-	err := e.withFile(op.Path, unix.O_RDONLY, 0, func(f *file) (err error) {
+	err := e.withFile(op.Path, unix.O_RDONLY, 0, noCreate, func(f *file) (err error) {
 		if f.size > MaxRead {
 			return syscall.EFBIG
 		}
@@ -275,7 +275,7 @@ func (e *Executor) readFile(op *fsop.Op) (fsop.Result, error) {
 
 // fsyncPath opens p O_RDONLY (a directory too), then syncs the store.
 func (e *Executor) fsyncPath(op *fsop.Op) (fsop.Result, error) {
-	_, err := e.openAt(op.Path, unix.O_RDONLY, 0)
+	_, err := e.openAt(op.Path, unix.O_RDONLY, 0, noCreate)
 	if err == nil {
 		err = e.s.Sync()
 	}
@@ -283,7 +283,7 @@ func (e *Executor) fsyncPath(op *fsop.Op) (fsop.Result, error) {
 }
 
 func (e *Executor) readdir(op *fsop.Op) (fsop.Result, error) {
-	f, err := e.openAt(op.Path, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	f, err := e.openAt(op.Path, unix.O_RDONLY|unix.O_DIRECTORY, 0, noCreate)
 	if err != nil {
 		return fsop.Result{}, err
 	}
@@ -323,7 +323,7 @@ func (e *Executor) open(op *fsop.Op) (fsop.Result, error) {
 		return fsop.Result{}, fmt.Errorf("storeexec: %w: %w %d", fsop.ErrBadValue, ErrHandleInUse, op.Handle)
 	}
 	flags, mode := fsop.OpenHow(op.Flags, op.Mode)
-	f, err := e.openFile(op.Path, flags, mode)
+	f, err := e.openFile(op.Path, flags, mode, e.ownerOf(op))
 	if err != nil {
 		e.handles.Unreserve(op.Handle, h)
 		return fsop.Result{}, err

@@ -25,6 +25,7 @@ type walk struct {
 type mkfile struct {
 	mode    uint32
 	excl    bool
+	owner   owner
 	created bool
 }
 
@@ -112,7 +113,7 @@ func (w *walk) lookup(dir store.Attr, name string, mk *mkfile) (store.Attr, erro
 		if mk == nil || !errors.Is(err, syscall.ENOENT) {
 			return a, err
 		}
-		a, err = w.e.s.Create(dir.Ino, name, mk.mode, w.e.uid, w.e.gid)
+		a, err = w.e.s.Create(dir.Ino, name, mk.mode, mk.owner.uid, mk.owner.gid)
 		if errors.Is(err, syscall.EEXIST) && !mk.excl && try < 8 {
 			continue
 		}

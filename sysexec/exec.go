@@ -51,12 +51,14 @@ package sysexec
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
+	"github.com/lighthouse-fs/lighthouse/internal/asuser"
 	"github.com/lighthouse-fs/lighthouse/internal/handles"
 )
 
@@ -83,6 +85,10 @@ type Executor struct {
 	root    int // O_PATH|O_DIRECTORY fd of the root
 	maxRead int64
 	handles *handles.Table[int] // fds
+	// self is the executor's own user; asCaller says it may act as
+	// another (root: CAP_SETUID and CAP_SETGID).
+	self     fsop.Caller
+	asCaller bool
 
 	// Close waits for in-flight Execs: inflight counts them, closed stops
 	// new ones, drained is closed when the last one leaves after closed.
@@ -110,7 +116,8 @@ func New(root string, lim Limits) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sysexec: open root %q: %w", root, err)
 	}
-	e := &Executor{root: fd, maxRead: lim.MaxRead, drained: make(chan struct{}), handles: handles.New[int]()}
+	e := &Executor{root: fd, maxRead: lim.MaxRead, drained: make(chan struct{}), handles: handles.New[int](),
+		self: fsop.Caller{UID: uint32(os.Geteuid()), GID: uint32(os.Getegid())}, asCaller: os.Geteuid() == 0}
 	// Check the two kernel features confinement relies on, so that a
 	// missing one fails here rather than as odd errnos later.
 	probe, err := e.openat2(".", unix.O_PATH|unix.O_DIRECTORY, 0)
@@ -170,6 +177,12 @@ func (e *Executor) exit() {
 // root (fsop.ErrPathEscapes), a read Length above MaxRead or a uid/gid out of
 // range (fsop.ErrBadValue), a handle id already in use (ErrHandleInUse), an
 // unknown kind (fsop.ErrUnknownOp), or a closed executor (ErrClosed).
+//
+// An op with a Caller other than the executor's own user runs as that
+// user (asuser: a thread of its own with the caller's groups, gid and
+// uid), so what it creates is theirs and the kernel checks their
+// permissions; an executor that is not root cannot switch and runs every
+// op as itself.
 func (e *Executor) Exec(op *fsop.Op) (fsop.Result, error) {
 	if op == nil {
 		return fsop.Result{}, fmt.Errorf("sysexec: %w: nil op", fsop.ErrMissing)
@@ -178,7 +191,19 @@ func (e *Executor) Exec(op *fsop.Op) (fsop.Result, error) {
 		return fsop.Result{}, ErrClosed
 	}
 	defer e.exit()
+	if c := op.Caller; c != nil && e.asCaller && (c.UID != e.self.UID || c.GID != e.self.GID) {
+		var res fsop.Result
+		var err error
+		if derr := asuser.Do(asuser.Cred(*c), func() error { res, err = e.exec(op); return nil }); derr != nil {
+			return fsop.Result{}, fmt.Errorf("sysexec: %w", derr)
+		}
+		return res, err
+	}
+	return e.exec(op)
+}
 
+// exec runs op as the calling thread's user.
+func (e *Executor) exec(op *fsop.Op) (fsop.Result, error) {
 	switch op.Kind {
 	case fsop.Mkdir:
 		mode := op.Mode
