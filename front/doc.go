@@ -120,10 +120,11 @@
 //
 // # Limits of the op vocabulary
 //
-//   - New files, directories and symlinks belong to the user the bridge
-//     runs as: ops carry no caller. The mount is allow_other (unless
-//     fusemount.Options.OwnerOnly) with default_permissions, so the kernel
-//     checks every user's access at the front; only ownership is lost.
+//   - The mount is allow_other (unless fusemount.Options.OwnerOnly) with
+//     default_permissions, so the kernel checks every user's access at the
+//     front. An op on a path carries its request's caller (caller.go) and
+//     a bridge's executor running as root makes it as that user; a bridge
+//     that is not root makes it as itself, and new nodes are then its own.
 //   - The xattr ops follow symlinks and have no no-follow variant yet, so
 //     xattr requests on a symlink fail with EOPNOTSUPP rather than reach
 //     the link's target.

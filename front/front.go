@@ -114,8 +114,12 @@ func (f *filesystem) run(ctx context.Context, op *fsop.Op) (fsop.Result, syscall
 }
 
 // runNow validates op, runs it through exec and maps the outcome to an
-// errno.
+// errno. An op on a path is made for the request's caller (caller.go);
+// ops on a handle were checked when it was opened.
 func (f *filesystem) runNow(ctx context.Context, op *fsop.Op) (fsop.Result, syscall.Errno) {
+	if op.Path != "" && op.Caller == nil {
+		op.Caller = caller(ctx)
+	}
 	if err := op.Validate(); err != nil {
 		log.Printf("front: %s %q: invalid op: %v", op.Kind, op.Path, err)
 		return fsop.Result{}, syscall.EIO

@@ -223,6 +223,7 @@ var _ fs.NodeSetattrer = (*node)(nil)
 // carry fsop.NoFollow: a SETATTR is about the node itself, so on a symlink
 // they are lchown and utimensat(AT_SYMLINK_NOFOLLOW).
 func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn, out *fuse.AttrOut) syscall.Errno {
+	ctx = kernelChecked(ctx)
 	mode, setMode := in.GetMode()
 	uid, setUID := in.GetUID()
 	gid, setGID := in.GetGID()

@@ -419,7 +419,8 @@ func (e *Executor) mknod(op *fsop.Op) (fsop.Result, error) {
 		if dev && !e.privileged {
 			return syscall.EPERM
 		}
-		_, err := e.s.Mknod(dir.Ino, base, op.Mode, uint64(uint32(op.Rdev)), e.uid, e.gid)
+		own := e.ownerOf(op)
+		_, err := e.s.Mknod(dir.Ino, base, op.Mode, uint64(uint32(op.Rdev)), own.uid, own.gid)
 		return err
 	})
 }
