@@ -84,11 +84,7 @@ func command(dir string, name string, args ...string) error {
 // committed: 4.9 MB, 700 files) the programs use, in dir.
 func programInputs(t *testing.T, dir string) (tarball, repo string) {
 	t.Helper()
-	goroot, err := exec.Command("go", "env", "GOROOT").Output()
-	if err != nil {
-		t.Fatalf("go env GOROOT: %v", err)
-	}
-	src := filepath.Join(strings.TrimSpace(string(goroot)), "src")
+	src := goSrc(t)
 	tarball = filepath.Join(dir, "src.tar")
 	if err := command(src, "tar", "cf", tarball, "cmd", "crypto", "runtime"); err != nil {
 		t.Fatal(err)
