@@ -179,10 +179,10 @@ func (e *Executor) exit() {
 // unknown kind (fsop.ErrUnknownOp), or a closed executor (ErrClosed).
 //
 // An op with a Caller other than the executor's own user runs as that
-// user (asuser: a thread of its own with the caller's groups, gid and
-// uid), so what it creates is theirs and the kernel checks their
-// permissions; an executor that is not root cannot switch and runs every
-// op as itself.
+// user (asuser.DoFS: the thread's filesystem credentials, fsuid, fsgid
+// and groups, for the op), so what it creates is theirs and the kernel
+// checks their permissions; an executor that is not root cannot switch
+// and runs every op as itself.
 func (e *Executor) Exec(op *fsop.Op) (fsop.Result, error) {
 	if op == nil {
 		return fsop.Result{}, fmt.Errorf("sysexec: %w: nil op", fsop.ErrMissing)
@@ -194,7 +194,7 @@ func (e *Executor) Exec(op *fsop.Op) (fsop.Result, error) {
 	if c := op.Caller; c != nil && e.asCaller && (c.UID != e.self.UID || c.GID != e.self.GID) {
 		var res fsop.Result
 		var err error
-		if derr := asuser.Do(asuser.Cred(*c), func() error { res, err = e.exec(op); return nil }); derr != nil {
+		if derr := asuser.DoFS(asuser.Cred(*c), func() error { res, err = e.exec(op); return nil }); derr != nil {
 			return fsop.Result{}, fmt.Errorf("sysexec: %w", derr)
 		}
 		return res, err
