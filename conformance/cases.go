@@ -205,6 +205,18 @@ func Cases() []Case {
 	add("fsync/directory", mkdir("d"), fsyncPath("d"))
 	add("fsync/missing", fsyncPath("nope"))
 
+	// a path from the case's directory longer than PATH_MAX, as the front
+	// sends one for a file a program reached with *at calls: every op on
+	// it behaves as on a short path (the executors walk it in pieces)
+	deep := strings.Repeat(strings.Repeat("d", 200)+"/", 24) // 4,824 bytes
+	var down []fsop.Op
+	for i := 201; i <= len(deep); i += 201 {
+		down = append(down, mkdir(deep[:i-1]))
+	}
+	add("paths/deep-ops", append(down, writeFile(deep+"f", "deep"), stat(deep+"f"), rename(deep+"f", deep+"g"),
+		link(deep+"g", "h"), symlink("g", deep+"l"), readFile(deep+"l"), readdir(deep[:len(deep)-1]), chmod(deep+"g", 0o600),
+		lstat(deep+"g"), unlink(deep+"g"), rmdir(deep[:len(deep)-1]), readFile("h"))...)
+
 	// beyond the wire vocabulary (and names, xattr limits: wire ops at the limits)
 	for _, family := range []func() []Case{nameCases, xattrLimitCases, nodeCases, getdentsCases, renameWhiteoutCases,
 		fallocateCases, tmpfileCases, seekCases, copyCases, directCases, mmapCases, bigIOCases,

@@ -83,7 +83,8 @@
 // An op that could not run (Exec returned an error) is EIO to the kernel,
 // and logged;
 // an errno name in Result.Errno is mapped with fsop.ErrnoValue, an unknown
-// one to EIO. A path of PATH_MAX bytes or more is ENAMETOOLONG.
+// one to EIO. A path from the root longer than fsop.MaxPathLen (64 KiB, 16
+// PATH_MAXes) is ENAMETOOLONG.
 //
 // # Inode numbers
 //

@@ -247,9 +247,13 @@ func pathOf(in *fs.Inode) (p string, ok bool) {
 	return b.String(), true
 }
 
-// checkLen refuses a path the kernel could not pass to a syscall.
+// checkLen refuses a path longer than an op can carry. The kernel never
+// sends one longer than a name, so depth alone decides: a program walking
+// down with *at calls reaches fsop.MaxPathLen bytes below the root, 16
+// PATH_MAXes (the primary's own mount, which names nodes by id, has no
+// such limit; docs/compatibility.md, paths/deep-relative).
 func checkLen(p string) syscall.Errno {
-	if len(p) >= fsop.MaxPathLen {
+	if len(p) > fsop.MaxPathLen {
 		return syscall.ENAMETOOLONG
 	}
 	return 0

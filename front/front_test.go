@@ -523,8 +523,9 @@ func smoke(t *testing.T, root string) {
 		t.Errorf("root not empty at the end: %v", ents)
 	}
 
-	// A path of PATH_MAX bytes or more (relative to the root) cannot be
-	// expressed; the walk uses directory fds, so the kernel sees short paths.
+	// A path from the root longer than PATH_MAX works as deep as an op can
+	// carry (fsop.MaxPathLen), then is ENAMETOOLONG; the walk uses
+	// directory fds, so the kernel sees short paths.
 	name := strings.Repeat("p", 200)
 	dfd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY, 0)
 	must(t, "open root", err)
@@ -691,10 +692,9 @@ func worker(root, shared string, w int) error {
 // notFrontCases are the conformance cases whose results on the front mount
 // may differ from the reference, each for a reason that lies in serving a
 // path-based op vocabulary. Keep it as short as the truth allows.
-var notFrontCases = map[string]string{
-	"paths/deep-relative": "ops carry paths from the root, so a path of PATH_MAX bytes or more below it is ENAMETOOLONG " +
-		"(conformance/expected-differences.yaml, target front; issue 20, item 4)",
-}
+// (None today: paths/deep-relative left it when ops could carry paths
+// longer than PATH_MAX.)
+var notFrontCases = map[string]string{}
 
 // TestConformance runs the whole conformance suite on the reference (a
 // plain directory) and on the front mount.

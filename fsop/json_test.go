@@ -206,7 +206,7 @@ func TestDecodeRequestErrors(t *testing.T) {
 		{name: "absolute path", body: `{"op":"stat","path":"/etc/passwd"}`, want: `path: path escapes the mount: "/etc/passwd" is absolute`, is: ErrPathEscapes, index: -1},
 		{name: "NUL in path", body: `{"op":"stat","path":"a\u0000b"}`, want: "path: invalid path: contains a NUL byte", is: ErrBadPath, index: -1},
 		{name: "empty path", body: `{"op":"stat","path":""}`, want: "path: invalid path: empty", is: ErrBadPath, index: -1},
-		{name: "path too long", body: `{"op":"stat","path":"` + strings.Repeat("a/", 2049) + `"}`, want: "path: invalid path: longer than 4096 bytes", is: ErrBadPath, index: -1},
+		{name: "path too long", body: `{"op":"stat","path":"` + strings.Repeat("a/", 32769) + `"}`, want: "path: invalid path: longer than 65536 bytes", is: ErrBadPath, index: -1},
 		{name: "rename to escapes", body: `{"op":"rename","path":"a","to":"../b"}`, want: `to: path escapes the mount: "../b"`, is: ErrPathEscapes, index: -1},
 		{name: "missing path", body: `{"op":"stat"}`, want: `missing field "path" (stat needs "path")`, is: ErrMissing, index: -1},
 		{name: "rename missing to", body: `{"op":"rename","path":"a"}`, want: `missing field "to" (rename needs "path", "to")`, is: ErrMissing, index: -1},

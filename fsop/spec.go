@@ -109,8 +109,17 @@ var (
 )
 
 // MaxPathLen bounds a path on the wire; longer paths are refused as bad
-// requests (the kernel's PATH_MAX is 4096).
-const MaxPathLen = 4096
+// requests. It is larger than the kernel's PATH_MAX (4096) on purpose: PATH_MAX
+// bounds one syscall's path, not a file's depth, and a program that walks
+// down with *at calls reaches files whose path from the root is longer; the
+// front forwards those with their path from the root, and the executors walk
+// it in pieces. 64 KiB is 16 PATH_MAXes (326 levels of 200-byte names).
+const MaxPathLen = 64 << 10
+
+// MaxTargetLen bounds a symlink's target: symlink(2) copies at most
+// PATH_MAX bytes, NUL included; the executors answer a longer one with
+// ENAMETOOLONG, as the kernel does.
+const MaxTargetLen = 4096
 
 // CleanPath returns p cleaned and relative to the mount root ("." for the
 // root itself). It refuses absolute paths, NUL bytes, and paths whose ".."
@@ -163,7 +172,7 @@ func (op *Op) Validate() error {
 	if needs&fTarget != 0 {
 		// A symlink target is stored verbatim, like symlink(2); following it
 		// is what the executors police.
-		if op.Target == "" || len(op.Target) > MaxPathLen || strings.IndexByte(op.Target, 0) >= 0 {
+		if op.Target == "" || len(op.Target) > MaxTargetLen || strings.IndexByte(op.Target, 0) >= 0 {
 			return fmt.Errorf("target: %w", ErrBadPath)
 		}
 	}

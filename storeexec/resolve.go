@@ -31,10 +31,10 @@ type mkfile struct {
 
 // resolve looks p (clean, relative) up from the root. follow says whether a
 // final symlink is followed; mk, if set, creates a missing final name.
+//
+// p may be longer than PATH_MAX (up to fsop.MaxPathLen): sysexec walks such
+// a path in pieces, so its length alone is no error here either.
 func (e *Executor) resolve(p string, follow bool, mk *mkfile) (store.Attr, error) {
-	if len(p) >= pathMax {
-		return store.Attr{}, syscall.ENAMETOOLONG
-	}
 	w := walk{e: e, path: p}
 	root, err := e.s.Getattr(store.RootIno)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -52,14 +53,51 @@ func outcome(err error) (fsop.Result, error) {
 	return fsop.Result{}, err
 }
 
+// pathPiece is the longest path one openat2 takes: PATH_MAX less its NUL.
+const pathPiece = unix.PathMax - 1
+
 // openat2 opens p (clean, relative) beneath the root. flags get O_CLOEXEC
 // added. EXDEV (the walk would leave the root) becomes an escape error; every
 // other failure is returned as the syscall.Errno.
+//
+// An op's path may be longer than PATH_MAX (up to fsop.MaxPathLen): a
+// program that walks down with *at calls, as tar and cd do, goes deeper than
+// any path from the root the kernel takes, and the front hands the bridge
+// that path. It is walked in pieces of at most PATH_MAX-1 bytes cut at a
+// slash, each piece's directory opened O_PATH beneath the previous one, so
+// every lookup stays beneath the root. One difference from a single walk: a
+// relative symlink in a later piece may not climb above that piece's
+// directory (EXDEV, an escape), and MAXSYMLINKS counts per piece.
 func (e *Executor) openat2(p string, flags, mode uint64) (int, error) {
+	dir, own := e.root, false
+	for len(p) > pathPiece {
+		cut := strings.LastIndexByte(p[:pathPiece+1], '/')
+		if cut <= 0 {
+			// A name longer than a piece: the kernel's answer for it.
+			cut = pathPiece
+		}
+		fd, err := e.openat2At(dir, p[:cut], unix.O_PATH|unix.O_DIRECTORY, 0)
+		if own {
+			unix.Close(dir)
+		}
+		if err != nil {
+			return -1, err
+		}
+		dir, own, p = fd, true, strings.TrimLeft(p[cut:], "/")
+	}
+	fd, err := e.openat2At(dir, p, flags, mode)
+	if own {
+		unix.Close(dir)
+	}
+	return fd, err
+}
+
+// openat2At is one openat2 of p (shorter than PATH_MAX) beneath dir.
+func (e *Executor) openat2At(dir int, p string, flags, mode uint64) (int, error) {
 	how := unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: resolveFlags}
 	again := 0
 	for {
-		fd, err := unix.Openat2(e.root, p, &how)
+		fd, err := unix.Openat2(dir, p, &how)
 		switch err {
 		case nil:
 			return fd, nil
