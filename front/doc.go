@@ -29,6 +29,16 @@
 // a deleted node's missing ancestry with a made-up ".go-fuse.N/deleted"
 // name; the front must recognise a deleted node instead (see below).
 //
+// One thing go-fuse does that no node can change: its protocol server
+// answers every request for .go-fuse-epoll-hack in the mount's root itself
+// (the name it opens once at mount time to switch POLL off). So where it
+// can mount(2), the front mounts staged (fusemount.ServeGoFuseStaged): its
+// root is the one directory below go-fuse's root, bound onto DIR, and the
+// staging mount is detached; the name is then an ordinary one, forwarded
+// to the primary (conformance reserved/go-fuse-epoll-hack: the front
+// answers as bazil). The walk to the root stops at that directory (isTop).
+// Without CAP_SYS_ADMIN the front mounts through fusermount3, unstaged.
+//
 // # Translation
 //
 // Each request is translated into ops on the node's current path:

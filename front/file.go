@@ -226,7 +226,7 @@ func (d *dirHandle) inoOf(name string, mode uint32) uint64 {
 	case ".":
 		return in.StableAttr().Ino
 	case "..":
-		if in.IsRoot() {
+		if isTop(in) {
 			return in.StableAttr().Ino
 		}
 		if _, parent := in.Parent(); parent != nil {

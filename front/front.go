@@ -14,6 +14,7 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/fusemount"
+	"github.com/lighthouse-fs/lighthouse/internal/caps"
 )
 
 // Exec runs one op through the proxy (or anything else). Errors: the op
@@ -40,8 +41,11 @@ const (
 // closed; unmount is idempotent. Every timeout in opts is applied
 // explicitly (zero: nothing cached, every request reaches exec).
 //
-// As root it mounts with mount(2) itself; otherwise go-fuse falls back to
-// fusermount3. Mount returns once the mount is usable. The process that
+// With CAP_SYS_ADMIN it mounts with mount(2) itself, staged
+// (fusemount.ServeGoFuseStaged: the front's root is a bind of a directory
+// below go-fuse's root, so that every name reaches exec); otherwise go-fuse
+// falls back to fusermount3 and answers .go-fuse-epoll-hack in the root
+// itself. Mount returns once the mount is usable. The process that
 // serves the mount must never make syscalls on it.
 func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error, done <-chan error, err error) {
 	if exec == nil {
@@ -82,7 +86,20 @@ func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error,
 		NullPermissions: true,
 	}
 	fsys := &filesystem{exec: exec, opts: opts}
-	root := &node{fsys: fsys}
+	root := &node{fsys: fsys, top: true}
+	if caps.Has(caps.SysAdmin) {
+		// Staged, so that .go-fuse-epoll-hack in the root reaches the
+		// primary like any other name (conformance reserved/go-fuse-epoll-hack).
+		unmount, done, err := fusemount.ServeGoFuseStaged(abs, root, *fsOpts.RootStableAttr, fsOpts)
+		if err == nil {
+			return unmount, done, nil
+		}
+		log.Printf("front: %v; mounting directly instead (go-fuse then answers .go-fuse-epoll-hack in the root itself)", err)
+		if err := fusemount.CleanStale(abs); err != nil {
+			return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
+		}
+		root = &node{fsys: fsys, top: true}
+	}
 	return fusemount.ServeGoFuse(abs, root, fsOpts)
 }
 
@@ -222,11 +239,18 @@ func joinNs(sec uint64, nsec uint32) int64 {
 // path any more (unlinked, or renamed over, through the mount).
 const errOrphan = syscall.ENOENT
 
-// pathOf returns in's path relative to the root ("." for the root), from
-// go-fuse's tree. ok is false if in is no longer in the tree.
+// isTop reports whether in is the front's root: go-fuse's root, or the
+// directory below it that is bound onto the mount point (fusemount.Staged).
+func isTop(in *fs.Inode) bool {
+	n, ok := in.Operations().(*node)
+	return in.IsRoot() || ok && n.top
+}
+
+// pathOf returns in's path relative to the front's root ("." for the root),
+// from go-fuse's tree. ok is false if in is no longer in the tree.
 func pathOf(in *fs.Inode) (p string, ok bool) {
 	var names []string
-	for !in.IsRoot() {
+	for !isTop(in) {
 		name, parent := in.Parent()
 		if parent == nil {
 			return "", false

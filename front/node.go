@@ -17,6 +17,7 @@ import (
 type node struct {
 	fs.Inode
 	fsys *filesystem
+	top  bool // the front's root (isTop)
 
 	mu       sync.Mutex
 	attr     fsop.Attr // the last attributes seen or made through the front
@@ -174,7 +175,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 		return errno
 	case a.Mode&syscall.S_IFMT != n.StableAttr().Mode:
 		return syscall.ESTALE
-	case f == nil && a.Ino != 0 && a.Ino != n.ino() && !n.IsRoot():
+	case f == nil && a.Ino != 0 && a.Ino != n.ino() && !isTop(n.EmbeddedInode()):
 		return syscall.ESTALE
 	}
 	n.remember(a)
