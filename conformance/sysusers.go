@@ -64,6 +64,22 @@ func usersCases() []Case {
 			asSetxattr(nobody, "r", "user.k"), chmodStep("r", 0o666), asSetxattr(nobody, "r", "user.k")}},
 		{Name: "users/hard-link-rules", Sys: []Step{rootFile("s", 0o600), chmodStep(".", 0o777),
 			asLink(alice, "s", "l"), asCreate(alice, "a", 0o600), asLink(alice, "a", "m"), ownerStep("m")}},
+		{Name: "users/rmdir-rules", Sys: []Step{mkdirStep("d", 0o777), asRmdir(alice, "d"),
+			chmodStep(".", 0o777), asMkdir(alice, "a", 0o755), asMkdir(alice, "a/sub", 0o755),
+			asRmdir(nobody, "a/sub"), asRmdir(nobody, "a"), asRmdir(alice, "a/sub"), asRmdir(nobody, "a")}},
+		{Name: "users/rename-directory-rules", Sys: []Step{chmodStep(".", 0o777), mkdirStep("x", 0o755), mkdirStep("y", 0o777),
+			asRename(alice, "x", "y/x"), asMkdir(alice, "a", 0o755), asRename(nobody, "a", "y/a"),
+			asRename(alice, "a", "y/a"), asRename(nobody, "y/a", "y/b"), ownerStep("y/b")}},
+		{Name: "users/open-rules", Sys: []Step{rootFile("r", 0o644),
+			asOpen(nobody, "r", unix.O_RDONLY|unix.O_TRUNC, "O_RDONLY|O_TRUNC"), asOpen(nobody, "r", unix.O_RDONLY|unix.O_CREAT, "O_RDONLY|O_CREAT"),
+			asOpen(nobody, "n", unix.O_RDONLY|unix.O_CREAT, "O_RDONLY|O_CREAT"), asOpen(nobody, "r", unix.O_WRONLY|unix.O_APPEND, "O_WRONLY|O_APPEND"),
+			contentStep("r")}},
+		{Name: "users/special-files", Sys: []Step{chmodStep(".", 0o777),
+			asMknod(alice, "p", unix.S_IFIFO|0o644, 0, "S_IFIFO|0644"), asMknod(alice, "s", unix.S_IFSOCK|0o600, 0, "S_IFSOCK|0600"),
+			asMknod(alice, "c", unix.S_IFCHR|0o600, unix.Mkdev(1, 3), "S_IFCHR|0600, 1:3"), ownerStep("p"), ownerStep("s"),
+			asOpen(nobody, "p", unix.O_RDONLY|unix.O_NONBLOCK, "O_RDONLY|O_NONBLOCK"),
+			asOpen(nobody, "p", unix.O_WRONLY|unix.O_NONBLOCK, "O_WRONLY|O_NONBLOCK"),
+			asUnlink(nobody, "s"), asUnlink(alice, "s")}},
 	}
 	return cs
 }
@@ -110,6 +126,25 @@ func asLink(c asuser.Cred, old, name string) Step {
 func asUnlink(c asuser.Cred, name string) Step {
 	return as(c, fmt.Sprintf("unlink(%q)", name), func(dir int) (string, error) {
 		return "", unix.Unlinkat(dir, name, 0)
+	})
+}
+
+func asRmdir(c asuser.Cred, name string) Step {
+	return as(c, fmt.Sprintf("rmdir(%q)", name), func(dir int) (string, error) {
+		return "", unix.Unlinkat(dir, name, unix.AT_REMOVEDIR)
+	})
+}
+
+func asMknod(c asuser.Cred, name string, mode uint32, dev uint64, text string) Step {
+	return as(c, fmt.Sprintf("mknod(%q, %s)", name, text), func(dir int) (string, error) {
+		return "", unix.Mknodat(dir, name, mode, int(dev))
+	})
+}
+
+// asOpen opens name with flags (mode 0644 if they create) and closes it.
+func asOpen(c asuser.Cred, name string, flags int, text string) Step {
+	return as(c, fmt.Sprintf("open(%q, %s)", name, text), func(dir int) (string, error) {
+		return "", closeAfter(unix.Openat(dir, name, flags|unix.O_CLOEXEC, 0o644))
 	})
 }
 
