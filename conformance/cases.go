@@ -220,8 +220,13 @@ func Cases() []Case {
 	// beyond the wire vocabulary (and names, xattr limits: wire ops at the limits)
 	for _, family := range []func() []Case{nameCases, xattrLimitCases, nodeCases, getdentsCases, renameWhiteoutCases,
 		fallocateCases, tmpfileCases, seekCases, copyCases, directCases, mmapCases, bigIOCases,
-		ioctlCases, lockCases, interruptCases, pollCases, statfsFieldCases, reservedCases, umaskCases, frontCases, usersCases} {
+		ioctlCases, lockCases, interruptCases, pollCases, statfsFieldCases, umaskCases, frontCases, usersCases} {
 		cs = append(cs, family()...)
 	}
-	return append(cs, trafficCases()...)
+	cs = append(cs, trafficCases()...)
+	// Last: through the front, a name in the root that the shadow's library
+	// keeps for itself diverges there, and a difference in the root resyncs
+	// the whole store (a scope is a directory), which leaves every op of the
+	// cases running meanwhile uncompared.
+	return append(cs, reservedCases()...)
 }
