@@ -48,7 +48,71 @@ func frontCases() []Case {
 				return fmt.Sprintf("same inode %v, nlink %d %d", f.Ino == g.Ino, f.Nlink, g.Nlink), nil
 			})}},
 		deepPathCase(),
+		pathMaxCase(),
 	}
+}
+
+// pathMaxCase makes each call with a path of PATH_MAX-1 (4,095) bytes
+// relative to the case's directory, the longest the kernel takes, as a
+// POSIX suite does from its working directory: mkdir, open(O_CREAT),
+// chmod, chown, link, rename, symlink, stat, unlink, rmdir; then one byte
+// more, which the kernel refuses (ENAMETOOLONG) before any filesystem sees
+// it. The path from the mount's root is longer than PATH_MAX by the case
+// directory's own path: a filesystem that measures paths from its root
+// refuses the first group too.
+func pathMaxCase() Case {
+	dirName := strings.Repeat("d", 200)
+	dir := strings.TrimSuffix(strings.Repeat(dirName+"/", 20), "/") // 4,019 bytes
+	name := func(c string) string { return dir + "/" + strings.Repeat(c, unix.PathMax-1-len(dir)-1) }
+	p, q, r, l := name("f"), name("g"), name("h"), name("l")
+	short := func(s string) string { return fmt.Sprintf("D/%s...(%d bytes)", s[len(dir)+1:][:4], len(s)) }
+	at := func(call string, fn func(dirf int) error) Step {
+		return do(call, func(e *Env) error { return fn(e.dirf) })
+	}
+	return Case{Name: "paths/path-max-relative", Sys: []Step{
+		step(fmt.Sprintf("20 x mkdirat(dir, D[:i]) with D the 4,019-byte %q/..., relative to the case's directory", dirName[:8]), func(e *Env) (string, error) {
+			for i := len(dirName); i <= len(dir); i += len(dirName) + 1 {
+				if err := unix.Mkdirat(e.dirf, dir[:i], 0o755); err != nil {
+					return fmt.Sprintf("%d bytes: %s", i, fsop.ErrnoName(err)), nil
+				}
+			}
+			return "20 levels", nil
+		}),
+		at(fmt.Sprintf("openat(dir, %s, O_CREAT|O_WRONLY, 0644); close", short(p)), func(d int) error {
+			return closeAfter(unix.Openat(d, p, unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644))
+		}),
+		at(fmt.Sprintf("fchmodat(dir, %s, 0600)", short(p)), func(d int) error { return unix.Fchmodat(d, p, 0o600, 0) }),
+		at(fmt.Sprintf("fchownat(dir, %s, 5, 6)", short(p)), func(d int) error { return unix.Fchownat(d, p, 5, 6, 0) }),
+		at(fmt.Sprintf("openat(dir, %s, O_WRONLY|O_TRUNC); close", short(p)), func(d int) error {
+			return closeAfter(unix.Openat(d, p, unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, 0))
+		}),
+		at(fmt.Sprintf("linkat(dir, %s, dir, %s)", short(p), short(q)), func(d int) error { return unix.Linkat(d, p, d, q, 0) }),
+		at(fmt.Sprintf("renameat(dir, %s, dir, %s)", short(q), short(r)), func(d int) error { return unix.Renameat(d, q, d, r) }),
+		at(fmt.Sprintf("symlinkat(\"x\", dir, %s)", short(l)), func(d int) error { return unix.Symlinkat("x", d, l) }),
+		step(fmt.Sprintf("fstatat(dir, %s), fstatat(dir, %s)", short(p), short(l)), func(e *Env) (string, error) {
+			var a, b unix.Stat_t
+			if err := unix.Fstatat(e.dirf, p, &a, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return "", err
+			}
+			if err := unix.Fstatat(e.dirf, l, &b, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("%s %d:%d nlink=%d, %s", describeStat(&a), a.Uid, a.Gid, a.Nlink, describeStat(&b)), nil
+		}),
+		at(fmt.Sprintf("openat(dir, %s, O_CREAT|O_WRONLY, 0644)", short(p+"x")), func(d int) error {
+			return closeAfter(unix.Openat(d, p+"x", unix.O_CREAT|unix.O_WRONLY|unix.O_CLOEXEC, 0o644))
+		}),
+		at(fmt.Sprintf("mkdirat(dir, %s)", short(p+"x")), func(d int) error { return unix.Mkdirat(d, p+"x", 0o755) }),
+		at(fmt.Sprintf("unlinkat(dir, %s), (%s), (%s)", short(p), short(r), short(l)), func(d int) error {
+			for _, n := range []string{p, r, l} {
+				if err := unix.Unlinkat(d, n, 0); err != nil {
+					return err
+				}
+			}
+			return nil
+		}),
+		at("unlinkat(dir, D, AT_REMOVEDIR)", func(d int) error { return unix.Unlinkat(d, dir, unix.AT_REMOVEDIR) }),
+	}}
 }
 
 // ownersStep shows the owners of a (not followed) and b.
