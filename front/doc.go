@@ -110,8 +110,11 @@
 //
 //   - During a canary the candidate serves some paths: their numbers are
 //     the candidate's. Both bridges' stores apply the same ops in the same
-//     order, so they normally number files alike; if they did not, two
-//     different files with one number and type would share a node.
+//     order, so they normally number files alike, but a resync renumbers
+//     the copy it restores. A directory whose number is its own parent's
+//     or an ancestor's then gets a number of its own (newChild: otherwise
+//     the kernel refuses the loop with ELOOP); two files with one number
+//     and type would still share a node.
 //   - An op result without an inode number (an Exec that reports none) gets
 //     one of go-fuse's, from 2^31 up.
 //   - getdents reports a name's d_ino only if the kernel has looked the name

@@ -43,6 +43,9 @@ const (
 	// envDOff sets the d_off of readdir results: "bazil" (byte offsets,
 	// as the primary's mount gives) or "none" (0, as an older bridge).
 	envDOff = "LIGHTHOUSE_FRONT_TEST_D_OFF"
+	// envSameIno, set to "P=Q", makes an lstat of path P report Q's inode
+	// number (a serving bridge whose copy a resync renumbered).
+	envSameIno = "LIGHTHOUSE_FRONT_TEST_SAME_INO"
 
 	readyTimeout = 20 * time.Second
 	stopTimeout  = 10 * time.Second
@@ -96,6 +99,7 @@ func serve(dir string) int {
 		}
 	}
 	run = withDOff(run, os.Getenv(envDOff))
+	run = withSameIno(run, os.Getenv(envSameIno))
 	if p := os.Getenv(envLog); p != "" {
 		f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 		if err != nil {

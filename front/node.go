@@ -2,6 +2,7 @@ package front
 
 import (
 	"context"
+	"log"
 	"sync"
 	"syscall"
 	"time"
@@ -18,6 +19,10 @@ type node struct {
 	fs.Inode
 	fsys *filesystem
 	top  bool // the front's root (isTop)
+	// bridgeIno is the bridge's inode number the node was looked up with:
+	// its number in go-fuse's table too, unless another file had taken it
+	// there (newChild).
+	bridgeIno uint64
 
 	mu       sync.Mutex
 	attr     fsop.Attr // the last attributes seen or made through the front
@@ -107,11 +112,52 @@ func asNode(in *fs.Inode) *node {
 // a hard link, or a name looked up again), so the kernel sees one inode
 // per file, as on the bridge's mount. An attribute without an inode
 // number gets one of go-fuse's (from FirstAutomaticIno).
+//
+// The number can mislead: during a canary the candidate serves some paths,
+// and after a resync renumbered its copy (store.RestoreSubtree) one of its
+// numbers can be another file's on the primary. A directory whose number
+// is n's or an ancestor's would be handed that node by go-fuse, a
+// directory inside itself, which the kernel refuses with ELOOP; such a
+// directory gets a node, and a number, of its own (a directory has one
+// name, so it cannot be the same file). Two files sharing a number
+// elsewhere are not detected (front/doc.go, "Inode numbers").
 func (n *node) newChild(ctx context.Context, name string, a fsop.Attr, out *fuse.EntryOut) *fs.Inode {
 	typ := a.Mode & syscall.S_IFMT
-	child := n.NewInode(ctx, &node{fsys: n.fsys, attr: a, haveAttr: true}, fs.StableAttr{Ino: a.Ino, Mode: typ})
+	id := fs.StableAttr{Ino: a.Ino, Mode: typ}
+	if typ == syscall.S_IFDIR && a.Ino != 0 && n.hasAncestor(id) {
+		if old := n.knownChild(name); old != nil && old.bridgeIno == a.Ino && old.StableAttr().Mode == typ {
+			id = old.StableAttr() // looked up again: the number it was given
+		} else {
+			id.Ino = 0 // go-fuse's next free number
+			log.Printf("front: %s: the bridge's inode number %d is this directory's or an ancestor's; given a number of its own (did a resync renumber the serving bridge's copy?)", name, a.Ino)
+		}
+	}
+	child := n.NewInode(ctx, &node{fsys: n.fsys, bridgeIno: a.Ino, attr: a, haveAttr: true}, id)
 	n.fsys.fillEntry(a, child.StableAttr().Ino, out)
 	return child
+}
+
+// knownChild is go-fuse's node for name in n, or nil.
+func (n *node) knownChild(name string) *node {
+	if in := n.GetChild(name); in != nil {
+		nd, _ := in.Operations().(*node)
+		return nd
+	}
+	return nil
+}
+
+// hasAncestor reports whether n, or a directory above it, has identity id.
+func (n *node) hasAncestor(id fs.StableAttr) bool {
+	for in := n.EmbeddedInode(); in != nil; {
+		if in.StableAttr() == id {
+			return true
+		}
+		if isTop(in) {
+			return false
+		}
+		_, in = in.Parent()
+	}
+	return false
 }
 
 // entry runs op (which makes name in n) and then looks the new name up.
@@ -175,7 +221,7 @@ func (n *node) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) 
 		return errno
 	case a.Mode&syscall.S_IFMT != n.StableAttr().Mode:
 		return syscall.ESTALE
-	case f == nil && a.Ino != 0 && a.Ino != n.ino() && !isTop(n.EmbeddedInode()):
+	case f == nil && a.Ino != 0 && a.Ino != n.bridgeIno && !isTop(n.EmbeddedInode()):
 		return syscall.ESTALE
 	}
 	n.remember(a)
