@@ -40,10 +40,19 @@ func TestFrontProgramsAsUsers(t *testing.T) {
 		t.Skip("runs programs as other users: needs root")
 	}
 	root := testRoot(t)
-	// The users must reach the mount: the test's directories are 0700.
-	for d := root; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
-		if err := os.Chmod(d, 0o711); err != nil {
+	// The users must reach the mount: the test's directories, and the
+	// run's TMPDIR above them, are 0700. Give each directory on the way
+	// search permission for others (only that), and take it back after.
+	for d := root; d != "/"; d = filepath.Dir(d) {
+		st, err := os.Stat(d)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if mode := st.Mode().Perm(); mode&0o001 == 0 {
+			if err := os.Chmod(d, mode|0o011); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.Chmod(d, mode) })
 		}
 	}
 	in := filepath.Join(root, "in")
