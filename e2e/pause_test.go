@@ -49,8 +49,10 @@ func TestFrontProgramsPaused(t *testing.T) {
 			if err := os.WriteFile(cfg, []byte("phase: "+phase+"\nthresholds:\n  p99: 1h\n  latency_ratio: 1000000\n"), 0o644); err != nil {
 				t.Fatal(err)
 			}
+			divergences := filepath.Join(root, phase+"-divergences.jsonl")
 			s := startFrontStack(t, root, phase, lighthouseBin, "none",
-				"--rollout-config", cfg, "--serve-fallback", "1s", "--mirror-max-lag", "2s")
+				"--rollout-config", cfg, "--serve-fallback", "1s", "--mirror-max-lag", "2s", "--divergence-log", divergences)
+			s.divergences = divergences
 			for _, st := range pausedSteps(src, tarball) {
 				if st.primary && phase != "shadow" {
 					continue
@@ -235,7 +237,8 @@ func (at *step) settle(t *testing.T, missing int) {
 		t.Errorf("ops %d != compared %d + skipped %d + pending %d", after.Ops, after.Compared, skipped, after.Pending)
 	}
 	if after.Divergent != 0 {
-		t.Errorf("%d divergences counted: %v", after.Divergent, after.ByClass)
+		b, _ := os.ReadFile(s.divergences)
+		t.Errorf("%d divergences counted: %v; the divergence log:\n%s", after.Divergent, after.ByClass, b[:min(len(b), 16<<10)])
 	}
 }
 

@@ -32,6 +32,7 @@ type frontStack struct {
 	front           string // the mount point
 	primary, shadow *bridgeProc
 	proxy           *proxyProc
+	divergences     string // the proxy's --divergence-log, if the test set one
 }
 
 // startFrontStack starts a bazil primary, a go-fuse shadow and a proxy
