@@ -47,7 +47,7 @@ func (p *Proxy) place(op *fsop.Op, r *rec) (sv, mr *side) {
 	}
 	r.paths = order.Targets(op, r.hpath)
 	p.updateRecord()
-	r.serving = p.route(op, r)
+	r.serving = p.route(op, r, h)
 	sv, mr = p.sides[r.serving], p.sides[r.serving.other()]
 	if op.Kind == fsop.Open {
 		h = &handleInfo{path: op.Path, flags: op.Flags}
@@ -153,9 +153,10 @@ func (p *Proxy) pinMtimes(op *fsop.Op, r *rec) {
 // bridge is out of step on r's paths (it missed ops there: serving would
 // split the tree's history) or the store of record lags as a mirror (it
 // must get every op the other bridge serves: the other serves nothing
-// until the record catches up). The record always serves what the other
-// cannot. p.mu is held.
-func (p *Proxy) route(op *fsop.Op, r *rec) Side {
+// until the record catches up), or r goes through a handle h that is not
+// open there. The record always serves what the other cannot. p.mu is
+// held.
+func (p *Proxy) route(op *fsop.Op, r *rec, h *handleInfo) Side {
 	want := Primary
 	if p.cfg.Route != nil {
 		want = p.cfg.Route(op, r.hpath)
@@ -164,6 +165,11 @@ func (p *Proxy) route(op *fsop.Op, r *rec) Side {
 		return want
 	}
 	if p.recordPaused() || !p.sides[want].inStep(r.paths, structural(op)) {
+		return p.record
+	}
+	if h != nil && h.gone[want] {
+		// The handle is not open there (opened while that bridge was out
+		// of step, or not reopened by its resync): it would answer EBADF.
 		return p.record
 	}
 	return want
