@@ -159,8 +159,9 @@ func (m *goFuseMount) unmount() error {
 }
 
 // detach unmounts politely (go-fuse's Unmount: umount(2), then
-// fusermount3 -u, with retries; umount(2) of the bind if staged) and falls back to a lazy detach when that
-// fails (files still open), times out, or the connection is gone already.
+// fusermount3 -u, with retries; umount(2) of the bind if staged) and falls
+// back to a lazy detach when that fails (files still open), times out, or
+// the connection is gone already.
 // After a lazy detach the serve loop ends when the last user is gone.
 func (m *goFuseMount) detach() error {
 	select {
