@@ -240,7 +240,8 @@ func joinNs(sec uint64, nsec uint32) int64 {
 const errOrphan = syscall.ENOENT
 
 // isTop reports whether in is the front's root: go-fuse's root, or the
-// directory below it that is bound onto the mount point (fusemount.Staged).
+// directory below it that is bound onto the mount point
+// (fusemount.ServeGoFuseStaged).
 func isTop(in *fs.Inode) bool {
 	n, ok := in.Operations().(*node)
 	return in.IsRoot() || ok && n.top
