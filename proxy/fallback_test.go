@@ -9,25 +9,32 @@ import (
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
 
+// newCanaryProxy is a proxy in canary whose candidate serves every path it
+// is in step on, with a 20 ms serve fallback, and exec, which runs an op
+// through it and fails the test unless it succeeds.
+func newCanaryProxy(t *testing.T) (p *Proxy, pb, sb *storeBridge, exec func(fsop.Op) fsop.Result) {
+	pb, sb = newStoreBridge(), newStoreBridge()
+	p, _ = newTestProxy(t, Config{Primary: pb, Shadow: sb, ServeFallback: 20 * time.Millisecond,
+		Route:  CandidateRoute(func(string) bool { return true }),
+		Weight: func() float64 { return 0.5 }})
+	exec = func(op fsop.Op) fsop.Result {
+		t.Helper()
+		res, err := p.Exec(context.Background(), &op)
+		if err != nil || res.Errno != "" {
+			t.Fatalf("%s %s (handle %d): %v %s", op.Kind, op.Path, op.Handle, err, res.Errno)
+		}
+		return res
+	}
+	return p, pb, sb, exec
+}
+
 // TestServeFallback: in canary, a candidate that stops answering (paused)
 // costs its clients no error and no lost write. The op it was serving gets
 // the store of record's answer after ServeFallback, the candidate goes out
 // of step and serves nothing more, and once it answers again its late
 // result is still accounted for and the resync brings it back in step.
 func TestServeFallback(t *testing.T) {
-	pb, sb := newStoreBridge(), newStoreBridge()
-	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, ServeFallback: 20 * time.Millisecond,
-		Route:  CandidateRoute(func(string) bool { return true }), // the candidate serves every path it is in step on
-		Weight: func() float64 { return 0.5 }})
-	ctx := context.Background()
-	exec := func(op fsop.Op) fsop.Result {
-		t.Helper()
-		res, err := p.Exec(ctx, &op)
-		if err != nil || res.Errno != "" {
-			t.Fatalf("%s %s: %v %s", op.Kind, op.Path, err, res.Errno)
-		}
-		return res
-	}
+	p, pb, sb, exec := newCanaryProxy(t)
 	exec(fsop.Op{Kind: fsop.Mkdir, Path: "d", Mode: 0o755})
 	waitIdle(t, p)
 	if st := p.Stats(); st.ServedBy["gofuse"] != 1 || st.Fallbacks != 0 {
@@ -78,19 +85,7 @@ func TestServeFallback(t *testing.T) {
 // the candidate would answer EBADF to the client (seen in e2e: tar's close
 // of a file it extracted, counted as an errno divergence).
 func TestHandleGoneOnCandidateIsServedByRecord(t *testing.T) {
-	pb, sb := newStoreBridge(), newStoreBridge()
-	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, ServeFallback: 20 * time.Millisecond,
-		Route:  CandidateRoute(func(string) bool { return true }),
-		Weight: func() float64 { return 0.5 }})
-	ctx := context.Background()
-	exec := func(op fsop.Op) fsop.Result {
-		t.Helper()
-		res, err := p.Exec(ctx, &op)
-		if err != nil || res.Errno != "" {
-			t.Fatalf("%s %s (handle %d): %v %s", op.Kind, op.Path, op.Handle, err, res.Errno)
-		}
-		return res
-	}
+	p, _, sb, exec := newCanaryProxy(t)
 	exec(fsop.Op{Kind: fsop.Mkdir, Path: "d", Mode: 0o755})
 	sb.gate = make(chan struct{}) // the candidate stops answering: out of step
 	exec(fsop.Op{Kind: fsop.WriteFile, Path: "d/f", Data: []byte("kept")})
