@@ -116,9 +116,10 @@ var (
 // it in pieces. 64 KiB is 16 PATH_MAXes (326 levels of 200-byte names).
 const MaxPathLen = 64 << 10
 
-// MaxTargetLen bounds a symlink's target: symlink(2) copies at most
-// PATH_MAX bytes, NUL included; the executors answer a longer one with
-// ENAMETOOLONG, as the kernel does.
+// MaxTargetLen is PATH_MAX, which bounds a symlink's target: symlink(2)
+// copies at most that many bytes, NUL included, so a target of
+// MaxTargetLen bytes or more is ENAMETOOLONG from the executors, as from
+// the kernel. Validate refuses a longer one as a bad request.
 const MaxTargetLen = 4096
 
 // CleanPath returns p cleaned and relative to the mount root ("." for the

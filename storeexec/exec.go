@@ -64,7 +64,6 @@ const MaxRead = 64 << 20
 // Kernel limits the executor reproduces.
 const (
 	maxSymlinks    = 40       // MAXSYMLINKS: symlinks one path walk may follow
-	pathMax        = 4096     // PATH_MAX, NUL included
 	xattrMax       = 64 << 10 // XATTR_SIZE_MAX and XATTR_LIST_MAX
 	renameWhiteout = 1 << 2   // RENAME_WHITEOUT, valid for the VFS (the store refuses it)
 )
@@ -244,7 +243,7 @@ func (e *Executor) unlink(op *fsop.Op) (fsop.Result, error) {
 func (e *Executor) symlink(op *fsop.Op) (fsop.Result, error) {
 	return fsop.Result{}, e.atParent(op.Path, func(dir store.Attr, base string) error {
 		switch {
-		case len(op.Target) >= pathMax:
+		case len(op.Target) >= fsop.MaxTargetLen:
 			return syscall.ENAMETOOLONG
 		case base == ".":
 			return syscall.EEXIST
