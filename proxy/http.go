@@ -14,7 +14,6 @@ import (
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 	"github.com/lighthouse-fs/lighthouse/internal/httpguard"
-	"github.com/lighthouse-fs/lighthouse/order"
 )
 
 // Handler is the proxy's client API: the bridges' own protocol
@@ -117,9 +116,12 @@ type BridgeStatus struct {
 // ScopeStatus is one subtree out of step on a bridge: why, since when,
 // and what will bring it back.
 type ScopeStatus struct {
-	Subtree string    `json:"subtree"`
-	Reason  string    `json:"reason"`
-	Since   time.Time `json:"since"`
+	Subtree string `json:"subtree"`
+	// Names is how many names under Subtree are out of step when only
+	// they are (a narrow scope); 0 when all of Subtree is.
+	Names  int       `json:"names,omitempty"`
+	Reason string    `json:"reason"`
+	Since  time.Time `json:"since"`
 	// Fix says what brings the subtree back in step (a resync from the
 	// store of record, when; or an operator, when the audit held it).
 	Fix       string `json:"fix"`
@@ -154,7 +156,7 @@ func (p *Proxy) Status() Status {
 			QueueBytes: s.bytes, Quarantined: len(s.scopes)}
 		for _, sc := range s.scopes {
 			b.OutOfStep = append(b.OutOfStep, sc.status(p.sides[s.idx.other()].name))
-			if sc.root == order.Root {
+			if sc.wholeStore() {
 				b.StaleReason = sc.reason
 				if sc.lastErr != "" {
 					b.StaleReason += ": " + sc.lastErr
@@ -172,6 +174,9 @@ func (p *Proxy) Status() Status {
 // status describes sc for people; record names the store of record.
 func (sc *scope) status(record string) ScopeStatus {
 	out := ScopeStatus{Subtree: sc.root, Reason: sc.reason, Since: sc.since, LastError: sc.lastErr, Attempts: sc.attempts, Held: sc.held}
+	if sc.narrow {
+		out.Names = len(sc.expected) + len(sc.counted)
+	}
 	switch {
 	case sc.held != "":
 		out.Fix = "an operator: the audit found the store of record (" + record + ") at fault, so nothing is copied; check both copies, then resync (POST /admin/resync)"

@@ -26,10 +26,26 @@ const maxExpected = 100000
 // mirrored to that bridge, not served by it, and not compared, until a
 // resync audits the two copies and copies the record's over it. The rest
 // of the tree is mirrored and compared as usual.
+//
+// A narrow scope (one made from the paths of ops) is out of step only on
+// those paths: each one's subtree, and its parent directory itself (whose
+// entries and link count may differ). Its root is the directory its resync
+// copies; ops on other names under root ran on equal states on both
+// bridges and are still mirrored and compared. A wide scope (a lag, an
+// operator's resync) is out of step on all of root.
 type scope struct {
 	root   string // a directory ("." is the whole store)
 	reason string
-	since  time.Time
+	narrow bool
+	// subtrees: directories wholly out of step in a narrow scope (a wide
+	// scope it absorbed); unlike expected paths, the audit counts what
+	// differs there.
+	subtrees map[string]struct{}
+	// The index of a narrow scope's paths (expected, counted and
+	// subtrees): the parent directory of each, and every directory above
+	// one.
+	parents, ancestors map[string]struct{}
+	since              time.Time
 	// from: ops admitted after it that touch root ran on a state that
 	// differs, or did not run: they are not compared until the barrier.
 	from uint64
@@ -62,6 +78,46 @@ type scope struct {
 // so a scope below them).
 func structural(op *fsop.Op) bool {
 	return op.Kind == fsop.Rename || op.Kind == fsop.Rmdir
+}
+
+// touches reports whether an op on paths touches sc: for a wide scope a
+// path inside root, or (for a structural op) an ancestor of it; for a
+// narrow one, a path inside one of its paths, the parent directory of one,
+// or (structural) a directory above one.
+func (sc *scope) touches(paths []string, structural bool) bool {
+	if !sc.narrow {
+		return touches(sc.root, paths, structural)
+	}
+	for _, p := range paths {
+		if p == "" {
+			continue
+		}
+		if _, ok := sc.parents[p]; ok {
+			return true
+		}
+		if _, ok := sc.ancestors[p]; ok && structural {
+			return true
+		}
+		for a := p; ; a = parentDir(a) {
+			if sc.holds(a) {
+				return true
+			}
+			if a == order.Root {
+				break
+			}
+		}
+	}
+	return false
+}
+
+// holds reports whether a narrow scope holds path's subtree.
+func (sc *scope) holds(path string) bool {
+	for _, m := range [...]map[string]struct{}{sc.expected, sc.counted, sc.subtrees} {
+		if _, ok := m[path]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 // touches reports whether an op on paths touches the subtree at root: a
@@ -118,7 +174,7 @@ func commonAncestor(a, b string) string {
 // touches. p.mu is held.
 func (s *side) covering(paths []string, structural bool) *scope {
 	for _, sc := range s.scopes {
-		if touches(sc.root, paths, structural) {
+		if sc.touches(paths, structural) {
 			return sc
 		}
 	}
@@ -133,7 +189,7 @@ func (s *side) inStep(paths []string, structural bool) bool {
 // stale reports whether the whole bridge is out of step. p.mu is held.
 func (s *side) stale() bool {
 	for _, sc := range s.scopes {
-		if sc.root == order.Root {
+		if sc.wholeStore() {
 			return true
 		}
 	}
@@ -148,13 +204,16 @@ func (s *side) incomparable(r *rec) *scope {
 	st := structural(&r.op)
 	for _, list := range [2][]*scope{s.scopes, s.settled} {
 		for _, sc := range list {
-			if r.seq > sc.from && (sc.barrier == 0 || r.seq < sc.barrier) && touches(sc.root, r.paths, st) {
+			if r.seq > sc.from && (sc.barrier == 0 || r.seq < sc.barrier) && sc.touches(r.paths, st) {
 				return sc
 			}
 		}
 	}
 	return nil
 }
+
+// wholeStore reports whether sc puts the whole store out of step.
+func (sc *scope) wholeStore() bool { return sc.root == order.Root && !sc.narrow }
 
 // skipReason is why an op touching sc is not compared.
 func (sc *scope) skipReason() string {
@@ -176,7 +235,7 @@ func (sc *scope) skipReason() string {
 // p.mu is held.
 func (p *Proxy) addScope(s *side, paths []string, reason string, from uint64, counted bool) *scope {
 	paths = p.aliases.Expand(paths)
-	sc := p.addScopeAt(s, scopeRoot(paths), reason, from)
+	sc := p.newScope(s, scopeRoot(paths), reason, from, true)
 	for _, path := range paths {
 		if path != "" {
 			sc.note(path, counted)
@@ -185,18 +244,28 @@ func (p *Proxy) addScope(s *side, paths []string, reason string, from uint64, co
 	return sc
 }
 
-// addScopeAt marks the subtree at root out of step on s (see addScope).
-// p.mu is held.
+// addScopeAt marks the whole subtree at root out of step on s (see
+// addScope). p.mu is held.
 func (p *Proxy) addScopeAt(s *side, root, reason string, from uint64) *scope {
+	return p.newScope(s, root, reason, from, false)
+}
+
+// newScope returns the scope of s that holds root, made or widened: a
+// narrow one if narrow (its caller notes its paths), else wide. p.mu is
+// held.
+func (p *Proxy) newScope(s *side, root, reason string, from uint64, narrow bool) *scope {
 	var sc *scope
 	for _, o := range s.scopes {
 		if order.Within(root, o.root) {
 			sc = o // already inside an active scope
+			if !narrow {
+				sc.addSubtree(root)
+			}
 			break
 		}
 	}
 	if sc == nil {
-		sc = &scope{root: root, reason: reason, since: time.Now(), from: from}
+		sc = &scope{root: root, reason: reason, since: time.Now(), from: from, narrow: narrow}
 		kept := s.scopes[:0]
 		for _, o := range s.scopes {
 			if order.Within(o.root, root) {
@@ -215,8 +284,34 @@ func (p *Proxy) addScopeAt(s *side, root, reason string, from uint64) *scope {
 	return sc
 }
 
+// widen puts all of sc's root out of step.
+func (sc *scope) widen() {
+	sc.narrow, sc.subtrees, sc.parents, sc.ancestors = false, nil, nil, nil
+}
+
+// addSubtree puts the whole subtree at root (inside sc's) out of step.
+func (sc *scope) addSubtree(root string) {
+	switch {
+	case !sc.narrow:
+	case root == sc.root || len(sc.subtrees) >= maxExpected:
+		sc.widen()
+	default:
+		if sc.subtrees == nil {
+			sc.subtrees = map[string]struct{}{}
+		}
+		sc.subtrees[root] = struct{}{}
+		sc.index(root)
+	}
+}
+
 // absorb takes o (a scope inside sc) into sc.
 func (sc *scope) absorb(o *scope) {
+	if !o.narrow {
+		sc.addSubtree(o.root)
+	}
+	for path := range o.subtrees {
+		sc.addSubtree(path)
+	}
 	sc.from = min(sc.from, o.from)
 	sc.since = minTime(sc.since, o.since)
 	sc.uncertain = sc.uncertain || o.uncertain
@@ -249,8 +344,34 @@ func (sc *scope) note(path string, counted bool) {
 	}
 	if len(*m) < maxExpected {
 		(*m)[path] = struct{}{}
-	} else if !counted {
+		sc.index(path)
+		return
+	}
+	if !counted {
 		sc.uncertain = true
+	}
+	sc.widen() // the paths out of step are no longer all known
+}
+
+// index adds path to a narrow scope's index of directories.
+func (sc *scope) index(path string) {
+	if !sc.narrow || path == order.Root {
+		return
+	}
+	if sc.parents == nil {
+		sc.parents, sc.ancestors = map[string]struct{}{}, map[string]struct{}{}
+	}
+	a := parentDir(path)
+	sc.parents[a] = struct{}{}
+	for {
+		if _, ok := sc.ancestors[a]; ok {
+			return // and every directory above it
+		}
+		sc.ancestors[a] = struct{}{}
+		if a == order.Root {
+			return
+		}
+		a = parentDir(a)
 	}
 }
 

@@ -596,3 +596,54 @@ func TestMirroredChangeInAScopeIsExpected(t *testing.T) {
 		t.Errorf("a rename mirrored into an out-of-step subtree: expected to differ %v, want a/f and a/g (else the audit blames the record)", got)
 	}
 }
+
+// TestNarrowScopeKeepsOtherNamesCompared: a divergence on a/f puts a/f out
+// of step (its subtree, and a itself, whose entries differ), not the other
+// names in a; a lag puts the whole subtree out of step.
+func TestNarrowScopeKeepsOtherNamesCompared(t *testing.T) {
+	p, _ := newTestProxy(t, Config{Primary: newStoreBridge(), Shadow: newStoreBridge()})
+	shadow := p.sides[Shadow]
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	from := p.seqNo
+	sc := p.addScope(shadow, []string{"a/f"}, ScopeDiverged, from, true)
+	for _, c := range []struct {
+		paths      []string
+		structural bool
+		want       bool
+	}{
+		{[]string{"a/f"}, false, true},
+		{[]string{"a/f/x"}, false, true},     // below it
+		{[]string{"a"}, false, true},         // its directory's entries
+		{[]string{"a", "z"}, true, true},     // a rename of its directory
+		{[]string{"a/g"}, false, false},      // another name in a
+		{[]string{"a/g", "a/f"}, true, true}, // a rename onto it
+		{[]string{"."}, false, false},        // the root's entries are the same
+		{[]string{"b/f"}, false, false},
+		{[]string{"a/g/h", "b/x"}, true, false}, // a rename elsewhere
+	} {
+		if got := shadow.covering(c.paths, c.structural) != nil; got != c.want {
+			t.Errorf("an op on %v (structural %v) out of step: %v, want %v", c.paths, c.structural, got, c.want)
+		}
+	}
+	r := &rec{op: fsop.Op{Kind: fsop.Stat, Path: "a/g"}, paths: []string{"a/g"}, seq: from + 2}
+	if sc.narrow == false || shadow.incomparable(r) != nil {
+		t.Errorf("a stat of a/g admitted after the divergence on a/f is not compared")
+	}
+	if shadow.stale() {
+		t.Errorf("a narrow scope made the whole bridge stale")
+	}
+	p.addScopeAt(shadow, "a", ScopeLag, from)
+	if shadow.covering([]string{"a/g"}, false) == nil {
+		t.Errorf("after a lag on a, a/g is still compared")
+	}
+
+	// A handle change to a file at the root does not put the store out of step.
+	p.addScope(shadow, []string{"top"}, ScopeHandle, from, false)
+	if shadow.stale() || shadow.covering([]string{"b/f"}, false) != nil {
+		t.Errorf("a change through a handle on top put the whole store out of step")
+	}
+	if shadow.covering([]string{"top"}, false) == nil || shadow.covering([]string{"a/g"}, false) == nil {
+		t.Errorf("top, or a (absorbed, wide), is compared")
+	}
+}

@@ -117,7 +117,11 @@ func writeProxyStatus(tw io.Writer, px *proxy.Status) {
 			} else if sc.LastError != "" {
 				why += fmt.Sprintf(" (%d attempts, last: %s)", sc.Attempts, sc.LastError)
 			}
-			fmt.Fprintf(tw, "  %s\t%s since %s\tfix: %s\n", sc.Subtree, why, sc.Since.Format(time.RFC3339), sc.Fix)
+			where := sc.Subtree
+			if sc.Names > 0 {
+				where = fmt.Sprintf("%s (%d names)", sc.Subtree, sc.Names)
+			}
+			fmt.Fprintf(tw, "  %s\t%s since %s\tfix: %s\n", where, why, sc.Since.Format(time.RFC3339), sc.Fix)
 		}
 	}
 }
