@@ -47,12 +47,13 @@ func DivergenceRatio(window string) string {
 		window, compared, compared)
 }
 
-// Coverage is the share of served ops that were compared over window
-// (the rest were skipped, with a reason): the verdict and the rollout
+// Coverage is the share of served ops in the mirror share that were
+// compared over window (the rest were skipped, with a reason; ops sampled
+// out of the share never were meant to be): the verdict and the rollout
 // speak only for this share.
 func Coverage(window string) string {
 	compared := fmt.Sprintf("sum(rate(lighthouse_proxy_compared_total[%s]))", window)
-	return fmt.Sprintf("%s / (%s + (sum(rate(lighthouse_proxy_mirror_skipped_total[%s])) or 0 * %s))", compared, compared, window, compared)
+	return fmt.Sprintf(`%s / (%s + (sum(rate(lighthouse_proxy_mirror_skipped_total{reason!="sampled_out"}[%s])) or 0 * %s))`, compared, compared, window, compared)
 }
 
 // LatencyQuantile is the q-quantile of the bridges' op latency over
@@ -165,9 +166,9 @@ func Lighthouse() *Dashboard {
 	withThreshold(ratio, DivergenceThreshold, "threshold 0.1%")
 	ratio.FieldConfig.Defaults.Decimals = intp(3)
 	l.add(8, 8, ratio)
-	cov := timeseries("Coverage (compared / served)",
-		"The share of served ops whose results were compared; the rest were skipped, by the reasons under Mirror health. The divergence ratio speaks only for this share, and the rollout does not advance on a window below 95% (min_coverage, red line).",
-		"percentunit", q(Coverage(ri), "coverage"), q(constant(CoverageMin), "minimum 95%"))
+	cov := timeseries("Coverage (compared / served) and mirror share",
+		"The share of served ops whose results were compared, among those in the mirror share; the rest were skipped, by the reasons under Mirror health. The divergence ratio speaks only for this share, and the rollout does not advance on a window below 95% (min_coverage, red line). Mirror share: the share of the tree (by top-level name) mirrored to the bridge that is not the store of record; below 100% the proxy mirrors less because that bridge cannot keep up (--mirror-share auto) or was told to (--mirror-share 0.25), and ops in the rest are skipped as sampled_out.",
+		"percentunit", q(Coverage(ri), "coverage"), q("min by (bridge) (lighthouse_proxy_mirror_share)", "mirror share {{bridge}}"), q(constant(CoverageMin), "minimum 95%"))
 	cov.FieldConfig.Defaults.Thresholds = steps("red", CoverageMin, "green")
 	cov.FieldConfig.Defaults.Custom.ThresholdsStyle = &ThresholdsStyle{Mode: "dashed"}
 	dashed(cov, "minimum 95%", "red")
@@ -272,7 +273,7 @@ func Lighthouse() *Dashboard {
 	l.add(6, 7, timeseries("Mirror queue bytes", "Payload bytes held for mirrored ops not yet finished (bounded at 256 MiB).",
 		"bytes", q("max by (bridge) (lighthouse_proxy_mirror_queue_bytes)", "{{bridge}}")))
 	skipped := bars(timeseries("Skipped ops by reason",
-		"Ops not compared, per second, by bridge and reason: stale (the bridge's subtree is out of step), quarantined (out of step after a divergence), resync (admitted across a resync), handle (a handle the bridge no longer has), shadow_error and serving_error (an op failed on one side), shutdown.",
+		"Ops not compared, per second, by bridge and reason: stale (the bridge's subtree is out of step), quarantined (out of step after a divergence), resync (admitted across a resync), handle (a handle the bridge no longer has), shadow_error and serving_error (an op failed on one side), shutdown, sampled_out (outside the mirror share: by design, not part of coverage).",
 		"ops", q(fmt.Sprintf("sum by (bridge, reason) (rate(lighthouse_proxy_mirror_skipped_total[%s]))", ri), "{{bridge}} {{reason}}")))
 	skipped.FieldConfig.Defaults.NoValue = "none skipped"
 	l.add(9, 7, skipped)

@@ -117,6 +117,7 @@ type Proxy struct {
 	Lag         *prometheus.GaugeVec     // {bridge}: age of the oldest unfinished mirrored op, seconds
 	Stale       *prometheus.GaugeVec     // {bridge}: 1 while the bridge is out of step and not mirrored
 	Skipped     *prometheus.CounterVec   // {bridge, reason}: ops not compared
+	MirrorShare *prometheus.GaugeVec     // {bridge}: share of the tree mirrored to the bridge
 	Resyncs     *prometheus.CounterVec   // {bridge, result}
 	ResyncPause prometheus.Histogram     // serving pause while the source snapshot is taken
 	ResyncBytes *prometheus.CounterVec   // {bridge}: snapshot bytes copied by resyncs
@@ -176,8 +177,12 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 		}, []string{"bridge"}),
 		Skipped: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "lighthouse_proxy_mirror_skipped_total",
-			Help: "Ops not compared, by mirror bridge and reason (stale, quarantined, handle, shadow_error, serving_error, resync, shutdown).",
+			Help: "Ops not compared, by mirror bridge and reason (stale, quarantined, handle, shadow_error, serving_error, resync, shutdown, sampled_out: outside the mirror share, by design).",
 		}, []string{"bridge", "reason"}),
+		MirrorShare: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "lighthouse_proxy_mirror_share",
+			Help: "Share of the tree (by top-level name) mirrored to the bridge and compared; ops in the rest are served by the store of record alone (skipped, sampled_out). 1: everything.",
+		}, []string{"bridge"}),
 		Resyncs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "lighthouse_proxy_resyncs_total",
 			Help: "Resyncs of a bridge from a snapshot of the other, by result (ok, failed).",

@@ -83,6 +83,7 @@ func (p *Proxy) enqueue(r *rec, sv, mr *side, keys []order.Key, ready chan struc
 		r.remaining.Store(2)
 		r.elem = mr.pending.PushBack(r)
 		mr.bytes += r.size
+		mr.in++
 		p.metrics.QueueDepth.WithLabelValues(mr.name).Set(float64(mr.pending.Len()))
 		p.metrics.QueueBytes.WithLabelValues(mr.name).Set(float64(mr.bytes))
 	} else {
@@ -164,6 +165,9 @@ func (p *Proxy) route(op *fsop.Op, r *rec, h *handleInfo) Side {
 	if want == p.record {
 		return want
 	}
+	if !p.allInShare(r.paths) {
+		return p.record // outside the mirror share: the other bridge does not have it
+	}
 	if p.recordPaused() || !p.sides[want].inStep(r.paths, structural(op)) {
 		return p.record
 	}
@@ -202,11 +206,15 @@ func (p *Proxy) updateRecord() {
 	if want == p.record {
 		return
 	}
-	if len(p.sides[want].scopes) > 0 {
+	if p.share.share < 1 {
+		p.setShare(p.sides[want], 1, "it becomes the store of record")
+	}
+	if len(p.sides[want].scopes) > 0 || p.share.share < 1 {
 		p.kickResync() // resynced from the current record first
 		return
 	}
 	p.log.Info("store of record changed", "from", p.sides[p.record].name, "to", p.sides[want].name)
+	p.resetShare(p.sides[p.record])
 	p.record = want
 }
 
@@ -216,6 +224,9 @@ func (p *Proxy) updateRecord() {
 func (p *Proxy) mirrorable(mr *side, r *rec, h *handleInfo) bool {
 	if mr.idx == p.record {
 		return true
+	}
+	if p.sampleOut(mr, r) {
+		return false
 	}
 	if sc := mr.covering(r.paths, structural(&r.op)); sc != nil {
 		r.skip = sc.skipReason()

@@ -94,6 +94,10 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 	for _, df := range diffs {
 		path := df.path
 		res.differences++
+		if p.outOfDate(path) {
+			res.expected++ // its ops were sampled out: never mirrored here
+			continue
+		}
 		// Whether counted or not, the evidence decides whether the record's
 		// copy may replace the other: never when the record lost what an
 		// op it was told to do asked for and the other holds it.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"sync"
@@ -31,7 +32,8 @@ type Stats struct {
 	Skipped   map[string]int64 // by reason
 	OrderOnly int64
 	Resyncs   int64
-	Fallbacks int64 // served ops the store of record answered in the serving bridge's place
+	Fallbacks int64   // served ops the store of record answered in the serving bridge's place
+	minShare  float64 // the lowest mirror share (0: never below 1)
 	// ResyncBytes are the bytes resyncs copied; ResyncPauseMax the longest
 	// the store of record held ops for a snapshot; AuditExpected and
 	// AuditUncounted the differences audits did not count.
@@ -54,7 +56,8 @@ func (p *Proxy) Stats() StatsView {
 		Resyncs: s.Resyncs, Fallbacks: s.Fallbacks, ByClass: map[string]int64{}, Skipped: map[string]int64{}, Examples: map[string][]Divergence{},
 		ServedBy:  map[string]int64{p.sides[0].name: s.served[0], p.sides[1].name: s.served[1]},
 		Readbacks: s.readbacks.Load(), ReadbacksAdmitted: s.rbAdmitted.Load(), MaxQueueDepth: s.maxDepth, MaxLagSeconds: s.maxLagSecs,
-		ResyncBytes: s.ResyncBytes, ResyncPauseMax: s.ResyncPauseMax, AuditExpected: s.AuditExpected, AuditUncounted: s.AuditUncounted}
+		ResyncBytes: s.ResyncBytes, ResyncPauseMax: s.ResyncPauseMax, AuditExpected: s.AuditExpected, AuditUncounted: s.AuditUncounted,
+		MinMirrorShare: cmp.Or(s.minShare, 1)}
 	for k, n := range s.ByClass {
 		v.ByClass[k] = n
 	}
@@ -89,12 +92,16 @@ type StatsView struct {
 	// ByClass["audit"] has what they counted).
 	ResyncBytes, AuditExpected, AuditUncounted int64
 	ResyncPauseMax                             time.Duration
+	// MinMirrorShare is the lowest the mirror share went (1: never below
+	// everything).
+	MinMirrorShare float64
 }
 
 // Coverage is the share of the ops served whose outcome is known that
-// were compared (1 when there are none).
+// were compared (1 when there are none), of those in the mirror share:
+// the ops sampled out were never meant to be.
 func (v StatsView) Coverage() float64 {
-	done := v.Ops - v.Pending
+	done := v.Ops - v.Pending - v.Skipped[SkipSampled]
 	if done <= 0 {
 		return 1
 	}
@@ -211,6 +218,7 @@ func (p *Proxy) observation(r *rec, class, skip string) rollout.Observation {
 	if r.err[r.serving] == nil && !r.niced {
 		o.Op = string(r.op.Kind)
 	}
+	o.SampledOut = skip == SkipSampled
 	ran := r.serving == Shadow || r.mirrored
 	if !ran {
 		return o

@@ -132,17 +132,21 @@ type ScopeStatus struct {
 
 // Status is what /v1/info and /admin/status answer.
 type Status struct {
-	Ops       int64            `json:"ops"`
-	Compared  int64            `json:"compared"`
-	Pending   int64            `json:"pending"`  // served, outcome not known yet
-	Coverage  float64          `json:"coverage"` // compared / (ops - pending)
-	Divergent int64            `json:"divergent"`
-	ByClass   map[string]int64 `json:"divergences_by_class"`
-	Skipped   map[string]int64 `json:"skipped"`
-	Resyncs   int64            `json:"resyncs"`
-	Fallbacks int64            `json:"fallbacks,omitempty"` // served ops the store of record answered in place of a late bridge
-	Readbacks int64            `json:"readbacks"`
-	Bridges   []BridgeStatus   `json:"bridges"`
+	Ops      int64   `json:"ops"`
+	Compared int64   `json:"compared"`
+	Pending  int64   `json:"pending"`  // served, outcome not known yet
+	Coverage float64 `json:"coverage"` // compared / (ops - pending - sampled out)
+	// MirrorShare is the share of the tree mirrored to the bridge that is
+	// not the store of record (1: all of it); MirrorShareAuto: it adapts.
+	MirrorShare     float64          `json:"mirror_share"`
+	MirrorShareAuto bool             `json:"mirror_share_auto,omitempty"`
+	Divergent       int64            `json:"divergent"`
+	ByClass         map[string]int64 `json:"divergences_by_class"`
+	Skipped         map[string]int64 `json:"skipped"`
+	Resyncs         int64            `json:"resyncs"`
+	Fallbacks       int64            `json:"fallbacks,omitempty"` // served ops the store of record answered in place of a late bridge
+	Readbacks       int64            `json:"readbacks"`
+	Bridges         []BridgeStatus   `json:"bridges"`
 }
 
 // Status reports the proxy's counters and both bridges' mirror state.
@@ -151,6 +155,7 @@ func (p *Proxy) Status() Status {
 	st := Status{Ops: v.Ops, Compared: v.Compared, Pending: v.Pending, Coverage: v.Coverage(), Divergent: v.Divergent, ByClass: v.ByClass, Skipped: v.Skipped, Resyncs: v.Resyncs, Fallbacks: v.Fallbacks, Readbacks: v.Readbacks}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	st.MirrorShare, st.MirrorShareAuto = p.share.share, p.share.auto
 	for _, s := range p.sides {
 		b := BridgeStatus{Backend: s.name, Role: s.role, Record: s.idx == p.record, Stale: s.stale(), QueueDepth: s.pending.Len(),
 			QueueBytes: s.bytes, Quarantined: len(s.scopes)}

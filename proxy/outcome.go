@@ -32,7 +32,7 @@ const (
 )
 
 // SkipReasons lists every reason, for metrics and reports.
-var SkipReasons = []string{SkipStale, SkipQuarantined, SkipHandle, SkipShadowError, SkipServingError, SkipResync, SkipShutdown}
+var SkipReasons = []string{SkipStale, SkipQuarantined, SkipHandle, SkipShadowError, SkipServingError, SkipResync, SkipShutdown, SkipSampled}
 
 // openRecs are the ops admitted and not yet accounted for: at Close, those
 // still in flight are accounted as SkipShutdown (or by their own

@@ -135,6 +135,15 @@ type Config struct {
 	MirrorMaxOps   int
 	MirrorMaxBytes int64
 	MirrorMaxLag   time.Duration
+	// MirrorShare is the share of the tree, by top-level name, mirrored to
+	// the bridge that is not the store of record (the rest is served by the
+	// record alone and counted as sampled out): 0 or 1 mirrors everything.
+	// MirrorShareAuto starts at 1 and adapts it to what that bridge keeps
+	// up with (share.go); ShareRaiseAfter is how long its queue must stay
+	// short before the share doubles (default 10 s).
+	MirrorShare     float64
+	MirrorShareAuto bool
+	ShareRaiseAfter time.Duration
 	// MirrorWorkers run mirrored ops and read-backs per bridge (default 64).
 	MirrorWorkers int
 	// OpTimeout bounds one op on a bridge (default 30 s).
@@ -185,6 +194,12 @@ func (c *Config) defaults() {
 	if c.MirrorMaxLag == 0 {
 		c.MirrorMaxLag = 10 * time.Second
 	}
+	if c.MirrorShare <= 0 || c.MirrorShare > 1 || c.MirrorShareAuto {
+		c.MirrorShare = 1
+	}
+	if c.ShareRaiseAfter == 0 {
+		c.ShareRaiseAfter = 10 * time.Second
+	}
 	if c.MirrorWorkers == 0 {
 		c.MirrorWorkers = 64
 	}
@@ -231,6 +246,9 @@ type side struct {
 	settled []*scope  // resynced scopes that ops admitted before their barrier may still touch
 	pending list.List // mirrored recs not finished here, in admission order
 	bytes   int64     // payload bytes of pending
+	// in and done count the mirrored ops queued and finished here (the
+	// adaptive mirror share's measure of what the bridge keeps up with).
+	in, done uint64
 }
 
 // Proxy is a running front proxy. Exec is safe for concurrent use.
@@ -252,6 +270,7 @@ type Proxy struct {
 	handles                 map[uint64]*handleInfo
 	history                 *history
 	aliases                 *order.Aliases
+	share                   mirrorShare
 
 	resyncKick chan struct{}
 	open       openRecs // admitted and not yet accounted
@@ -284,7 +303,7 @@ func New(cfg Config) (*Proxy, error) {
 	cfg.defaults()
 	p := &Proxy{cfg: cfg, log: cfg.Logger, metrics: metrics.NewProxy(cfg.Registerer), judge: compare.Judge{Rules: cfg.Rules, Allowlist: cfg.Allowlist},
 		handles: map[uint64]*handleInfo{}, history: newHistory(), aliases: order.NewAliases(), resyncKick: make(chan struct{}, 1),
-		closed: make(chan struct{})}
+		closed: make(chan struct{}), share: mirrorShare{auto: cfg.MirrorShareAuto, pinned: cfg.MirrorShare, share: cfg.MirrorShare}}
 	p.stop, p.cancel = context.WithCancel(context.Background())
 	p.sides[Primary] = &side{idx: Primary, name: cfg.PrimaryName, role: "primary", b: cfg.Primary, seq: order.NewSequencer(), work: newWorkQueue()}
 	p.sides[Shadow] = &side{idx: Shadow, name: cfg.ShadowName, role: "shadow", b: cfg.Shadow, seq: order.NewSequencer(), work: newWorkQueue()}
@@ -300,6 +319,7 @@ func New(cfg Config) (*Proxy, error) {
 	for _, s := range p.sides {
 		p.metrics.Active.WithLabelValues(s.name, s.role).Set(1)
 		p.metrics.Stale.WithLabelValues(s.name).Set(0)
+		p.metrics.MirrorShare.WithLabelValues(s.name).Set(1)
 		for _, reason := range SkipReasons {
 			p.metrics.Skipped.WithLabelValues(s.name, reason)
 		}
@@ -317,6 +337,8 @@ func New(cfg Config) (*Proxy, error) {
 			go func(w *workQueue) { defer p.wg.Done(); w.run() }(s.work)
 		}
 	}
+	p.metrics.MirrorShare.WithLabelValues(p.sides[Shadow].name).Set(cfg.MirrorShare)
+	p.noteShare(cfg.MirrorShare)
 	p.logs = newLogWriters(cfg.DivergenceLog, cfg.Record, p.metrics)
 	p.wg.Add(3)
 	go func() { defer p.wg.Done(); p.resyncLoop() }()
@@ -550,6 +572,7 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 		mr := p.sides[s]
 		mr.pending.Remove(r.elem)
 		mr.bytes -= r.size
+		mr.done++
 		p.metrics.QueueDepth.WithLabelValues(mr.name).Set(float64(mr.pending.Len()))
 		p.metrics.QueueBytes.WithLabelValues(mr.name).Set(float64(mr.bytes))
 		p.mu.Unlock()

@@ -35,6 +35,8 @@ type storeBridge struct {
 	ex *storeexec.Executor
 
 	jitter  time.Duration // random delay per op, up to this
+	slow    time.Duration // a delay per op, one op at a time: a bridge that does 1/slow ops a second
+	slowMu  sync.Mutex
 	down    atomic.Bool   // answer ErrUnavailable
 	gate    chan struct{} // if set, Exec waits for it to close
 	inject  func(op *fsop.Op, res *fsop.Result) (skipExec bool)
@@ -69,6 +71,11 @@ func (b *storeBridge) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error
 	}
 	if b.jitter > 0 {
 		time.Sleep(time.Duration(b.rand(int(b.jitter))))
+	}
+	if b.slow > 0 {
+		b.slowMu.Lock()
+		time.Sleep(b.slow)
+		b.slowMu.Unlock()
 	}
 	b.execs.Add(1)
 	b.mu.RLock()

@@ -118,6 +118,9 @@ func (p *Proxy) lagLoop() {
 				}
 			}
 			s.settle(oldest)
+			if s.idx != p.record {
+				p.adaptShare(s, time.Now())
+			}
 			p.metrics.Lag.WithLabelValues(s.name).Set(lag)
 			p.metrics.Stale.WithLabelValues(s.name).Set(float64(len(s.scopes)))
 			depth := s.pending.Len()

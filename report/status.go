@@ -79,6 +79,9 @@ func writeWindows(w io.Writer, st rollout.Status) {
 func writeProxyStatus(tw io.Writer, px *proxy.Status) {
 	fmt.Fprintf(tw, "ops / compared / divergent\t%d / %d / %d\n", px.Ops, px.Compared, px.Divergent)
 	cov := fmt.Sprintf("%.1f%% of ops compared", 100*px.Coverage)
+	if px.Skipped[proxy.SkipSampled] > 0 || (px.MirrorShare > 0 && px.MirrorShare < 1) {
+		cov = fmt.Sprintf("%.1f%% of the ops in the mirror share compared", 100*px.Coverage)
+	}
 	if len(px.Skipped) > 0 {
 		reasons := make([]string, 0, len(px.Skipped))
 		for r := range px.Skipped {
@@ -99,6 +102,13 @@ func writeProxyStatus(tw io.Writer, px *proxy.Status) {
 		cov += fmt.Sprintf(", %d pending", px.Pending)
 	}
 	fmt.Fprintf(tw, "coverage\t%s\n", cov)
+	if px.MirrorShare > 0 && (px.MirrorShare < 1 || px.MirrorShareAuto) {
+		how := "pinned by --mirror-share"
+		if px.MirrorShareAuto {
+			how = "adapts to what the mirror keeps up with (--mirror-share auto)"
+		}
+		fmt.Fprintf(tw, "mirror share\t%.1f%% of the tree, %s\n", 100*px.MirrorShare, how)
+	}
 	for _, b := range px.Bridges {
 		state := "in step"
 		switch {

@@ -172,6 +172,7 @@ type Rates struct {
 // Observation is one op, as the proxy saw it.
 type Observation struct {
 	Compared        bool          // both results were compared
+	SampledOut      bool          // outside the proxy's mirror share: not compared, by design
 	Divergent       bool          // ... and differed (allowlisted classes excluded)
 	CandidateRan    bool          // the candidate executed it (served or mirrored)
 	CandidateFailed bool          // transport failure, timeout, or an errno the other did not return
@@ -338,7 +339,9 @@ func (c *Controller) Observe(o Observation) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var fired, reason string
-	c.wSkip.add(!o.Compared)
+	if !o.SampledOut { // coverage is judged within the mirror share
+		c.wSkip.add(!o.Compared)
+	}
 	if o.Compared {
 		c.wDiv.add(o.Divergent)
 		c.count("divergence", o.Divergent)

@@ -125,14 +125,32 @@ func Judge(r Run, rules Rules) Verdict {
 	case !r.Drained:
 		return fail(ExitInfra, "the mirror did not catch up within %s%s", duration(r.DrainLimit), hint(rules.DrainHint))
 	}
-	if rules.MinCoverage > 0 && (r.Ops == 0 || float64(r.Compared) < rules.MinCoverage*float64(r.Ops)) {
+	mirrored := r.mirrored()
+	if rules.MinCoverage > 0 && (mirrored <= 0 || float64(r.Compared) < rules.MinCoverage*float64(mirrored)) {
 		return Verdict{Outcome: Inconclusive, ExitCode: ExitInconclusive,
-			Line: fmt.Sprintf("INCONCLUSIVE: %s of ops compared%s, below --min-coverage %s",
-				floorPercent(r.Compared, r.Ops), breakdown(r), strings.TrimSuffix(fmt.Sprintf("%.1f", 100*rules.MinCoverage), ".0")+"%")}
+			Line: fmt.Sprintf("INCONCLUSIVE: %s compared%s, below --min-coverage %s",
+				r.share(), breakdown(r), strings.TrimSuffix(fmt.Sprintf("%.1f", 100*rules.MinCoverage), ".0")+"%")}
 	}
 	// A PASS says how much of the traffic it speaks for.
 	return Verdict{Outcome: Pass, ExitCode: ExitPass,
-		Line: fmt.Sprintf("PASS: no divergence beyond the allowlist in %s of ops compared%s", floorPercent(r.Compared, r.Ops), breakdown(r))}
+		Line: fmt.Sprintf("PASS: no divergence beyond the allowlist in %s compared%s", r.share(), breakdown(r))}
+}
+
+// SampledOut is the proxy's skip reason for ops outside its mirror share
+// (proxy.SkipSampled): not compared by design, so coverage is judged
+// among the rest.
+const SampledOut = "sampled_out"
+
+// mirrored is how many ops were in the mirror share.
+func (r Run) mirrored() int64 { return r.Ops - r.Skipped[SampledOut] }
+
+// share is "97.1% of ops", or "99.9% of the 51.8% of ops in the mirror
+// share" when some were sampled out.
+func (r Run) share() string {
+	if r.Skipped[SampledOut] == 0 {
+		return floorPercent(r.Compared, r.Ops) + " of ops"
+	}
+	return fmt.Sprintf("%s of the %s of ops in the mirror share", floorPercent(r.Compared, r.mirrored()), percent(r.mirrored(), r.Ops))
 }
 
 func (r Run) mismatches() int {
@@ -157,12 +175,13 @@ func counts(m map[string]int) string {
 	return strings.Join(parts, ", ")
 }
 
-// Coverage is the share of ops compared, 0 with no op.
+// Coverage is the share of ops compared of those in the mirror share, 0
+// with none.
 func (r Run) Coverage() float64 {
-	if r.Ops == 0 {
+	if r.mirrored() <= 0 {
 		return 0
 	}
-	return float64(r.Compared) / float64(r.Ops)
+	return float64(r.Compared) / float64(r.mirrored())
 }
 
 func hint(h string) string {

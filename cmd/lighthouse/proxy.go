@@ -28,6 +28,7 @@ func registerProxyFlags(cmd *cobra.Command, f *proxyserver.Config) {
 	fl.Float64Var(&f.ReadbackRate, "readback-rate", d.ReadbackRate, "fraction of mutations whose state (lstat, and content up to 1 MiB) is read back on both bridges (0 disables; 1 checks every mutation at several times the cost of a write)")
 	fl.IntVar(&f.MirrorMaxOps, "mirror-max-ops", d.MirrorMaxOps, "mirrored ops the shadow may lag behind before it is marked stale and resynced")
 	fl.DurationVar(&f.MirrorMaxLag, "mirror-max-lag", d.MirrorMaxLag, "age of the oldest unmirrored op before the shadow is marked stale")
+	fl.StringVar(&f.MirrorShare, "mirror-share", d.MirrorShare, "share of the tree, by top-level name, mirrored to the bridge that is not the store of record and compared: auto (all of it while that bridge keeps up, less when it cannot) or a fraction in (0, 1]; the rest is served by the store of record alone and counted as sampled_out")
 	fl.StringVar(&f.Phase, "phase", "", "rollout phase at start when no state file says otherwise: shadow, canary, progressive, full")
 	fl.Float64Var(&f.Weight, "weight", d.Weight, "candidate (shadow bridge) serving weight at start, 0..1 (overrides --phase)")
 	fl.StringVar(&f.RolloutConfig, "rollout-config", "", "rollout config file (phase, weight, thresholds, window); SIGHUP reloads it")
