@@ -79,11 +79,12 @@ func TestServeFallback(t *testing.T) {
 }
 
 // TestHandleGoneOnCandidateIsServedByRecord: in canary, a file opened while
-// the candidate was out of step is open on the store of record only (the
-// candidate's resync does not open it there). Once the candidate is back
-// in step, an op through that handle must still be served by the record:
-// the candidate would answer EBADF to the client (seen in e2e: tar's close
-// of a file it extracted, counted as an errno divergence).
+// the candidate was out of step, and renamed since, is open on the store of
+// record only (the candidate's resync cannot open it by a name that may
+// name another file now). Once the candidate is back in step, an op
+// through that handle must still be served by the record: the candidate
+// would answer EBADF to the client (seen in e2e: tar's close of a file it
+// extracted, counted as an errno divergence).
 func TestHandleGoneOnCandidateIsServedByRecord(t *testing.T) {
 	p, _, sb, exec := newCanaryProxy(t)
 	exec(fsop.Op{Kind: fsop.Mkdir, Path: "d", Mode: 0o755})
@@ -91,6 +92,7 @@ func TestHandleGoneOnCandidateIsServedByRecord(t *testing.T) {
 	exec(fsop.Op{Kind: fsop.WriteFile, Path: "d/f", Data: []byte("kept")})
 	const h = 9
 	exec(fsop.Op{Kind: fsop.Open, Path: "d/g", Handle: h, Flags: syscall.O_RDWR | syscall.O_CREAT, Mode: 0o644})
+	exec(fsop.Op{Kind: fsop.Rename, Path: "d/g", To: "d/h"})
 	close(sb.gate)
 	waitFor(t, "the candidate back in step", func() bool { return len(p.Status().Bridges[Shadow].OutOfStep) == 0 })
 	waitIdle(t, p)
@@ -102,8 +104,8 @@ func TestHandleGoneOnCandidateIsServedByRecord(t *testing.T) {
 	if got := v.ServedBy["bazil"] - before; got != 2 {
 		t.Errorf("the record served %d of the pwrite and close through the handle, want 2", got)
 	}
-	if got := exec(fsop.Op{Kind: fsop.ReadFile, Path: "d/g"}); string(got.Data) != "through the handle" {
-		t.Errorf("d/g holds %q", got.Data)
+	if got := exec(fsop.Op{Kind: fsop.ReadFile, Path: "d/h"}); string(got.Data) != "through the handle" {
+		t.Errorf("d/h holds %q", got.Data)
 	}
 	waitIdle(t, p)
 	if v := p.Stats(); v.Divergent != 0 {

@@ -32,14 +32,19 @@ type reopenHandle struct {
 	moved bool
 }
 
-// handlesUnder lists the handles open on tgt on a file under root: opened
-// there, or moved there (any name the file may have now). A moved handle
-// is gone on tgt from here on: an op through it admitted after the
-// barrier would find it closed there. p.mu is held.
+// handlesUnder lists the handles on a file under root to close on tgt
+// before its copy is replaced and open again after: those open there, or
+// moved there (any name the file may have now), and those not open there
+// whose name still names their file (opened while tgt was out of step
+// there, or outside the mirror share): the copy installed has that file,
+// so they are open on tgt from the barrier on, and ops through them are
+// mirrored and compared again. A moved handle is gone on tgt from here
+// on: an op through it admitted after the barrier would find it closed
+// there. p.mu is held.
 func (p *Proxy) handlesUnder(tgt *side, root string) []reopenHandle {
 	var hs []reopenHandle
 	for id, h := range p.handles {
-		if !h.gone[tgt.idx] && p.under(h, root) {
+		if (!h.gone[tgt.idx] || !h.moved) && p.under(h, root) {
 			hs = append(hs, reopenHandle{id: id, path: h.path, flags: h.flags, moved: h.moved})
 			h.gone[tgt.idx] = h.moved
 		}
