@@ -22,6 +22,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/lighthouse-fs/lighthouse/bridgeclient"
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
 
@@ -215,19 +216,28 @@ func percentile(sorted []time.Duration, q float64) time.Duration {
 }
 
 // BenchmarkBridgeVsDirect reports, per backend, op and path (api: through
-// the HTTP API; direct: the same syscalls on the mount from this process),
-// the time per iteration and its p50 and p99 in microseconds.
+// the HTTP API; frames: through the frames transport the proxy uses, one
+// bridgeclient connection; direct: the same syscalls on the mount from this
+// process), the time per iteration and its p50 and p99 in microseconds.
+// Each path runs as its own sub-benchmark; TestBridgeLatencyTable
+// interleaves them iteration by iteration.
 func BenchmarkBridgeVsDirect(b *testing.B) {
 	for _, backend := range []string{"bazil", "gofuse"} {
 		b.Run(backend, func(b *testing.B) {
 			br := startBridge(b, bridgeOpts{Backend: backend})
 			prepareBench(b, br)
+			fc, err := bridgeclient.New(br.URL, bridgeclient.Options{Conns: 1})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { fc.Close() })
+			bb := &benchBridge{b: br, fc: fc}
 			for _, op := range benchOps() {
-				for _, path := range []string{"api", "direct"} {
+				for _, path := range []string{"api", "frames", "direct"} {
 					b.Run(strings.ReplaceAll(op.name, " ", "_")+"/"+path, func(b *testing.B) {
 						fn := func(i int) error { return apiIteration(br, op, i) }
-						if path == "direct" {
-							fn = func(i int) error { return op.direct(br.Mount, i) }
+						if path != "api" {
+							fn = func(i int) error { return bb.run(op, path, i) }
 						}
 						if _, err := latencies(100, 0, fn); err != nil { // warm up
 							b.Fatal(err)
