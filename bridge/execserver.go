@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -49,6 +50,7 @@ func RunExecutorIfChild() {
 	// its caller's umask applied by the kernel. The process's own umask
 	// (inherited, usually 022) must not be applied a second time.
 	syscall.Umask(0)
+	executorProcs()
 	// Stdin and stdout in non-blocking mode: the Go runtime then waits for
 	// them with its poller instead of a thread parked in read(2), which
 	// would hold a P in a syscall all the time.
@@ -72,6 +74,23 @@ func RunExecutorIfChild() {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// executorMinProcs is the fewest Ps (GOMAXPROCS) the executor runs with.
+// Its goroutines spend their time blocked in syscalls on the mount, each
+// holding a P; while another P is idle the runtime leaves them be, but
+// once none is, a frame that arrives waits for sysmon to take a P back
+// from a blocked syscall, and with the executor's timer slack
+// (executorTimerSlack) sysmon looks only about once a millisecond. A P
+// costs nothing while idle; with 8 of them up to 7 ops may block at once
+// before a new one waits for sysmon. GOMAXPROCS in the environment is
+// obeyed as it is.
+const executorMinProcs = 8
+
+func executorProcs() {
+	if os.Getenv("GOMAXPROCS") == "" && runtime.GOMAXPROCS(0) < executorMinProcs {
+		runtime.GOMAXPROCS(executorMinProcs)
+	}
 }
 
 // pollable returns fd in non-blocking mode, as a file the runtime's poller

@@ -9,10 +9,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/lighthouse-fs/lighthouse/fsop"
 )
@@ -155,7 +159,7 @@ func startExecutor(extraEnv []string, fromExec func(*executorProc, fsop.Frame)) 
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startSlack(cmd, executorTimerSlack); err != nil {
 		handoff.Close()
 		return nil, fmt.Errorf("start executor: %w", err)
 	}
@@ -163,6 +167,32 @@ func startExecutor(extraEnv []string, fromExec func(*executorProc, fsop.Frame)) 
 	p.w = bufio.NewWriterSize(countingPipe{w: in, moved: &p.moved}, 256<<10)
 	go p.readLoop(bufio.NewReaderSize(countingPipe{r: out, moved: &p.moved}, 256<<10))
 	return p, nil
+}
+
+// executorTimerSlack is the timer slack the executor process runs with
+// (prctl PR_SET_TIMERSLACK; Linux's default is 50 us). Its own timers need
+// no precision (the outcome batches' 100 ms, deadlines); what it changes is
+// the Go runtime's sysmon thread, which while a P is busy sleeps 20 us at a
+// time: with the default slack that is a wake-up every ~70 us of an op, a
+// quarter of the executor's CPU on these VMs and 3-5 wake-ups per op
+// (docs/performance.md, "Where a bridge op's time goes"). With 1 ms it
+// wakes about once an op. Ops themselves are woken by I/O, never by a
+// timer, so the slack does not delay them.
+const executorTimerSlack = time.Millisecond
+
+// startSlack starts cmd from a thread whose timer slack is slack: a child
+// inherits its creator thread's slack, and every thread of a Go process
+// descends from its first. The thread's own slack is restored before it
+// is released. Without prctl (it fails) cmd starts with the usual slack.
+func startSlack(cmd *exec.Cmd, slack time.Duration) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread() // never exit the thread: Pdeathsig follows the thread that started the child
+	old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil || unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(slack.Nanoseconds()), 0, 0, 0) != nil {
+		return cmd.Start()
+	}
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0)
+	return cmd.Start()
 }
 
 func (p *executorProc) readLoop(r *bufio.Reader) {

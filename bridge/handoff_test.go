@@ -254,3 +254,31 @@ func TestHandedFramesShutdown(t *testing.T) {
 	}
 	t.Logf("%d of %d ops answered before the connection closed", replies, n)
 }
+
+// TestExecutorTimerSlack: the executor runs with a 1 ms timer slack
+// (executorTimerSlack, docs/performance.md "Where a bridge op's time
+// goes"), and the bridge starting it keeps its own.
+func TestExecutorTimerSlack(t *testing.T) {
+	b := startBridge(t, bridgeOpts{Backend: "bazil"})
+	execs := executorPIDs(b.PID())
+	if len(execs) != 1 {
+		t.Fatalf("executors of bridge %d: %v", b.PID(), execs)
+	}
+	slack := func(pid int) int {
+		s, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", pid))
+		if err != nil {
+			t.Skipf("timer slack not readable: %v", err)
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(string(s)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if got := slack(execs[0]); got != 1_000_000 {
+		t.Errorf("executor %d timer slack %d ns, want 1000000", execs[0], got)
+	}
+	if got := slack(b.PID()); got == 1_000_000 {
+		t.Errorf("bridge %d timer slack %d ns: the executor's leaked to the bridge's main thread", b.PID(), got)
+	}
+}
