@@ -50,7 +50,12 @@ func TestFrontProgramsPaused(t *testing.T) {
 				t.Fatal(err)
 			}
 			divergences := filepath.Join(root, phase+"-divergences.jsonl")
-			s := startFrontStack(t, root, phase, lighthouseBin, "none",
+			// Every op mirrored: each step pauses the candidate until it is
+			// out of step as a whole and checks the fallback and the resync.
+			// With the default --mirror-share auto the share falls first
+			// and climbs back over a minute, so a later step could find
+			// nothing of its subtree mirrored, nothing to fall behind on.
+			s := startFrontStack(t, root, phase, lighthouseBin, "none", "--mirror-share", "1",
 				"--rollout-config", cfg, "--serve-fallback", "1s", "--mirror-max-lag", "2s", "--divergence-log", divergences)
 			s.divergences = divergences
 			for _, st := range pausedSteps(src, tarball) {
