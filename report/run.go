@@ -61,6 +61,16 @@ func (s *RunSummary) VerdictClass() string {
 	return "none"
 }
 
+// shareLine says how much of the tree the proxy mirrored (--mirror-share):
+// all of it, or the lowest share and what it cost.
+func shareLine(v proxy.StatsView) string {
+	if v.MinMirrorShare >= 1 {
+		return "100% of the tree: every op was mirrored"
+	}
+	return fmt.Sprintf("fell to %s of the tree (the mirror could not keep up): %d ops sampled out, not compared by design",
+		trimFloat(100*v.MinMirrorShare)+"%", v.Skipped[proxy.SkipSampled])
+}
+
 // RunCounts are the counts of a run: what the clients sent (when a
 // workload ran: res not nil), what the proxy served, compared and skipped,
 // the coverage against minCoverage, and the divergences.
@@ -78,10 +88,14 @@ func RunCounts(v proxy.StatsView, res *workload.Result, minCoverage float64) []K
 		add("outcome not known yet", "%d (the mirror had not finished them)", v.Pending)
 	}
 	cov := fmt.Sprintf("%.2f%% of the ops whose outcome is known", 100*v.Coverage())
+	if v.Skipped[proxy.SkipSampled] > 0 {
+		cov = fmt.Sprintf("%.2f%% of the ops in the mirror share whose outcome is known", 100*v.Coverage())
+	}
 	if minCoverage > 0 {
 		cov += fmt.Sprintf(" (a PASS needs %s)", trimFloat(100*minCoverage)+"%")
 	}
 	add("coverage", "%s", cov)
+	add("mirror share", "%s", shareLine(v))
 	add("divergences beyond the allowlist", "%d", v.Divergent+v.ByClass[compare.ClassShadowError])
 	add("divergences by class", "%s", Counts(v.ByClass))
 	add("state read-backs, resyncs", "%d, %d", v.Readbacks, v.Resyncs)

@@ -114,6 +114,7 @@ func (r *Harness) writeTraffic(w io.Writer) {
 	fmt.Fprintf(w, "  readdir order differences\t%d\t(reported, not divergences)\n", v.OrderOnly)
 	fmt.Fprintf(w, "  resyncs\t%d\n", v.Resyncs)
 	fmt.Fprintf(w, "  max mirror queue\t%d ops, max lag %.2f s\n", v.MaxQueueDepth, v.MaxLagSeconds)
+	fmt.Fprintf(w, "  mirror share\t%s\n", shareLine(v))
 	if !r.Drained {
 		fmt.Fprintf(w, "  mirror\tNOT caught up when the report was taken\n")
 	}
