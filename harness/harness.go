@@ -33,6 +33,7 @@ import (
 	"github.com/lighthouse-fs/lighthouse/internal/portowner"
 	"github.com/lighthouse-fs/lighthouse/internal/supervise"
 	"github.com/lighthouse-fs/lighthouse/noise"
+	"github.com/lighthouse-fs/lighthouse/proxy"
 	"github.com/lighthouse-fs/lighthouse/proxyserver"
 	"github.com/lighthouse-fs/lighthouse/verdict"
 )
@@ -51,6 +52,7 @@ type Options struct {
 	Phase                       string
 	AdvanceAfter                int
 	OpTimeout                   time.Duration // the proxy's --op-timeout (0: its default)
+	MirrorShare                 string        // the proxy's --mirror-share ("": its default, auto)
 	MinCoverage                 float64       // the verdict's coverage threshold
 	AA                          string        // A/A: the library both bridges run ("": bazil primary, go-fuse shadow)
 	JSON                        bool          // with Workload: print the verdict as JSON (verdict.RunJSON), notes on Err
@@ -107,6 +109,9 @@ func (o *Options) Check() error {
 	}
 	if o.AA != "" && o.AA != "bazil" && o.AA != "gofuse" {
 		return verdict.Usage(fmt.Errorf("--aa %q: want bazil or gofuse", o.AA))
+	}
+	if _, _, err := proxy.ParseShare(o.MirrorShare); err != nil {
+		return verdict.Usage(err)
 	}
 	return nil
 }
@@ -348,6 +353,9 @@ func (r *run) startProxy(ctx context.Context) (serveErr chan error, err error) {
 	pf.PrimaryURL, pf.ShadowURL = r.bridges[0].url(), r.bridges[1].url()
 	pf.Record, pf.DivergenceLog = r.lay.record, r.lay.divergences
 	pf.Phase, pf.AdvanceAfter, pf.OpTimeout = o.Phase, o.AdvanceAfter, o.OpTimeout
+	if o.MirrorShare != "" {
+		pf.MirrorShare = o.MirrorShare
+	}
 	pf.AA = o.AA != ""
 	pf.StateFile = r.lay.stateFile
 	if o.Front {

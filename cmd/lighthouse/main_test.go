@@ -45,6 +45,7 @@ func TestExitStatus(t *testing.T) {
 		{"missing argument", []string{"replay"}, verdict.ExitUsage, "accepts 1 arg(s), received 0"},
 		{"unknown command", []string{"nosuchcommand"}, verdict.ExitUsage, `unknown command "nosuchcommand"`},
 		{"bad value found by the command", []string{"replay", "--pace", "slow", missing}, verdict.ExitUsage, `--pace "slow"`},
+		{"bad mirror share", []string{"up", "--workload", "--mirror-share", "2"}, verdict.ExitUsage, `--mirror-share "2": want auto, or a fraction`},
 		{"missing required flag", []string{"report"}, verdict.ExitUsage, "--html FILE is required"},
 		{"unreadable input", []string{"replay", missing}, verdict.ExitUsage, "no such file"},
 		{"proxy not reachable", []string{"status", "--admin", "http://127.0.0.1:1"}, verdict.ExitInfra, "connection refused"},

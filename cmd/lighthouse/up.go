@@ -85,6 +85,7 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl.StringVar(&f.AA, "aa", "", "A/A run: both bridges run this library (bazil or gofuse), no allowlist applies, and the report ends with the noise floor and the rules it does not justify")
 	fl.StringVar(&f.Phase, "phase", "shadow", "rollout phase to start in: shadow, canary, progressive, full")
 	fl.IntVar(&f.AdvanceAfter, "advance-after", 0, "advance one rollout step after this many quiet candidate ops (0: never)")
+	fl.StringVar(&f.MirrorShare, "mirror-share", "auto", "the share of the tree the proxy mirrors and compares: auto (all of it while the shadow keeps up, less when it cannot), or a fraction in (0, 1] such as 0.25; ops outside it are skipped as sampled_out")
 	fl.DurationVar(&f.OpTimeout, "op-timeout", 30*time.Second, "the proxy's bound on one op on a bridge: a hung primary fails a client's op after this long")
 	// Tests and the rollback demo (make run-rollback) only.
 	_ = fl.MarkHidden("inject-after")
