@@ -167,7 +167,7 @@ func Lighthouse() *Dashboard {
 	ratio.FieldConfig.Defaults.Decimals = intp(3)
 	l.add(8, 8, ratio)
 	cov := timeseries("Coverage (compared / served) and mirror share",
-		"The share of served ops whose results were compared, among those in the mirror share; the rest were skipped, by the reasons under Mirror health. The divergence ratio speaks only for this share, and the rollout does not advance on a window below 95% (min_coverage, red line). Mirror share: the share of the tree (by top-level name) mirrored to the bridge that is not the store of record; below 100% the proxy mirrors less because that bridge cannot keep up (--mirror-share auto) or was told to (--mirror-share 0.25), and ops in the rest are skipped as sampled_out.",
+		"The share of served ops whose results were compared, among those in the mirror share; the rest were skipped, by the reasons under Mirror health. The divergence ratio speaks only for this share, and the rollout does not advance on a window below 95% (min_coverage, red line). Mirror share: the share of the tree (by unit: the first --mirror-share-depth path components, default 2) mirrored to the bridge that is not the store of record; below 100% the proxy mirrors less because that bridge cannot keep up (--mirror-share auto) or was told to (--mirror-share 0.25), and ops in the rest are skipped as sampled_out.",
 		"percentunit", q(Coverage(ri), "coverage"), q("min by (bridge) (lighthouse_proxy_mirror_share)", "mirror share {{bridge}}"), q(constant(CoverageMin), "minimum 95%"))
 	cov.FieldConfig.Defaults.Thresholds = steps("red", CoverageMin, "green")
 	cov.FieldConfig.Defaults.Custom.ThresholdsStyle = &ThresholdsStyle{Mode: "dashed"}

@@ -181,7 +181,7 @@ func NewProxy(reg prometheus.Registerer) *Proxy {
 		}, []string{"bridge", "reason"}),
 		MirrorShare: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "lighthouse_proxy_mirror_share",
-			Help: "Share of the tree (by top-level name) mirrored to the bridge and compared; ops in the rest are served by the store of record alone (skipped, sampled_out). 1: everything.",
+			Help: "Share of the tree (by unit: the first --mirror-share-depth path components) mirrored to the bridge and compared; ops in the rest are served by the store of record alone (skipped, sampled_out). 1: everything.",
 		}, []string{"bridge"}),
 		Resyncs: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "lighthouse_proxy_resyncs_total",

@@ -135,15 +135,19 @@ type Config struct {
 	MirrorMaxOps   int
 	MirrorMaxBytes int64
 	MirrorMaxLag   time.Duration
-	// MirrorShare is the share of the tree, by top-level name, mirrored to
+	// MirrorShare is the share of the tree, by unit (share.go), mirrored to
 	// the bridge that is not the store of record (the rest is served by the
 	// record alone and counted as sampled out): 0 or 1 mirrors everything.
 	// MirrorShareAuto starts at 1 and adapts it to what that bridge keeps
 	// up with (share.go); ShareRaiseAfter is how long its queue must stay
 	// short before the share doubles (default 10 s).
-	MirrorShare     float64
-	MirrorShareAuto bool
-	ShareRaiseAfter time.Duration
+	// MirrorShareDepth is how many leading path components make a unit of
+	// the share (default 2: "work/pkg" in a tree whose root holds one
+	// project directory; 1: the root's own entries).
+	MirrorShare      float64
+	MirrorShareAuto  bool
+	MirrorShareDepth int
+	ShareRaiseAfter  time.Duration
 	// MirrorWorkers run mirrored ops and read-backs per bridge (default 64).
 	MirrorWorkers int
 	// OpTimeout bounds one op on a bridge (default 30 s).
@@ -196,6 +200,9 @@ func (c *Config) defaults() {
 	}
 	if c.MirrorShare <= 0 || c.MirrorShare > 1 || c.MirrorShareAuto {
 		c.MirrorShare = 1
+	}
+	if c.MirrorShareDepth <= 0 {
+		c.MirrorShareDepth = 2
 	}
 	if c.ShareRaiseAfter == 0 {
 		c.ShareRaiseAfter = 10 * time.Second

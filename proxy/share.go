@@ -14,13 +14,16 @@ import (
 
 // The mirror share (docs/ARCHITECTURE.md, "The mirror share"). When the
 // bridge that is not the store of record cannot keep up, the proxy mirrors
-// a deterministic share of the tree to it, chosen by top-level name, rather
-// than everything until it falls past a bound and goes out of step as a
-// whole. A subtree in the share gets its whole history, so every op in it
-// is compared; an op outside it is served by the store of record alone
-// and counted as sampled out. A top-level name is in the share when its
-// hash, as a fraction of the hash space, is below the share: lowering the
-// share drops names, raising it takes them back in the same order.
+// a deterministic share of the tree to it rather than everything until it
+// falls past a bound and goes out of step as a whole. The tree is cut into
+// units, the subtrees at depth Config.MirrorShareDepth (work/pkg at 2); a
+// unit is in the share when its name's hash, as a fraction of the hash
+// space, is below the share, so lowering the share drops units and raising
+// it takes them back in the same order. A unit in the share gets its whole
+// history, so every op in it is compared; an op outside it is served by
+// the store of record alone and counted as sampled out. The directories
+// above the units (the root, work) are in the share while no unit below
+// them changed outside it.
 
 // SkipSampled: the op fell outside the mirror share: by design, not
 // compared, and not part of the coverage that judges a run.
@@ -59,10 +62,11 @@ type mirrorShare struct {
 	// The controller's last sample of the mirror's queue counters.
 	at       time.Time
 	in, done uint64
-	// touched are the top-level names that ops changed while outside the
-	// share: the mirror's copy of them is out of date. all: too many.
-	touched map[string]struct{}
-	all     bool
+	// touched are the units (and paths above them) that ops changed while
+	// outside the share: the mirror's copy of them is out of date; below
+	// the paths above the units that hold one. all: too many to know.
+	touched, below map[string]struct{}
+	all            bool
 }
 
 // ParseShare reads --mirror-share: "auto" (or empty), or a fraction in
@@ -98,21 +102,66 @@ func shareOf(name string) float64 {
 	return float64(x>>11) / (1 << 53)
 }
 
-// topName is the first component of path ("." for the root itself).
-func topName(path string) string {
-	if i := strings.IndexByte(path, '/'); i >= 0 {
-		return path[:i]
+// unitOf is the unit of the share path belongs to: its first depth
+// components; above is true for a path with fewer (the root, a directory
+// that holds units), which belongs to no unit.
+func unitOf(path string, depth int) (unit string, above bool) {
+	if path == order.Root {
+		return path, true
 	}
-	return path
+	i := 0
+	for n := 0; n < depth; n++ {
+		j := strings.IndexByte(path[i:], '/')
+		if j < 0 {
+			return path, n+1 < depth
+		}
+		i += j + 1
+	}
+	return path[:i-1], false
 }
 
-// inShare reports whether path lies in the mirror share. The root itself
-// is in it only at 1: its entries include names outside. p.mu is held.
-func (p *Proxy) inShare(path string) bool {
-	if p.share.share >= 1 || path == "" {
+// ancestorsAbove calls f with path's ancestors (and path itself) that lie
+// above the units, from the root down.
+func ancestorsAbove(path string, depth int, f func(a string) bool) bool {
+	if f(order.Root) {
 		return true
 	}
-	return path != order.Root && shareOf(topName(path)) < p.share.share
+	i := 0
+	for n := 1; n < depth && path != order.Root; n++ {
+		j := strings.IndexByte(path[i:], '/')
+		if j < 0 {
+			return f(path)
+		}
+		i += j + 1
+		if f(path[:i-1]) {
+			return true
+		}
+	}
+	return false
+}
+
+// inShare reports whether path lies in the mirror share: its unit's hash
+// is below the share, and nothing above it changed outside the share. A
+// path above the units (the root, a directory holding units) is in it
+// while no unit below it changed outside the share: its entries and link
+// count would differ. p.mu is held.
+func (p *Proxy) inShare(path string) bool {
+	s := &p.share
+	if s.share >= 1 || path == "" {
+		return true
+	}
+	if s.all {
+		return false
+	}
+	if ancestorsAbove(path, p.cfg.MirrorShareDepth, func(a string) bool { _, ok := s.touched[a]; return ok }) {
+		return false
+	}
+	unit, above := unitOf(path, p.cfg.MirrorShareDepth)
+	if above {
+		_, below := s.below[path]
+		return !below
+	}
+	return shareOf(unit) < s.share
 }
 
 // allInShare reports whether every one of paths lies in the share. p.mu is
@@ -148,7 +197,8 @@ func (p *Proxy) sampleOut(mr *side, r *rec) bool {
 		case p.inShare(path):
 			in = append(in, path)
 		default:
-			p.share.touch(topName(path))
+			unit, _ := unitOf(path, p.cfg.MirrorShareDepth)
+			p.share.touch(unit, p.cfg.MirrorShareDepth)
 		}
 	}
 	if len(in) > 0 {
@@ -157,19 +207,26 @@ func (p *Proxy) sampleOut(mr *side, r *rec) bool {
 	return true
 }
 
-// touch remembers name as changed while outside the share.
-func (s *mirrorShare) touch(name string) {
+// touch remembers unit (or a path above the units) as changed while
+// outside the share, and the directories above it as holding such a one.
+func (s *mirrorShare) touch(unit string, depth int) {
 	if s.all {
 		return
 	}
 	if len(s.touched) >= maxTouched {
-		s.touched, s.all = nil, true
+		s.touched, s.below, s.all = nil, nil, true
 		return
 	}
 	if s.touched == nil {
-		s.touched = map[string]struct{}{}
+		s.touched, s.below = map[string]struct{}{}, map[string]struct{}{}
 	}
-	s.touched[name] = struct{}{}
+	s.touched[unit] = struct{}{}
+	ancestorsAbove(unit, depth, func(a string) bool {
+		if a != unit {
+			s.below[a] = struct{}{}
+		}
+		return false
+	})
 }
 
 // setShare moves the share of mr (the bridge that is not the record) to
@@ -197,12 +254,25 @@ func (p *Proxy) setShare(mr *side, v float64, why string) {
 		p.addScopeAt(mr, order.Root, ScopeSampled, p.seqNo)
 		return
 	}
+	// A unit comes back in once its hash is below v and nothing above it
+	// is out of date; a path above the units, at 1.
+	depth := p.cfg.MirrorShareDepth
 	var back []string
 	for name := range p.share.touched {
-		if name == order.Root || shareOf(name) < v {
+		unit, above := unitOf(name, depth)
+		if v >= 1 || (!above && shareOf(unit) < v && !ancestorsAbove(name, depth, func(a string) bool {
+			_, ok := p.share.touched[a]
+			return ok && a != name
+		})) {
 			back = append(back, name)
-			delete(p.share.touched, name)
 		}
+	}
+	for _, name := range back {
+		delete(p.share.touched, name)
+	}
+	clear(p.share.below)
+	for name := range p.share.touched {
+		p.share.touch(name, depth)
 	}
 	if len(back) > 0 {
 		p.addScope(mr, back, ScopeSampled, p.seqNo, false)
@@ -257,8 +327,11 @@ func (p *Proxy) outOfDate(path string) bool {
 	if p.share.all {
 		return true
 	}
-	_, ok := p.share.touched[topName(path)]
-	return ok
+	unit, _ := unitOf(path, p.cfg.MirrorShareDepth)
+	if _, ok := p.share.touched[unit]; ok {
+		return true
+	}
+	return ancestorsAbove(path, p.cfg.MirrorShareDepth, func(a string) bool { _, ok := p.share.touched[a]; return ok })
 }
 
 // noteShare keeps the lowest share for Stats.
@@ -273,7 +346,7 @@ func (p *Proxy) noteShare(v float64) {
 // resetShare starts the share afresh for a new store of record: the bridge
 // that now mirrors was the record, complete. p.mu is held.
 func (p *Proxy) resetShare(mr *side) {
-	p.share.share, p.share.touched, p.share.all, p.share.lowSince = p.share.pinned, nil, false, time.Time{}
+	p.share.share, p.share.touched, p.share.below, p.share.all, p.share.lowSince = p.share.pinned, nil, nil, false, time.Time{}
 	p.metrics.MirrorShare.WithLabelValues(p.sides[mr.idx.other()].name).Set(1)
 	p.metrics.MirrorShare.WithLabelValues(mr.name).Set(p.share.share)
 }

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -28,6 +30,94 @@ func TestParseShare(t *testing.T) {
 	}
 }
 
+func TestUnitOf(t *testing.T) {
+	for _, c := range []struct {
+		path  string
+		depth int
+		unit  string
+		above bool
+		ups   string // ancestorsAbove, joined
+	}{
+		{".", 2, ".", true, "."},
+		{"work", 2, "work", true, ". work"},
+		{"work/p1", 2, "work/p1", false, ". work"},
+		{"work/p1/a/b", 2, "work/p1", false, ". work"},
+		{"work/p1/a/b", 1, "work", false, "."},
+		{"top", 1, "top", false, "."},
+		{"a/b/c", 3, "a/b/c", false, ". a a/b"},
+		{"a/b", 3, "a/b", true, ". a a/b"},
+	} {
+		unit, above := unitOf(c.path, c.depth)
+		var ups []string
+		ancestorsAbove(c.path, c.depth, func(a string) bool { ups = append(ups, a); return false })
+		if unit != c.unit || above != c.above || strings.Join(ups, " ") != c.ups {
+			t.Errorf("unitOf(%q, %d) = %q, %v, above it %q; want %q, %v, %q", c.path, c.depth, unit, above, ups, c.unit, c.above, c.ups)
+		}
+	}
+}
+
+// TestMirrorShareUnitsBelowAProjectDirectory: with the default depth of 2,
+// a tree under one directory (work/pNN/...) is shared by its
+// subdirectories. work and the root are compared while no unit below them
+// changed outside the share, and not after (their entries differ).
+func TestMirrorShareUnitsBelowAProjectDirectory(t *testing.T) {
+	pb, sb := newStoreBridge(), newStoreBridge()
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShare: 0.5})
+	ctx := context.Background()
+	exec := func(op fsop.Op) {
+		t.Helper()
+		if res, err := p.Exec(ctx, &op); err != nil || res.Errno != "" {
+			t.Fatalf("%s %s: %v %s", op.Kind, op.Path, err, res.Errno)
+		}
+	}
+	var pkgs []string
+	for i := 0; i < 16; i++ {
+		pkgs = append(pkgs, fmt.Sprintf("work/p%02d", i))
+	}
+	in, out := splitDirs(pkgs, 0.5)
+	if len(in) < 2 || len(out) < 2 {
+		t.Fatalf("the hash puts %d of %d packages in a 0.5 share: pick other names", len(in), len(pkgs))
+	}
+	exec(fsop.Op{Kind: fsop.Mkdir, Path: "work", Mode: 0o755})
+	exec(fsop.Op{Kind: fsop.Readdir, Path: "work"})
+	for _, d := range pkgs {
+		exec(fsop.Op{Kind: fsop.Mkdir, Path: d, Mode: 0o755})
+	}
+	exec(fsop.Op{Kind: fsop.WriteFile, Path: in[0] + "/a.go", Data: []byte("package a")})
+	waitIdle(t, p)
+	v := p.Stats()
+	if want := int64(3 + len(in)); v.Compared != want || v.Skipped[SkipSampled] != int64(len(out)) {
+		t.Fatalf("compared %d (want %d: mkdir and readdir of work before any change outside the share, the packages in the share, the write), sampled out %d (want %d)",
+			v.Compared, want, v.Skipped[SkipSampled], len(out))
+	}
+	// The mkdirs of the packages outside the share changed work's entries:
+	// work and the root are out of the share now.
+	exec(fsop.Op{Kind: fsop.WriteFile, Path: out[0] + "/b.go", Data: []byte("package b")})
+	exec(fsop.Op{Kind: fsop.Readdir, Path: "work"})
+	exec(fsop.Op{Kind: fsop.Stat, Path: "."})
+	exec(fsop.Op{Kind: fsop.ReadFile, Path: in[0] + "/a.go"})
+	waitIdle(t, p)
+	v2 := p.Stats()
+	if v2.Compared-v.Compared != 1 || v2.Skipped[SkipSampled]-v.Skipped[SkipSampled] != 3 || v2.Divergent != 0 {
+		t.Errorf("after changes outside the share: compared %d more (want 1, the read in the share), sampled out %d more (want 3), divergent %d",
+			v2.Compared-v.Compared, v2.Skipped[SkipSampled]-v.Skipped[SkipSampled], v2.Divergent)
+	}
+	p.mu.Lock()
+	p.setShare(p.sides[Shadow], 1, "the test")
+	p.mu.Unlock()
+	waitFor(t, "the share back at 1 and its units resynced", func() bool { return p.Status().Bridges[Shadow].Quarantined == 0 })
+	exec(fsop.Op{Kind: fsop.Readdir, Path: "work"})
+	exec(fsop.Op{Kind: fsop.ReadFile, Path: out[0] + "/b.go"})
+	waitIdle(t, p)
+	v3 := p.Stats()
+	if v3.Compared-v2.Compared != 2 || v3.Divergent != 0 {
+		t.Errorf("at 1 after the resync: compared %d more (want 2), divergent %d (%s)", v3.Compared-v2.Compared, v3.Divergent, firstExample(v3))
+	}
+	if a, b := dump(t, pb), dump(t, sb); a != b {
+		t.Errorf("stores differ:\n%s\nvs\n%s", a, b)
+	}
+}
+
 // splitDirs returns the directories of ds in and out of share.
 func splitDirs(ds []string, share float64) (in, out []string) {
 	for _, d := range ds {
@@ -48,7 +138,7 @@ func splitDirs(ds []string, share float64) (in, out []string) {
 // stores are equal.
 func TestMirrorShareComparesItsSubtreesWhole(t *testing.T) {
 	pb, sb := newStoreBridge(), newStoreBridge()
-	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShare: 0.5})
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShare: 0.5, MirrorShareDepth: 1})
 	ds, fs := treeNames(32, 8)
 	in, out := splitDirs(ds, 0.5)
 	if len(in) < 4 || len(out) < 4 {
@@ -118,7 +208,7 @@ func TestMirrorShareComparesItsSubtreesWhole(t *testing.T) {
 // resynced.
 func TestMirrorShareAdapts(t *testing.T) {
 	pb, sb := newStoreBridge(), newStoreBridge()
-	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShareAuto: true, ShareRaiseAfter: 300 * time.Millisecond,
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShareAuto: true, MirrorShareDepth: 1, ShareRaiseAfter: 300 * time.Millisecond,
 		MirrorMaxOps: 10000, MirrorMaxLag: 20 * time.Second})
 	ds, fs := treeNames(64, 4)
 	setupTree(t, p, ds, fs)
@@ -172,7 +262,7 @@ func TestMirrorShareAdapts(t *testing.T) {
 // by the store of record (the candidate does not have that subtree).
 func TestCanaryServesOutsideTheShareFromTheRecord(t *testing.T) {
 	pb, sb := newStoreBridge(), newStoreBridge()
-	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShare: 0.5,
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShare: 0.5, MirrorShareDepth: 1,
 		Route: func(*fsop.Op, string) Side { return Shadow }})
 	ds, fs := treeNames(16, 2)
 	in, out := splitDirs(ds, 0.5)

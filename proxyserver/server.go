@@ -53,12 +53,15 @@ type Config struct {
 	MirrorMaxLag          time.Duration
 	// MirrorShare is --mirror-share: "auto", or a fraction in (0, 1] of
 	// the tree mirrored (proxy.ParseShare; empty: auto).
-	MirrorShare   string
-	Phase         string  // the rollout phase at start, if no state file says otherwise
-	Weight        float64 // the candidate's weight at start, 0..1; -1: none (Phase decides)
-	RolloutConfig string  // a rollout config file, reloaded on SIGHUP
-	StateFile     string  // where rollout decisions persist
-	AdvanceAfter  int     // one rollout step after this many quiet candidate ops (0: never)
+	MirrorShare string
+	// MirrorShareDepth: how many leading path components make a unit of
+	// the share (proxy.Config.MirrorShareDepth; 0: 2).
+	MirrorShareDepth int
+	Phase            string  // the rollout phase at start, if no state file says otherwise
+	Weight           float64 // the candidate's weight at start, 0..1; -1: none (Phase decides)
+	RolloutConfig    string  // a rollout config file, reloaded on SIGHUP
+	StateFile        string  // where rollout decisions persist
+	AdvanceAfter     int     // one rollout step after this many quiet candidate ops (0: never)
 	// OpTimeout bounds one op on a bridge (proxy.Config.OpTimeout; 0: its
 	// default, 30 s): a hung primary fails a client's op after this long.
 	OpTimeout time.Duration
@@ -76,7 +79,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{Listen: contract.ProxyAddr, Admin: contract.AdminAddr,
 		PrimaryURL: contract.URL(contract.PrimaryAddr), ShadowURL: contract.URL(contract.ShadowAddr),
-		ReadbackRate: proxy.DefaultReadbackRate, MirrorMaxOps: 10000, MirrorMaxLag: 10 * time.Second, MirrorShare: "auto", Weight: -1}
+		ReadbackRate: proxy.DefaultReadbackRate, MirrorMaxOps: 10000, MirrorMaxLag: 10 * time.Second, MirrorShare: "auto", MirrorShareDepth: 2, Weight: -1}
 }
 
 // initialWeight is the weight the flags ask for, -1 if they do not.
@@ -135,7 +138,7 @@ func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, 
 	if err != nil {
 		return nil, err
 	}
-	cfg := proxy.Config{MirrorShare: share, MirrorShareAuto: auto, Primary: primary, Shadow: shadow, PrimaryName: names[0], ShadowName: names[1],
+	cfg := proxy.Config{MirrorShare: share, MirrorShareAuto: auto, MirrorShareDepth: f.MirrorShareDepth, Primary: primary, Shadow: shadow, PrimaryName: names[0], ShadowName: names[1],
 		ReadbackRate: f.ReadbackRate, MirrorMaxOps: f.MirrorMaxOps, MirrorMaxLag: f.MirrorMaxLag, Registerer: reg,
 		Route: proxy.CandidateRoute(ctrl.ServesCandidate), Weight: ctrl.Weight, Observe: ctrl.Observe, OpTimeout: f.OpTimeout,
 		ServeFallback: f.ServeFallback}
