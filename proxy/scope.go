@@ -42,10 +42,11 @@ type scope struct {
 	// differs there.
 	subtrees map[string]struct{}
 	// The index of a narrow scope's paths (expected, counted and
-	// subtrees): the parent directory of each, and every directory above
-	// one.
-	parents, ancestors map[string]struct{}
-	since              time.Time
+	// subtrees): each one, the parent directory of each, and every
+	// directory above one, with the sequence number after which ops
+	// there ran on states that differ (the least, for a directory).
+	noted, parents, ancestors map[string]uint64
+	since                     time.Time
 	// from: ops admitted after it that touch root ran on a state that
 	// differs, or did not run: they are not compared until the barrier.
 	from uint64
@@ -85,36 +86,34 @@ func structural(op *fsop.Op) bool {
 // narrow one, a path inside one of its paths, the parent directory of one,
 // or (structural) a directory above one.
 func (sc *scope) touches(paths []string, structural bool) bool {
+	return sc.touchesAfter(paths, structural, ^uint64(0))
+}
+
+// touchesAfter is touches for an op admitted as seq: of a narrow scope,
+// only the paths noted before seq count (a path noted later was in step
+// when the op ran).
+func (sc *scope) touchesAfter(paths []string, structural bool, seq uint64) bool {
 	if !sc.narrow {
 		return touches(sc.root, paths, structural)
+	}
+	before := func(m map[string]uint64, p string) bool {
+		from, ok := m[p]
+		return ok && seq > from
 	}
 	for _, p := range paths {
 		if p == "" {
 			continue
 		}
-		if _, ok := sc.parents[p]; ok {
-			return true
-		}
-		if _, ok := sc.ancestors[p]; ok && structural {
+		if before(sc.parents, p) || (structural && before(sc.ancestors, p)) {
 			return true
 		}
 		for a := p; ; a = parentDir(a) {
-			if sc.holds(a) {
+			if before(sc.noted, a) {
 				return true
 			}
 			if a == order.Root {
 				break
 			}
-		}
-	}
-	return false
-}
-
-// holds reports whether a narrow scope holds path's subtree.
-func (sc *scope) holds(path string) bool {
-	for _, m := range [...]map[string]struct{}{sc.expected, sc.counted, sc.subtrees} {
-		if _, ok := m[path]; ok {
-			return true
 		}
 	}
 	return false
@@ -204,7 +203,7 @@ func (s *side) incomparable(r *rec) *scope {
 	st := structural(&r.op)
 	for _, list := range [2][]*scope{s.scopes, s.settled} {
 		for _, sc := range list {
-			if r.seq > sc.from && (sc.barrier == 0 || r.seq < sc.barrier) && sc.touches(r.paths, st) {
+			if r.seq > sc.from && (sc.barrier == 0 || r.seq < sc.barrier) && sc.touchesAfter(r.paths, st, r.seq) {
 				return sc
 			}
 		}
@@ -238,7 +237,7 @@ func (p *Proxy) addScope(s *side, paths []string, reason string, from uint64, co
 	sc := p.newScope(s, scopeRoot(paths), reason, from, true)
 	for _, path := range paths {
 		if path != "" {
-			sc.note(path, counted)
+			sc.note(path, counted, from)
 		}
 	}
 	return sc
@@ -259,7 +258,7 @@ func (p *Proxy) newScope(s *side, root, reason string, from uint64, narrow bool)
 		if order.Within(root, o.root) {
 			sc = o // already inside an active scope
 			if !narrow {
-				sc.addSubtree(root)
+				sc.addSubtree(root, from)
 			}
 			break
 		}
@@ -286,11 +285,12 @@ func (p *Proxy) newScope(s *side, root, reason string, from uint64, narrow bool)
 
 // widen puts all of sc's root out of step.
 func (sc *scope) widen() {
-	sc.narrow, sc.subtrees, sc.parents, sc.ancestors = false, nil, nil, nil
+	sc.narrow, sc.subtrees, sc.noted, sc.parents, sc.ancestors = false, nil, nil, nil, nil
 }
 
-// addSubtree puts the whole subtree at root (inside sc's) out of step.
-func (sc *scope) addSubtree(root string) {
+// addSubtree puts the whole subtree at root (inside sc's) out of step
+// from the op after from on.
+func (sc *scope) addSubtree(root string, from uint64) {
 	switch {
 	case !sc.narrow:
 	case root == sc.root || len(sc.subtrees) >= maxExpected:
@@ -300,26 +300,32 @@ func (sc *scope) addSubtree(root string) {
 			sc.subtrees = map[string]struct{}{}
 		}
 		sc.subtrees[root] = struct{}{}
-		sc.index(root)
+		sc.index(root, from)
 	}
 }
 
 // absorb takes o (a scope inside sc) into sc.
 func (sc *scope) absorb(o *scope) {
 	if !o.narrow {
-		sc.addSubtree(o.root)
+		sc.addSubtree(o.root, o.from)
+	}
+	fromOf := func(path string) uint64 {
+		if f, ok := o.noted[path]; ok {
+			return f
+		}
+		return o.from
 	}
 	for path := range o.subtrees {
-		sc.addSubtree(path)
+		sc.addSubtree(path, fromOf(path))
 	}
 	sc.from = min(sc.from, o.from)
 	sc.since = minTime(sc.since, o.since)
 	sc.uncertain = sc.uncertain || o.uncertain
 	for path := range o.expected {
-		sc.note(path, false)
+		sc.note(path, false, fromOf(path))
 	}
 	for path := range o.counted {
-		sc.note(path, true)
+		sc.note(path, true, fromOf(path))
 	}
 	if o.held != "" && sc.held == "" {
 		sc.held = o.held
@@ -333,8 +339,9 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
-// note records path as counted or expected.
-func (sc *scope) note(path string, counted bool) {
+// note records path as counted or expected, out of step from the op after
+// from on.
+func (sc *scope) note(path string, counted bool, from uint64) {
 	m := &sc.expected
 	if counted {
 		m = &sc.counted
@@ -344,7 +351,7 @@ func (sc *scope) note(path string, counted bool) {
 	}
 	if len(*m) < maxExpected {
 		(*m)[path] = struct{}{}
-		sc.index(path)
+		sc.index(path, from)
 		return
 	}
 	if !counted {
@@ -353,24 +360,29 @@ func (sc *scope) note(path string, counted bool) {
 	sc.widen() // the paths out of step are no longer all known
 }
 
-// index adds path to a narrow scope's index of directories.
-func (sc *scope) index(path string) {
-	if !sc.narrow || path == order.Root {
+// index adds path, out of step from the op after from on, to a narrow
+// scope's index.
+func (sc *scope) index(path string, from uint64) {
+	if !sc.narrow {
 		return
 	}
-	if sc.parents == nil {
-		sc.parents, sc.ancestors = map[string]struct{}{}, map[string]struct{}{}
+	if sc.noted == nil {
+		sc.noted, sc.parents, sc.ancestors = map[string]uint64{}, map[string]uint64{}, map[string]uint64{}
+	}
+	lower := func(m map[string]uint64, k string) bool {
+		if f, ok := m[k]; ok && f <= from {
+			return false
+		}
+		m[k] = from
+		return true
+	}
+	lower(sc.noted, path)
+	if path == order.Root {
+		return
 	}
 	a := parentDir(path)
-	sc.parents[a] = struct{}{}
-	for {
-		if _, ok := sc.ancestors[a]; ok {
-			return // and every directory above it
-		}
-		sc.ancestors[a] = struct{}{}
-		if a == order.Root {
-			return
-		}
+	lower(sc.parents, a)
+	for lower(sc.ancestors, a) && a != order.Root { // a directory's is the least below it
 		a = parentDir(a)
 	}
 }
@@ -388,7 +400,7 @@ func (p *Proxy) skipInto(s *side, sc *scope, r *rec) {
 		switch {
 		case path == "":
 		case order.Within(path, sc.root):
-			sc.note(path, false)
+			sc.note(path, false, r.seq-1)
 		case !structural(&r.op) || !order.Within(sc.root, path):
 			outside = append(outside, path)
 		}

@@ -633,6 +633,15 @@ func TestNarrowScopeKeepsOtherNamesCompared(t *testing.T) {
 	if shadow.stale() {
 		t.Errorf("a narrow scope made the whole bridge stale")
 	}
+	// A name noted later (an op skipped into the scope) is out of step from
+	// then on: an op on it admitted before ran on equal states.
+	sc.note("a/h", false, from+5)
+	for seq, want := range map[uint64]bool{from + 3: false, from + 7: true} {
+		r := &rec{op: fsop.Op{Kind: fsop.Stat, Path: "a/h"}, paths: []string{"a/h"}, seq: seq}
+		if got := shadow.incomparable(r) != nil; got != want {
+			t.Errorf("a stat of a/h admitted as %d (a/h out of step after %d): not comparable %v, want %v", seq, from+5, got, want)
+		}
+	}
 	p.addScopeAt(shadow, "a", ScopeLag, from)
 	if shadow.covering([]string{"a/g"}, false) == nil {
 		t.Errorf("after a lag on a, a/g is still compared")
