@@ -31,6 +31,10 @@ func (p *Proxy) admit(ctx context.Context, op *fsop.Op) (*rec, chan struct{}) {
 	}
 	keys := p.conflictKeys(op, r.hpath)
 	p.enqueue(r, sv, mr, keys, ready)
+	if sc := r.resyncAfter; sc != nil {
+		r.resyncAfter = nil
+		p.resyncNow(mr, sc)
+	}
 	p.followHandles(op)
 	p.pinMtimes(op, r)
 	return r, ready

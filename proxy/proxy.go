@@ -401,9 +401,12 @@ type rec struct {
 	paths    []string
 	serving  Side
 	mirrored bool
-	admitted time.Time
-	size     int64
-	niced    bool // the serving bridge was told it only mirrors (nice 19) while r ran there
+	// resyncAfter is a scope to resync right after r is enqueued (r
+	// reached it from outside the mirror share). Admission only.
+	resyncAfter *scope
+	admitted    time.Time
+	size        int64
+	niced       bool // the serving bridge was told it only mirrors (nice 19) while r ran there
 
 	// answered is who answered the client: 0 nobody yet, 1 the serving
 	// bridge, 2 the store of record in its place (ServeFallback). recDone,

@@ -202,7 +202,10 @@ func (p *Proxy) sampleOut(mr *side, r *rec) bool {
 		}
 	}
 	if len(in) > 0 {
-		p.addScope(mr, in, ScopeSkipped, r.seq-1, false)
+		// Resynced once r is enqueued (admit): its barrier comes right after
+		// r, so no later op on those names is skipped, only held on mr until
+		// the copy, which holds what r did on the record, is in.
+		r.resyncAfter = p.addScope(mr, in, ScopeSkipped, r.seq-1, false)
 	}
 	return true
 }
