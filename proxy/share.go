@@ -65,8 +65,10 @@ type mirrorShare struct {
 	// touched are the units (and paths above them) that ops changed while
 	// outside the share: the mirror's copy of them is out of date; below
 	// the paths above the units that hold one. all: too many to know.
-	touched, below map[string]struct{}
-	all            bool
+	// own are paths above the units whose own attributes changed outside
+	// the share (a chmod of work): out of date themselves, not below.
+	touched, below, own map[string]struct{}
+	all                 bool
 }
 
 // ParseShare reads --mirror-share: "auto" (or empty), or a fraction in
@@ -159,7 +161,8 @@ func (p *Proxy) inShare(path string) bool {
 	unit, above := unitOf(path, p.cfg.MirrorShareDepth)
 	if above {
 		_, below := s.below[path]
-		return !below
+		_, own := s.own[path]
+		return !below && !own
 	}
 	return shareOf(unit) < s.share
 }
@@ -197,7 +200,15 @@ func (p *Proxy) sampleOut(mr *side, r *rec) bool {
 		case p.inShare(path):
 			in = append(in, path)
 		default:
-			unit, _ := unitOf(path, p.cfg.MirrorShareDepth)
+			unit, above := unitOf(path, p.cfg.MirrorShareDepth)
+			if above && !structural(&r.op) {
+				// Its own attributes or entries changed, not what is below it.
+				if p.share.own == nil {
+					p.share.own = map[string]struct{}{}
+				}
+				p.share.own[path] = struct{}{}
+				continue
+			}
 			p.share.touch(unit, p.cfg.MirrorShareDepth)
 		}
 	}
@@ -253,7 +264,7 @@ func (p *Proxy) setShare(mr *side, v float64, why string) {
 	p.log.Info("mirror share raised", "bridge", mr.name, "share", v, "was", old, "why", why)
 	if p.share.all {
 		// Which names changed is no longer known: resync the whole store.
-		p.share.touched, p.share.all = nil, false
+		p.share.touched, p.share.below, p.share.own, p.share.all = nil, nil, nil, false
 		p.addScopeAt(mr, order.Root, ScopeSampled, p.seqNo)
 		return
 	}
@@ -272,6 +283,12 @@ func (p *Proxy) setShare(mr *side, v float64, why string) {
 	}
 	for _, name := range back {
 		delete(p.share.touched, name)
+	}
+	if v >= 1 {
+		for name := range p.share.own {
+			back = append(back, name)
+		}
+		p.share.own = nil
 	}
 	clear(p.share.below)
 	for name := range p.share.touched {
@@ -334,6 +351,9 @@ func (p *Proxy) outOfDate(path string) bool {
 	if _, ok := p.share.touched[unit]; ok {
 		return true
 	}
+	if _, ok := p.share.own[path]; ok {
+		return true
+	}
 	return ancestorsAbove(path, p.cfg.MirrorShareDepth, func(a string) bool { _, ok := p.share.touched[a]; return ok })
 }
 
@@ -349,7 +369,7 @@ func (p *Proxy) noteShare(v float64) {
 // resetShare starts the share afresh for a new store of record: the bridge
 // that now mirrors was the record, complete. p.mu is held.
 func (p *Proxy) resetShare(mr *side) {
-	p.share.share, p.share.touched, p.share.below, p.share.all, p.share.lowSince = p.share.pinned, nil, nil, false, time.Time{}
+	p.share.share, p.share.touched, p.share.below, p.share.own, p.share.all, p.share.lowSince = p.share.pinned, nil, nil, nil, false, time.Time{}
 	p.metrics.MirrorShare.WithLabelValues(p.sides[mr.idx.other()].name).Set(1)
 	p.metrics.MirrorShare.WithLabelValues(mr.name).Set(p.share.share)
 }
