@@ -151,6 +151,9 @@ func TestMirrorShareComparesItsSubtreesWhole(t *testing.T) {
 	runTree(t, p, 8, 8000, ds, fs, 0, 1)
 	ctx := context.Background()
 	for _, op := range []fsop.Op{
+		// The random ops may have renamed the files away: write them first.
+		{Kind: fsop.WriteFile, Path: out[0] + "/f00", Data: []byte("to move in")},
+		{Kind: fsop.WriteFile, Path: in[1] + "/f01", Data: []byte("to move out")},
 		{Kind: fsop.Rename, Path: out[0] + "/f00", To: in[0] + "/from-out"},
 		{Kind: fsop.Rename, Path: in[1] + "/f01", To: out[1] + "/from-in"},
 	} {
