@@ -31,10 +31,10 @@
 //
 // The machines are shared and noisy, so absolute times are only indicative;
 // what the suite compares are ratios of medians measured in the same run
-// (go-fuse/bazil, proxy/direct, mount/tmpdir), with the targets interleaved
-// in rounds (every target runs a slice of the iterations of an op, in a
-// rotating order, before any runs the next slice) so that the targets of a
-// ratio see the same background load. Compare checks a run's ratios against
+// (go-fuse/bazil, proxy/direct, mount/tmpdir, bridge/mount), with the
+// targets interleaved in rounds (every target runs a slice of the
+// iterations of an op, in a rotating order, before any runs the next
+// slice) so that the targets of a ratio see the same background load. Compare checks a run's ratios against
 // a baseline.
 package bench
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,6 +62,7 @@ func TestRatios(t *testing.T) {
 		{Target: TargetGofuseMount, Op: OpStat, Concurrency: 4, P50: 80}, // no bazil at c=4
 		{Target: TargetProxyMirror, Op: OpWrite, Concurrency: 1, P50: 900},
 		{Target: TargetBazilBridge, Op: OpWrite, Concurrency: 1, P50: 300},
+		{Target: TargetBazilBridge, Op: OpStat, Concurrency: 1, P50: 300},
 	}
 	got := map[string]float64{}
 	for _, r := range Ratios(res) {
@@ -71,6 +73,7 @@ func TestRatios(t *testing.T) {
 		"mount/tmpdir bazil stat c1":   100,
 		"mount/tmpdir gofuse stat c1":  25,
 		"proxy/direct mirror write c1": 3,
+		"bridge/mount bazil stat c1":   1.5,
 	}
 	if len(got) != len(want) {
 		t.Fatalf("ratios %v, want %v", got, want)
@@ -106,7 +109,7 @@ func TestCompare(t *testing.T) {
 		{"same ratios, slower machine", map[string]float64{
 			"bazil-mount stat": 400, "gofuse-mount stat": 200,
 			"bazil-bridge write": 600, "proxy-mirror write": 1200,
-		}, 0.5, nil, "all 2 ratios within 50%"},
+		}, 0.5, nil, "all 2 ratios within their thresholds"},
 		{"go-fuse stat 70% worse", map[string]float64{
 			"bazil-mount stat": 200, "gofuse-mount stat": 170,
 			"bazil-bridge write": 300, "proxy-mirror write": 600,
@@ -123,7 +126,7 @@ func TestCompare(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out bytes.Buffer
-			_, err := Compare(&out, base, report(tt.now), tt.threshold)
+			_, err := Compare(&out, base, report(tt.now), Thresholds{Ratio: tt.threshold, Family: tt.threshold})
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("err %v, want %v\n%s", err, tt.wantErr, out.String())
 			}
@@ -133,11 +136,59 @@ func TestCompare(t *testing.T) {
 		})
 	}
 	t.Run("nothing in common", func(t *testing.T) {
-		_, err := Compare(&bytes.Buffer{}, base, report(map[string]float64{"tmpdir stat": 2}), 0.5)
+		_, err := Compare(&bytes.Buffer{}, base, report(map[string]float64{"tmpdir stat": 2}), Thresholds{Ratio: 0.5, Family: 0.5})
 		if err == nil || errors.Is(err, ErrRegression) {
 			t.Fatalf("err %v, want a nothing-compared error", err)
 		}
 	})
+}
+
+// TestCompareFamily: a cost added to every op of a layer moves each of its
+// ratios by less than the per-ratio threshold and their geometric mean by
+// more than the family's; one op's noise does not move the mean that far.
+// Re-measuring a family takes all its ops.
+func TestCompareFamily(t *testing.T) {
+	ops := []string{OpStat, OpRead, OpWrite, OpReaddir}
+	p50 := func(bridge ...float64) map[string]float64 {
+		m := map[string]float64{}
+		for i, op := range ops {
+			m[TargetBazilMount+" "+op], m[TargetBazilBridge+" "+op] = 100, bridge[i]
+		}
+		return m
+	}
+	base := report(p50(100, 100, 100, 100))
+	th := Thresholds{Ratio: 1.5, Family: 0.25}
+	for _, tc := range []struct {
+		name   string
+		bridge []float64
+		worse  bool
+	}{
+		{"every op 50% slower", []float64{150, 150, 150, 150}, true},
+		{"one op twice as slow", []float64{200, 100, 100, 100}, false},
+		{"unchanged", []float64{105, 95, 100, 100}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			changes, err := Compare(&out, base, report(p50(tc.bridge...)), th)
+			worse := Worse(changes)
+			if tc.worse != errors.Is(err, ErrRegression) || tc.worse != (len(worse) == 1) {
+				t.Fatalf("err %v, worse %v, want a regression: %v\n%s", err, worse, tc.worse, out.String())
+			}
+			if !tc.worse {
+				return
+			}
+			if c := worse[0]; c.Op != FamilyOp || c.Name != "bridge/mount bazil" || math.Abs(c.Change-0.5) > 1e-9 {
+				t.Errorf("worse %+v, want the bridge/mount bazil family 50%% worse", c)
+			}
+			cfg := Recheck(Config{Targets: AllTargets, Ops: AllOps, Concurrency: []int{1}}, worse)
+			if want := []string{OpRead, OpReaddir, OpStat, OpWrite}; !slices.Equal(cfg.Ops, want) {
+				t.Errorf("recheck ops %v, want the family's %v", cfg.Ops, want)
+			}
+			if !strings.Contains(out.String(), FamilyOp) {
+				t.Errorf("the table lacks the family row:\n%s", out.String())
+			}
+		})
+	}
 }
 
 func TestReportRoundTrip(t *testing.T) {
@@ -283,7 +334,7 @@ func TestRecheckAndConfirmed(t *testing.T) {
 	first, err := Compare(&bytes.Buffer{}, base, report(map[string]float64{
 		"bazil-mount stat": 100, "gofuse-mount stat": 90, "tmpdir stat": 2, // go-fuse/bazil x3.6
 		"bazil-mount write": 100, "gofuse-mount write": 30, // x3
-	}), 1.5)
+	}), Thresholds{Ratio: 1.5, Family: 0.25})
 	if !errors.Is(err, ErrRegression) || len(Worse(first)) != 2 {
 		t.Fatalf("first comparison: %v, worse %v", err, Worse(first))
 	}
@@ -301,15 +352,15 @@ func TestRecheckAndConfirmed(t *testing.T) {
 	again, _ := Compare(&bytes.Buffer{}, base, report(map[string]float64{
 		"bazil-mount stat": 150, "gofuse-mount stat": 120,
 		"bazil-mount write": 100, "gofuse-mount write": 12,
-	}), 1.5)
+	}), Thresholds{Ratio: 1.5, Family: 0.25})
 	got := Confirmed(first, again)
 	if len(got) != 1 || got[0].Key() != "gofuse/bazil mount stat c1" || got[0].Value != 0.8 {
 		t.Fatalf("confirmed %+v, want gofuse/bazil mount stat at 0.8 (the re-measured value)", got)
 	}
-	if err := RegressionError(got, 1.5, 2); !errors.Is(err, ErrRegression) || !strings.Contains(err.Error(), "in all 2 runs") {
+	if err := RegressionError(got, Thresholds{Ratio: 1.5, Family: 0.25}, 2); !errors.Is(err, ErrRegression) || !strings.Contains(err.Error(), "in all 2 runs") {
 		t.Errorf("RegressionError = %v", err)
 	}
-	if err := RegressionError(Confirmed(first, nil), 1.5, 2); err != nil {
+	if err := RegressionError(Confirmed(first, nil), Thresholds{Ratio: 1.5, Family: 0.25}, 2); err != nil {
 		t.Errorf("nothing reproduced, yet RegressionError = %v", err)
 	}
 }
@@ -346,7 +397,7 @@ func TestCheckBaseline(t *testing.T) {
 				return rep, nil
 			}
 			err := CheckBaseline(context.Background(), Config{Targets: AllTargets, Ops: AllOps, Concurrency: []int{1}}, base, first,
-				CheckOptions{Threshold: 1.5, Confirm: tc.confirm, Out: &out, Measure: measure})
+				CheckOptions{Thresholds: Thresholds{Ratio: 1.5, Family: 0.25}, Confirm: tc.confirm, Out: &out, Measure: measure})
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("CheckBaseline = %v, want %v\n%s", err, tc.want, out.String())
 			}

@@ -149,6 +149,11 @@ var ratioDefs = []ratioDef{
 	{"proxy/direct nomirror", TargetProxyNoMirror, TargetBazilBridge},
 	{"mount/tmpdir bazil", TargetBazilMount, TargetTmpdir},
 	{"mount/tmpdir gofuse", TargetGofuseMount, TargetTmpdir},
+	// The bridge's own cost: its API over the same op on its mount. Code
+	// both bridges share (the frames server, the executor) cancels out of
+	// every other ratio.
+	{"bridge/mount bazil", TargetBazilBridge, TargetBazilMount},
+	{"bridge/mount gofuse", TargetGofuseBridge, TargetGofuseMount},
 	{"http/frames bazil", TargetBazilBridgeHTTP, TargetBazilBridge},
 	{"proxy/direct http", TargetProxyHTTP, TargetBazilBridgeHTTP},
 }

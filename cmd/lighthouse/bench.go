@@ -21,7 +21,7 @@ func benchCmd() *cobra.Command {
 		jsonOut   string
 		markdown  string
 		compareTo string
-		threshold float64
+		th        bench.Thresholds
 		confirm   int
 		progress  bool
 	)
@@ -31,20 +31,22 @@ func benchCmd() *cobra.Command {
 		Long: `Run the same filesystem ops on every target in one run and print, per
 concurrency, p50/p95/p99 latency, ops/s and MiB/s, then the ratios that
 matter for the migration (go-fuse/bazil per op, proxy/direct per op,
-mount/tmpdir per op). Mounts and bridges are served by child processes
-(` + "`lighthouse mount`, `lighthouse bridge`" + `) on memory stores, all stopped and
-unmounted at the end, also on Ctrl-C.
+mount/tmpdir and bridge/mount per op). Mounts and bridges are served by
+child processes (` + "`lighthouse mount`, `lighthouse bridge`" + `) on memory
+stores, all stopped and unmounted at the end, also on Ctrl-C.
 
 Targets: ` + strings.Join(bench.AllTargets, ", ") + `.
 Ops: ` + strings.Join(bench.AllOps, ", ") + `.
 
 The machines are noisy: compare ratios, never absolute times. With
 --compare, the run's ratios are checked against a baseline written by
---json, and the command exits 1 if one worsened by more than --threshold
-in the run and again when re-measured (--confirm).`,
+--json, and the command exits 1 if one worsened by more than --threshold,
+or the geometric mean of a family's ratios (one definition, every op) by
+more than --family-threshold, in the run and again when re-measured
+(--confirm).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runBench(cmd.Context(), &cfg, benchOutput{jsonOut, markdown, compareTo, threshold, confirm, progress})
+			return runBench(cmd.Context(), &cfg, benchOutput{jsonOut, markdown, compareTo, th, confirm, progress})
 		},
 	}
 	registerBenchFlags(cmd, &cfg)
@@ -52,7 +54,8 @@ in the run and again when re-measured (--confirm).`,
 	fl.StringVar(&jsonOut, "json", "", "write the report as JSON to this file")
 	fl.StringVar(&markdown, "markdown", "", "also write the tables as Markdown to this file (docs/performance.md)")
 	fl.StringVar(&compareTo, "compare", "", "check the ratios against this baseline (a --json report); exit 1 on a regression")
-	fl.Float64Var(&threshold, "threshold", 0.5, "with --compare: the relative worsening of a ratio that fails (0.5: 50%)")
+	fl.Float64Var(&th.Ratio, "threshold", 0.5, "with --compare: the relative worsening of a ratio that fails (0.5: 50%)")
+	fl.Float64Var(&th.Family, "family-threshold", 0.3, "with --compare: the relative worsening of a family's geometric mean (one ratio definition over every op) that fails")
 	fl.IntVar(&confirm, "confirm", 1, "with --compare: re-measure the worsened ratios up to this many times; a ratio fails only if worse in every run")
 	fl.BoolVar(&progress, "progress", true, "show a progress bar on stderr")
 	return cmd
@@ -82,7 +85,7 @@ func registerBenchFlags(cmd *cobra.Command, cfg *bench.Config) {
 // benchOutput is where `lighthouse bench` writes and what it checks.
 type benchOutput struct {
 	json, markdown, compareTo string
-	threshold                 float64
+	th                        bench.Thresholds
 	confirm                   int
 	progress                  bool
 }
@@ -132,7 +135,7 @@ func runBench(ctx context.Context, cfg *bench.Config, o benchOutput) error {
 	if base == nil {
 		return nil
 	}
-	err = bench.CheckBaseline(ctx, *cfg, base, rep, bench.CheckOptions{Threshold: o.threshold, Confirm: o.confirm, Out: os.Stdout})
+	err = bench.CheckBaseline(ctx, *cfg, base, rep, bench.CheckOptions{Thresholds: o.th, Confirm: o.confirm, Out: os.Stdout})
 	if errors.Is(err, bench.ErrRegression) {
 		return verdict.Failed(err)
 	}
