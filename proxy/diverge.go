@@ -254,7 +254,7 @@ func (p *Proxy) diverge(r *rec, j compare.Judgment, readbackOp *fsop.Op, a, b *f
 	// go-fuse performs); a state that differs does too, unless the
 	// difference is allowed (a mode bit bazil does not report: the stores
 	// agree).
-	ownMutation := r.op.Kind.Mutates() && readbackOp == nil
+	ownMutation := r.op.Kind.Mutates() && readbackOp == nil && !r.undone
 	if d.Class != compare.ClassShadowError && (ownMutation || (readbackOp != nil && d.Class != compare.ClassAllowed)) {
 		// The states differ under r's paths: that subtree of the bridge that
 		// is not the record is out of step until its resync audits both.

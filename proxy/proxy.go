@@ -290,6 +290,7 @@ type Proxy struct {
 
 	warned    sync.Map // warning key -> time.Time it was last logged
 	unordered bool     // tests only: no conflict ordering, to prove the tests can see misordering
+	noUndo    bool     // tests only: a refused rename is not undone on the mirror (undo.go)
 }
 
 type handleInfo struct {
@@ -404,9 +405,12 @@ type rec struct {
 	// resyncAfter is a scope to resync right after r is enqueued (r
 	// reached it from outside the mirror share). Admission only.
 	resyncAfter *scope
-	admitted    time.Time
-	size        int64
-	niced       bool // the serving bridge was told it only mirrors (nice 19) while r ran there
+	// undone: r (a rename the serving bridge refused) was undone on the
+	// mirror that performed it (undo.go): the states are equal again.
+	undone   bool
+	admitted time.Time
+	size     int64
+	niced    bool // the serving bridge was told it only mirrors (nice 19) while r ran there
 
 	// answered is who answered the client: 0 nobody yet, 1 the serving
 	// bridge, 2 the store of record in its place (ServeFallback). recDone,
@@ -588,6 +592,9 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 		p.mu.Unlock()
 	}
 	if r.remaining.Add(-1) == 0 {
+		if p.undoable(r, s) {
+			r.undone = p.undoRename(r, s)
+		}
 		p.compare(r)
 	}
 	if r.tickets[s] != nil {
