@@ -66,11 +66,17 @@ func TestRealBridgesAgree(t *testing.T) {
 		t.Errorf("%d divergences outside the allowlist; the first ones:\n%s", st.Divergent, notAllowedExamples(t, divLog, 5))
 	}
 	// After bazil refuses a renameat2 that go-fuse performs (allowed), the
-	// trees differ on those names: the proxy stops comparing ops on them
-	// until the next resync (at most one every 2 s), so a workload that
-	// uses renameat2 flags often compares fewer ops. Most must still be.
-	if st.Compared < sent/2 {
-		t.Errorf("only %d of %d ops compared (skipped: %v)", st.Compared, sent, st.Skipped)
+	// proxy undoes it on go-fuse (proxy/undo.go); where it cannot, the
+	// names differ and ops on them are skipped until their resync. Either
+	// way, at most 2% of the ops may go uncompared for a difference (a
+	// lagging shadow's stale ops are another matter: the mirror share).
+	var quarantine int64
+	for _, why := range []string{proxy.SkipQuarantined, proxy.SkipResync, proxy.SkipHandle} {
+		quarantine += st.Skipped[why]
+	}
+	if quarantine*50 > sent || st.Compared < sent/2 {
+		t.Errorf("%d of %d ops compared, %d (%.1f%%, want <= 2%%) skipped after differences (skipped: %v)",
+			st.Compared, sent, quarantine, 100*float64(quarantine)/float64(sent), st.Skipped)
 	}
 	allowed := scrape(t, px.adminURL()+"/metrics").SumBy("lighthouse_fuse_backend_divergence_total", "op",
 		map[string]string{"class": compare.ClassAllowed})
