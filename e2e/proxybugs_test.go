@@ -28,6 +28,7 @@ import (
 type bugShadow struct {
 	*bridgeclient.Client
 	delayPwrite atomic.Bool
+	pwriteLate  atomic.Bool // a delayed pwrite is under way on the shadow
 	failState   atomic.Bool
 }
 
@@ -40,6 +41,7 @@ func (s *bugShadow) State(ctx context.Context, path string, off, n int64) (fsop.
 
 func (s *bugShadow) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 	if op.Kind == fsop.Pwrite && s.delayPwrite.Load() {
+		s.pwriteLate.Store(true)
 		time.Sleep(300 * time.Millisecond)
 	}
 	return s.Client.Exec(ctx, op)
@@ -140,7 +142,9 @@ func TestProxyBugHandleFollowsFailedRename(t *testing.T) {
 		defer close(done)
 		b.exec(fsop.Op{Kind: fsop.Pwrite, Handle: 77, Offset: 100, Data: []byte("xxxxxxxxxx")})
 	}()
-	time.Sleep(50 * time.Millisecond)
+	// The truncate is admitted after the pwrite, while the shadow still
+	// runs it: else the test would pass without checking the order.
+	waitFor(t, "the pwrite under way on the shadow", 10*time.Second, b.shadow.pwriteLate.Load)
 	b.exec(fsop.Op{Kind: fsop.Truncate, Path: "a/f", Size: 5}) // conflicts with the pwrite: must wait for it
 	<-done
 	b.exec(fsop.Op{Kind: fsop.Stat, Path: "a/f"})
