@@ -194,8 +194,12 @@ func TestHTTPExec(t *testing.T) {
 	if res.Errors != 0 || !maps.Equal(res.ByKind, direct.ByKind) {
 		t.Fatalf("over HTTP: %d errors (%s), kinds %v; direct: %v", res.Errors, res.FirstError, res.ByKind, direct.ByKind)
 	}
-	if n := conns.Load(); n > int64(cfg.Clients)+2 {
-		t.Errorf("%d connections for %d clients: keep-alive is not working", n, cfg.Clients)
+	// Without keep-alive every op dials (3,000 connections). With it, a
+	// client whose connection has not yet gone back to the idle pool when
+	// it sends its next request dials another: a few more than the clients
+	// on a loaded machine (7 for 4 seen in CI), never one per op.
+	if n := conns.Load(); n > int64(cfg.Ops/20) {
+		t.Errorf("%d connections for %d ops from %d clients: keep-alive is not working", n, cfg.Ops, cfg.Clients)
 	}
 
 	// A refused op is an *HTTPError, not a result.
