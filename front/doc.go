@@ -168,4 +168,17 @@
 // before most path operations (nothing is cached by default), a getxattr of
 // security.capability before writes, two getxattr ops (size, then value)
 // per getxattr(2), an open, an lstat and a close for a creat(2).
+//
+// # Kernel caches
+//
+// By default the kernel keeps nothing (every timeout 0, no keep-cache):
+// each lookup and getattr is an op, mirrored and compared. With cache
+// timeouts or keep-cache (`lighthouse proxy --front-cache`), the kernel
+// answers repeated lookups, getattrs, missing names and reads of pages it
+// holds by itself: programs run faster and those answers are neither sent
+// to the bridges nor compared. The kernel keeps its caches in step with
+// changes made through the mount; a change made by anything else (a client
+// of the proxy's API) is dropped from them by Mounted.Forget before the
+// API answers: the changed names (present or missing), the nodes' and
+// their directories' attributes and pages.
 package front

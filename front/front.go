@@ -47,16 +47,16 @@ const (
 // falls back to fusermount3 and answers .go-fuse-epoll-hack in the root
 // itself. Mount returns once the mount is usable. The process that
 // serves the mount must never make syscalls on it.
-func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error, done <-chan error, err error) {
+func Mount(dir string, exec Exec, opts fusemount.Options) (*Mounted, error) {
 	if exec == nil {
-		return nil, nil, fmt.Errorf("mount %s: nil Exec", dir)
+		return nil, fmt.Errorf("mount %s: nil Exec", dir)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("mount %s: %w", dir, err)
+		return nil, fmt.Errorf("mount %s: %w", dir, err)
 	}
 	if err := fusemount.CleanStale(abs); err != nil {
-		return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
+		return nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
 	entry, attr, negative := opts.EntryTimeout, opts.AttrTimeout, opts.NegativeTimeout
 	fsOpts := &fs.Options{
@@ -86,21 +86,74 @@ func Mount(dir string, exec Exec, opts fusemount.Options) (unmount func() error,
 		NullPermissions: true,
 	}
 	fsys := &filesystem{exec: exec, opts: opts}
-	root := &node{fsys: fsys, top: true}
+	m := &Mounted{root: &node{fsys: fsys, top: true}, caches: opts.Caches()}
 	if caps.Has(caps.SysAdmin) {
 		// Staged, so that .go-fuse-epoll-hack in the root reaches the
 		// primary like any other name (conformance reserved/go-fuse-epoll-hack).
-		unmount, done, err := fusemount.ServeGoFuseStaged(abs, root, *fsOpts.RootStableAttr, fsOpts)
+		m.Unmount, m.Done, err = fusemount.ServeGoFuseStaged(abs, m.root, *fsOpts.RootStableAttr, fsOpts)
 		if err == nil {
-			return unmount, done, nil
+			return m, nil
 		}
 		log.Printf("front: %v; mounting directly instead (go-fuse then answers .go-fuse-epoll-hack in the root itself)", err)
 		if err := fusemount.CleanStale(abs); err != nil {
-			return nil, nil, fmt.Errorf("mount %s: %w", abs, err)
+			return nil, fmt.Errorf("mount %s: %w", abs, err)
 		}
-		root = &node{fsys: fsys, top: true}
+		m.root = &node{fsys: fsys, top: true}
 	}
-	return fusemount.ServeGoFuse(abs, root, fsOpts)
+	if m.Unmount, m.Done, err = fusemount.ServeGoFuse(abs, m.root, fsOpts); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Mounted is a front mount being served.
+type Mounted struct {
+	// Unmount unmounts it; idempotent.
+	Unmount func() error
+	// Done receives the serve loop's result (nil after a clean unmount)
+	// and is then closed.
+	Done <-chan error
+
+	root   *node
+	caches bool // the kernel may keep names, attributes or pages
+}
+
+// Forget drops what the kernel may keep of paths (slash-separated, from
+// the mount's root): their names, attributes and pages, and their parent
+// directories' attributes. Call it after each change made to the store
+// by anything but this mount (a client of the proxy's API), so that
+// programs in the mount see it at once whatever the cache timeouts; the
+// kernel keeps its caches in step with changes made through the mount
+// itself. Never call it while serving one of the mount's requests: the
+// kernel takes the directory's lock, which the request may hold. Without
+// timeouts or keep-cache nothing is kept, and Forget does nothing.
+func (m *Mounted) Forget(paths []string) {
+	if !m.caches {
+		return
+	}
+	for _, p := range paths {
+		dir, name := &m.root.Inode, ""
+		if p != "." && p != "" {
+			parts := strings.Split(p, "/")
+			for _, c := range parts[:len(parts)-1] {
+				if dir = dir.GetChild(c); dir == nil {
+					break // the kernel knows nothing below it
+				}
+			}
+			name = parts[len(parts)-1]
+		}
+		if dir == nil {
+			continue
+		}
+		// Errors are ENOENT: the kernel had forgotten it already.
+		if name != "" {
+			dir.NotifyEntry(name) // the name, present or missing
+			if child := dir.GetChild(name); child != nil {
+				child.NotifyContent(0, 0) // its attributes and pages
+			}
+		}
+		dir.NotifyContent(0, 0)
+	}
 }
 
 // filesystem is what every node of one mount shares.

@@ -117,7 +117,7 @@ func serve(dir string) int {
 			return inner(ctx, op)
 		}
 	}
-	unmount, done, err := front.Mount(dir, run, opts)
+	m, err := front.Mount(dir, run, opts)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "front server: %v\n", err)
 		return 1
@@ -131,17 +131,17 @@ func serve(dir string) int {
 	select {
 	case <-stop:
 	case <-stdinClosed:
-	case err := <-done:
+	case err := <-m.Done:
 		fmt.Fprintf(os.Stderr, "front server: serve ended: %v\n", err)
-		unmount()
+		m.Unmount()
 		return 1
 	}
-	if err := unmount(); err != nil {
+	if err := m.Unmount(); err != nil {
 		fmt.Fprintf(os.Stderr, "front server: unmount: %v\n", err)
 		return 1
 	}
 	select {
-	case err := <-done:
+	case err := <-m.Done:
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "front server: %v\n", err)
 			return 1

@@ -57,6 +57,12 @@ type Options struct {
 // AllowOther reports whether the mount is open to every user.
 func (o Options) AllowOther() bool { return !o.OwnerOnly }
 
+// Caches reports whether the kernel may keep names, attributes or file
+// pages past the request that fetched them.
+func (o Options) Caches() bool {
+	return o.EntryTimeout > 0 || o.AttrTimeout > 0 || o.NegativeTimeout > 0 || o.KeepCache
+}
+
 // CheckAllowOther says what to do when a mount cannot be allow_other: a
 // user other than root mounts through fusermount3, which refuses
 // allow_other unless /etc/fuse.conf says user_allow_other. conf is the

@@ -40,11 +40,14 @@ import (
 
 // Options configure one run: `lighthouse up`'s flags.
 type Options struct {
-	Dir                         string // working directory: stores, mounts, logs
-	Workload                    bool   // run the workload and stop; otherwise serve until ctx ends
-	Ops, Clients                int
-	Seed                        uint64
-	Front, Keep                 bool // serve the front mount; keep the previous run's stores and logs
+	Dir          string // working directory: stores, mounts, logs
+	Workload     bool   // run the workload and stop; otherwise serve until ctx ends
+	Ops, Clients int
+	Seed         uint64
+	Front, Keep  bool // serve the front mount; keep the previous run's stores and logs
+	// FrontCache is the proxy's --front-cache: how long the kernel keeps
+	// the front's names and attributes (0: nothing kept).
+	FrontCache                  time.Duration
 	ProxyListen, Admin          string
 	PrimaryListen, ShadowListen string
 	Inject                      float64 // the shadow bridge's --inject-divergence (tests, the rollback demo)
@@ -360,6 +363,7 @@ func (r *run) startProxy(ctx context.Context) (serveErr chan error, err error) {
 	pf.StateFile = r.lay.stateFile
 	if o.Front {
 		pf.Mount = r.lay.front // front.Mount cleans a stale mount there too
+		pf.FrontCache = o.FrontCache
 	}
 	reg := proxyserver.NewRegistry()
 	if r.rp, err = proxyserver.Start(ctx, &pf, reg); err != nil {

@@ -51,7 +51,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func (p *Proxy) handleOps(w http.ResponseWriter, r *http.Request) {
 	exec := func(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
-		return p.Exec(WithClient(ctx, r.RemoteAddr), op)
+		rc, res, err := p.exec(WithClient(ctx, r.RemoteAddr), op)
+		if p.cfg.OnAPIChange != nil && op.Kind.Mutates() && op.Kind != fsop.Close {
+			// Even a failed op may have changed something.
+			p.cfg.OnAPIChange(rc.paths)
+		}
+		return res, err
 	}
 	fsop.ServeOps(w, r, fsop.DefaultMaxRequest, exec, func(err error) bool { return errors.Is(err, ErrRefused) })
 }

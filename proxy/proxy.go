@@ -170,6 +170,11 @@ type Config struct {
 	// OnDivergence, if set, sees every divergence after it is counted and
 	// logged.
 	OnDivergence func(Divergence)
+	// OnAPIChange, if set, gets the names each mutation a client of the
+	// HTTP API (Handler) made may have changed, once it is answered and
+	// before the client hears it: a front mount that lets the kernel cache
+	// drops them (front.Mounted.Forget). Exec's own callers are not told.
+	OnAPIChange func(paths []string)
 	// Observe, if set, sees every op's outcome from the candidate's (the
 	// shadow bridge's) point of view: the rollout controller's input.
 	Observe func(rollout.Observation)
@@ -441,11 +446,21 @@ type rec struct {
 // Exec runs op (validated) through the serving bridge and mirrors it. The
 // error wraps ErrRefused or ErrUnavailable.
 func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
+	_, res, err := p.exec(ctx, op)
+	return res, err
+}
+
+// exec is Exec, and returns the op's record too.
+func (p *Proxy) exec(ctx context.Context, op *fsop.Op) (*rec, fsop.Result, error) {
 	start := time.Now()
 	r, ready := p.admit(ctx, op)
+	reply := func(s Side) (*rec, fsop.Result, error) {
+		res, err := p.reply(r, s, start)
+		return r, res, err
+	}
 	if r.recDone == nil {
 		p.serve(ctx, r, ready)
-		return p.reply(r, r.serving, start)
+		return reply(r.serving)
 	}
 	served := make(chan struct{})
 	go func() {
@@ -461,12 +476,12 @@ func (p *Proxy) Exec(ctx context.Context, op *fsop.Op) (fsop.Result, error) {
 		case <-served:
 		case <-r.recDone:
 			if p.fallBack(r) {
-				return p.reply(r, r.serving.other(), start)
+				return reply(r.serving.other())
 			}
 			<-served // the serving bridge answered meanwhile
 		}
 	}
-	return p.reply(r, r.serving, start)
+	return reply(r.serving)
 }
 
 // serve runs r on its serving bridge once its turn comes there, counts it

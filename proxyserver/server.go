@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,7 +46,12 @@ type Config struct {
 	PrimaryURL, ShadowURL string
 	Mount                 string // a front FUSE mount here, if set
 	// FrontOwnerOnly mounts the front without allow_other (fusemount.Options).
-	FrontOwnerOnly        bool
+	FrontOwnerOnly bool
+	// FrontCache lets the kernel keep the front's names, attributes and
+	// missing names this long, and file pages across opens (0: nothing
+	// kept, every request reaches the proxy). Changes made through the
+	// proxy's API are dropped from those caches before they are answered.
+	FrontCache            time.Duration
 	Record, DivergenceLog string // JSON-lines logs, if set
 	Allowlist             string // a YAML allowlist; empty: the built-in one
 	ReadbackRate          float64
@@ -109,13 +115,15 @@ type Server struct {
 	configPath string
 	clients    []*bridgeclient.Client
 	files      []*os.File
-	unmount    func() error
-	done       <-chan error
+	front      atomic.Pointer[front.Mounted]
 }
 
 // Start connects to both bridges (waiting up to 30 s for them) and starts
 // a proxy and its front mount; Serve serves its API and admin port.
 func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, error) {
+	if f.FrontCache < 0 {
+		return nil, verdict.Usage(fmt.Errorf("--front-cache %v: a duration of 0 or more (0: the kernel keeps nothing)", f.FrontCache))
+	}
 	rp := &Server{}
 	primary, shadow, names, err := rp.connect(ctx, f)
 	if err != nil {
@@ -158,6 +166,13 @@ func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, 
 	if cfg.DivergenceLog, err = rp.openLog(f.DivergenceLog); err != nil {
 		return nil, err
 	}
+	if f.Mount != "" && f.FrontCache > 0 {
+		cfg.OnAPIChange = func(paths []string) {
+			if m := rp.front.Load(); m != nil {
+				m.Forget(paths)
+			}
+		}
+	}
 	if cfg.DivergenceLog == nil {
 		cfg.OnDivergence = func(d proxy.Divergence) {
 			if d.Class != compare.ClassAllowed {
@@ -173,15 +188,18 @@ func Start(ctx context.Context, f *Config, reg prometheus.Registerer) (*Server, 
 		if err != nil {
 			return nil, err
 		}
-		opts := fusemount.Options{OwnerOnly: f.FrontOwnerOnly}
+		opts := fusemount.Options{OwnerOnly: f.FrontOwnerOnly, EntryTimeout: f.FrontCache, AttrTimeout: f.FrontCache,
+			NegativeTimeout: f.FrontCache, KeepCache: f.FrontCache > 0}
 		if err := fusemount.CheckAllowOther(opts, os.Geteuid(), fusemount.FuseConf); err != nil {
 			rp.Close()
 			return nil, verdict.Usage(fmt.Errorf("front mount on %s: %w", mnt, err))
 		}
-		if rp.unmount, rp.done, err = front.Mount(mnt, rp.Proxy.Exec, opts); err != nil {
+		m, err := front.Mount(mnt, rp.Proxy.Exec, opts)
+		if err != nil {
 			rp.Close()
 			return nil, fmt.Errorf("front mount on %s: %w", mnt, err)
 		}
+		rp.front.Store(m)
 		slog.Info("front mount ready: programs run here generate the shadow traffic", "mount", mnt)
 	}
 	return rp, nil
@@ -299,10 +317,10 @@ func (rp *Server) reload(path string) {
 // Close unmounts the front mount, then stops the proxy and its clients.
 func (rp *Server) Close() error {
 	var errs []error
-	if rp.unmount != nil {
-		errs = append(errs, rp.unmount())
+	if m := rp.front.Load(); m != nil {
+		errs = append(errs, m.Unmount())
 		select {
-		case <-rp.done:
+		case <-m.Done:
 		case <-time.After(10 * time.Second):
 		}
 	}

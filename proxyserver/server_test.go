@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lighthouse-fs/lighthouse/internal/contract"
 	"github.com/lighthouse-fs/lighthouse/proxy"
@@ -40,6 +41,16 @@ func TestInitialWeight(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("%s: %v, %v; want %v", tc.name, got, err, tc.want)
 		}
+	}
+}
+
+// TestNegativeFrontCache: a usage error before any bridge is reached.
+func TestNegativeFrontCache(t *testing.T) {
+	f := DefaultConfig()
+	f.PrimaryURL, f.ShadowURL = "http://127.0.0.1:1", "http://127.0.0.1:1" // nothing listens
+	f.Mount, f.FrontCache = t.TempDir(), -time.Second
+	if _, err := Start(context.Background(), &f, nil); verdict.Status(err) != verdict.ExitUsage || !strings.Contains(err.Error(), "--front-cache") {
+		t.Fatalf("err %v, want a usage error naming --front-cache", err)
 	}
 }
 

@@ -22,6 +22,7 @@ func registerProxyFlags(cmd *cobra.Command, f *proxyserver.Config) {
 	fl.StringVar(&f.ShadowURL, "shadow", d.ShadowURL, "shadow bridge (go-fuse)")
 	fl.StringVar(&f.Mount, "mount", "", "also serve a front FUSE mount here: programs run in it generate the traffic")
 	registerAllowOther(fl, &f.FrontOwnerOnly, allowOtherUsage+" (the front mount)")
+	fl.DurationVar(&f.FrontCache, "front-cache", 0, "let the kernel keep the front mount's names, attributes and missing names this long, and file pages across opens: programs in it run faster, and what the kernel answers from its caches is neither sent to the bridges nor compared. Changes made through the API are dropped from the caches before they are answered. 0: nothing kept, every request is an op")
 	fl.StringVar(&f.Record, "record", "", "write every op and both results to this file (JSON lines) for `lighthouse replay`")
 	fl.StringVar(&f.DivergenceLog, "divergence-log", "", "write each divergence (JSON lines) to this file (default: the log)")
 	fl.StringVar(&f.Allowlist, "allowlist", "", "known differences (YAML); default: the built-in compare/allowlist.yaml")

@@ -75,6 +75,7 @@ under DIR by a crashed run are cleaned first; at the end no mount is left.`,
 	fl.IntVar(&f.Clients, "clients", contract.Clients, "workload: concurrent clients")
 	fl.Uint64Var(&f.Seed, "seed", contract.Seed, "workload: seed of the op sequence (the same seed sends the same ops)")
 	fl.BoolVar(&f.Front, "front", true, "serve the front FUSE mount on DIR/front")
+	fl.DurationVar(&f.FrontCache, "front-cache", 0, "let the kernel keep the front mount's names, attributes and missing names this long, and file pages across opens (the proxy's --front-cache): faster programs, fewer of their requests compared")
 	fl.BoolVar(&f.Keep, "keep", false, "keep the stores and logs of the previous run instead of starting fresh")
 	fl.StringVar(&f.ProxyListen, "listen", contract.ProxyAddr, "the proxy's client API address")
 	fl.StringVar(&f.Admin, "admin", contract.AdminAddr, "the proxy's metrics and admin address")
