@@ -11,7 +11,8 @@ package e2e
 // another lighthouse binary (an earlier commit's), measured in the same
 // run, program by program; LIGHTHOUSE_BENCH_PROGRAMS=tar,cp,git,dd,diff,rm,gobuild
 // picks the programs (default tar,cp,git,dd); LIGHTHOUSE_BENCH_OUT=FILE
-// writes the table there too.
+// writes the table there too; LIGHTHOUSE_BENCH_FRONT_CACHE=0,1s adds a
+// stack per value of the proxy's --front-cache (default 0 only).
 
 import (
 	"fmt"
@@ -162,10 +163,17 @@ func TestFrontPrograms(t *testing.T) {
 	if base := os.Getenv("LIGHTHOUSE_BENCH_BASE"); base != "" {
 		bins = append([]bin{{"base", base}}, bins...)
 	}
+	caches := strings.Split(envOr("LIGHTHOUSE_BENCH_FRONT_CACHE", "0"), ",")
 	var stacks []*frontStack
 	for _, sync := range syncs {
-		for _, b := range bins {
-			stacks = append(stacks, startFrontStack(t, root, b.label, b.path, sync))
+		for _, cache := range caches {
+			for _, b := range bins {
+				label, args := b.label, []string(nil)
+				if cache != "0" {
+					label, args = b.label+"-cache-"+cache, []string{"--front-cache", cache}
+				}
+				stacks = append(stacks, startFrontStack(t, root, label, b.path, sync, args...))
+			}
 		}
 	}
 	want := strings.Split(envOr("LIGHTHOUSE_BENCH_PROGRAMS", "tar,cp,git,dd"), ",")
@@ -185,6 +193,7 @@ func TestFrontPrograms(t *testing.T) {
 			dirs := []string{filepath.Join(root, fmt.Sprintf("plain-%s-%d", p.name, i)),
 				filepath.Join(s.primary.mnt, "bench-"+p.name), filepath.Join(s.front, p.name)}
 			var took [3]time.Duration
+			var ops int64 // what the proxy served while the program ran in the front
 			for j, dir := range dirs {
 				if err := os.Mkdir(dir, 0o755); err != nil {
 					t.Fatal(err)
@@ -194,20 +203,23 @@ func TestFrontPrograms(t *testing.T) {
 						t.Fatalf("%s: set up %s: %v", p.name, dir, err)
 					}
 				}
-				start := time.Now()
+				before, start := proxyStatus(t, s.proxy).Ops, time.Now()
 				if err := p.run(t, dir); err != nil {
 					t.Fatalf("%s in %s: %v", p.name, dir, err)
 				}
 				took[j] = time.Since(start)
+				if j == 2 {
+					ops = proxyStatus(t, s.proxy).Ops - before
+				}
 			}
 			sec := func(j int) float64 { return took[j].Seconds() }
-			row := fmt.Sprintf("| %s | %s | %.2f s | %.2f s | %.2f s | %.1fx | %.1fx | %.1fx | %s |", p.name, s.name,
-				sec(0), sec(1), sec(2), sec(1)/sec(0), sec(2)/sec(0), sec(2)/sec(1), load())
+			row := fmt.Sprintf("| %s | %s | %.2f s | %.2f s | %.2f s | %.1fx | %.1fx | %.1fx | %d | %s |", p.name, s.name,
+				sec(0), sec(1), sec(2), sec(1)/sec(0), sec(2)/sec(0), sec(2)/sec(1), ops, load())
 			t.Log(row)
 			rows = append(rows, row)
 		}
 	}
-	table := "| program | stack | plain directory | bazil mount | front mount | bazil/plain | front/plain | front/bazil | load average |\n|---|---|---:|---:|---:|---:|---:|---:|---|\n" +
+	table := "| program | stack | plain directory | bazil mount | front mount | bazil/plain | front/plain | front/bazil | front ops | load average |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n" +
 		strings.Join(rows, "\n") + "\n"
 	fmt.Print(table)
 	if out := os.Getenv("LIGHTHOUSE_BENCH_OUT"); out != "" {
