@@ -122,9 +122,12 @@ func (p *Proxy) audit(sc *scope, rec *side, recSnap []byte, tgt *side, tgtSnap [
 			res.recordAtFault = fmt.Sprintf("%s %s: %s holds what %s acknowledged, %s does not", last.op.Kind, path, tgt.name, p.sides[last.served].name, rec.name)
 		}
 		switch {
-		case sc.explains(path, df.a, df.b) || tgt.countedElsewhere(sc, path) || len(p.rbPending[path]) > 0:
+		case sc.explains(path, df.a, df.b) || tgt.countedElsewhere(sc, path) || len(p.rbPending[path]) > 0 ||
+			(last != nil && last.counted.Load()):
 			// Expected, counted already, or about to be: a read-back of an
-			// op there has not been judged yet.
+			// op there has not been judged yet. The op the difference is
+			// blamed on may have been counted by its read-back while this
+			// resync was under way, its scope already gone.
 			res.expected++
 			continue
 		case sc.uncertain:

@@ -242,6 +242,11 @@ func (p *Proxy) observation(r *rec, class, skip string) rollout.Observation {
 
 // diverge counts, logs and quarantines one divergence, judged j.
 func (p *Proxy) diverge(r *rec, j compare.Judgment, readbackOp *fsop.Op, a, b *fsop.Result, fault string) {
+	if r.hist != nil && j.Class != compare.ClassShadowError {
+		// Before its read-back leaves the pending list, so an audit of
+		// the subtree sees one or the other.
+		r.hist.counted.Store(true)
+	}
 	sv, mr := p.sides[r.serving], p.sides[r.serving.other()]
 	d := Divergence{Time: time.Now(), Seq: r.seq, Op: r.op, Class: j.Class, Readback: readbackOp,
 		Serving: outcome(sv, a, r.err[sv.idx]), Mirror: outcome(mr, b, r.err[mr.idx]), Diff: j.Diff, Allowed: j.Allowed, Fault: fault}

@@ -122,6 +122,9 @@ type histOp struct {
 	acked  atomic.Bool
 	// otherOK: the other bridge answered success too (set when it finished).
 	otherOK atomic.Bool
+	// counted: a divergence was counted for it (its answers or the state
+	// its read-back found), so an audit does not count its effect again.
+	counted atomic.Bool
 }
 
 const (
