@@ -146,11 +146,18 @@ type harness struct {
 	started, workloadEnd time.Time
 }
 
+// batch runs ops through the proxy.
 func (h *harness) batch(ops ...map[string]any) ([]opResult, error) {
+	return batchAt(h.opsURL, ops...)
+}
+
+// batchAt runs ops through the ops endpoint at url (the proxy's, or a
+// bridge's own behind the proxy's back).
+func batchAt(url string, ops ...map[string]any) ([]opResult, error) {
 	var out struct {
 		Results []opResult `json:"results"`
 	}
-	err := post(h.opsURL, map[string]any{"ops": ops}, &out)
+	err := post(url, map[string]any{"ops": ops}, &out)
 	return out.Results, err
 }
 
@@ -398,22 +405,20 @@ func (h *harness) divergeAndResync(t *testing.T, k int) {
 	shadowOps := "http://" + h.shadow + "/v1/ops"
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		var out struct {
-			Results []opResult `json:"results"`
-		}
-		if err := post(shadowOps, map[string]any{"ops": []map[string]any{{"op": "read_file", "path": d + "/a"}}}, &out); err != nil {
+		res, err := batchAt(shadowOps, map[string]any{"op": "read_file", "path": d + "/a"})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if len(out.Results) == 1 && string(out.Results[0].Data) == "y" {
+		if len(res) == 1 && string(res[0].Data) == "y" {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the shadow does not hold %s/a = \"y\" 10s after the proxy acknowledged it: %+v", d, out.Results)
+			t.Fatalf("the shadow does not hold %s/a = \"y\" 10s after the proxy acknowledged it: %+v", d, res)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if err := post(shadowOps, map[string]any{"ops": []map[string]any{{"op": "unlink", "path": d + "/a"}}}, nil); err != nil {
-		t.Fatal(err)
+	if res, err := batchAt(shadowOps, map[string]any{"op": "unlink", "path": d + "/a"}); err != nil || len(res) != 1 || res[0].Errno != "" {
+		t.Fatalf("unlink %s/a on the shadow: %+v %v", d, res, err)
 	}
 
 	before := h.status(t).Proxy.Resyncs
