@@ -92,6 +92,18 @@ func TestFrontCacheSeesAPIChanges(t *testing.T) {
 	if err := unix.Lstat(p("t/y"), &st); err != nil || st.Mode&0o7777 != 0o600 {
 		t.Errorf("after the API's chmod 0600: the front shows mode %04o (%v)", st.Mode&0o7777, err)
 	}
+	// An extended attribute asked for in the front (missing: remembered
+	// as such), then set.
+	xbuf := make([]byte, 16)
+	if _, err := unix.Getxattr(p("t/y"), "user.k", xbuf); !errors.Is(err, unix.ENODATA) {
+		t.Fatalf("getxattr user.k of t/y before anything set it: %v, want ENODATA", err)
+	}
+	do(fsop.Op{Kind: fsop.Setxattr, Path: "t/y", Name: "user.k", Value: []byte("v")})
+	if n, err := unix.Getxattr(p("t/y"), "user.k", xbuf); err != nil {
+		t.Errorf("after the API's setxattr: the front's getxattr user.k fails: %v", err)
+	} else if string(xbuf[:n]) != "v" {
+		t.Errorf("after the API's setxattr: the front's getxattr user.k is %q, want %q", xbuf[:n], "v")
+	}
 	// A directory made and filled, then emptied.
 	if !missing("t/d") {
 		t.Fatal("t/d exists before anything made it")

@@ -166,7 +166,8 @@
 //
 // The ops are what the kernel asks, not what the program called: an lstat
 // before most path operations (nothing is cached by default), a getxattr of
-// security.capability before writes, two getxattr ops (size, then value)
+// security.capability before every write(2) and chown (once per attribute
+// timeout with the cache on), two getxattr ops (size, then value)
 // per getxattr(2), an open, an lstat and a close for a creat(2).
 //
 // # Kernel caches
@@ -175,10 +176,15 @@
 // each lookup and getattr is an op, mirrored and compared. With cache
 // timeouts or keep-cache (`lighthouse proxy --front-cache`), the kernel
 // answers repeated lookups, getattrs, missing names and reads of pages it
-// holds by itself: programs run faster and those answers are neither sent
-// to the bridges nor compared. The kernel keeps its caches in step with
+// holds by itself, and the front answers a getxattr of a name it found
+// missing within the attribute timeout (xattrs.go: the kernel cannot keep
+// that answer, and asks before every write): programs run faster and those
+// answers are neither sent to the bridges nor compared. The kernel keeps its caches in step with
 // changes made through the mount; a change made by anything else (a client
 // of the proxy's API) is dropped from them by Mounted.Forget before the
 // API answers: the changed names (present or missing), the nodes' and
-// their directories' attributes and pages.
+// their directories' attributes and pages, the nodes' missing extended
+// attributes. A change the API makes through a symbolic link (chmod,
+// setxattr and the like follow it) is dropped for the link's path, not its
+// target's: the target's cached attributes may lag for up to the timeout.
 package front

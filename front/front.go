@@ -120,7 +120,8 @@ type Mounted struct {
 
 // Forget drops what the kernel may keep of paths (slash-separated, from
 // the mount's root): their names, attributes and pages, and their parent
-// directories' attributes. Call it after each change made to the store
+// directories' attributes; and the extended attributes the front
+// remembers as missing (xattrs.go). Call it after each change made to the store
 // by anything but this mount (a client of the proxy's API), so that
 // programs in the mount see it at once whatever the cache timeouts; the
 // kernel keeps its caches in step with changes made through the mount
@@ -150,7 +151,12 @@ func (m *Mounted) Forget(paths []string) {
 			dir.NotifyEntry(name) // the name, present or missing
 			if child := dir.GetChild(name); child != nil {
 				child.NotifyContent(0, 0) // its attributes and pages
+				if nd := asNode(child); nd != nil {
+					nd.forgetXattrs()
+				}
 			}
+		} else if nd := asNode(dir); nd != nil {
+			nd.forgetXattrs() // the root's own
 		}
 		dir.NotifyContent(0, 0)
 	}

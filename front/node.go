@@ -27,6 +27,7 @@ type node struct {
 	mu       sync.Mutex
 	attr     fsop.Attr // the last attributes seen or made through the front
 	haveAttr bool
+	xattrs   missingXattrs // names a getxattr found missing (xattrs.go)
 }
 
 var _ fs.InodeEmbedder = (*node)(nil)
@@ -545,22 +546,25 @@ var _ fs.NodeGetxattrer = (*node)(nil)
 // Getxattr passes the kernel's buffer size on as the op's Length: 0 is the
 // size query, answered with the size; a short buffer is the bridge's
 // ERANGE.
+// A name found missing is remembered for the attribute timeout (xattrs.go).
 func (n *node) Getxattr(ctx context.Context, attr string, dest []byte) (uint32, syscall.Errno) {
 	p, errno := n.xattrPath()
 	if errno != 0 {
 		return 0, errno
 	}
-	res, errno := n.fsys.run(ctx, &fsop.Op{Kind: fsop.Getxattr, Path: p, Name: attr, Length: int64(len(dest))})
-	if errno != 0 {
-		return 0, errno
-	}
-	if len(dest) == 0 {
-		return uint32(max(res.Size, int64(len(res.Value)))), 0
-	}
-	if len(res.Value) > len(dest) {
-		return uint32(len(res.Value)), syscall.ERANGE
-	}
-	return uint32(copy(dest, res.Value)), 0
+	return n.getxattrCached(attr, func() (uint32, syscall.Errno) {
+		res, errno := n.fsys.run(ctx, &fsop.Op{Kind: fsop.Getxattr, Path: p, Name: attr, Length: int64(len(dest))})
+		if errno != 0 {
+			return 0, errno
+		}
+		if len(dest) == 0 {
+			return uint32(max(res.Size, int64(len(res.Value)))), 0
+		}
+		if len(res.Value) > len(dest) {
+			return uint32(len(res.Value)), syscall.ERANGE
+		}
+		return uint32(copy(dest, res.Value)), 0
+	})
 }
 
 var _ fs.NodeListxattrer = (*node)(nil)
@@ -599,6 +603,7 @@ func (n *node) Setxattr(ctx context.Context, attr string, data []byte, flags uin
 		return errno
 	}
 	value := append([]byte{}, data...)
+	defer n.forgetXattrs()
 	_, errno = n.fsys.run(ctx, &fsop.Op{Kind: fsop.Setxattr, Path: p, Name: attr, Value: value, Flags: int(flags)})
 	return errno
 }
@@ -611,6 +616,7 @@ func (n *node) Removexattr(ctx context.Context, attr string) syscall.Errno {
 	if errno != 0 {
 		return errno
 	}
+	defer n.forgetXattrs()
 	_, errno = n.fsys.run(ctx, &fsop.Op{Kind: fsop.Removexattr, Path: p, Name: attr})
 	return errno
 }
