@@ -168,7 +168,10 @@
 // before most path operations (nothing is cached by default), a getxattr of
 // security.capability before every write(2) and chown (once per attribute
 // timeout with the cache on), two getxattr ops (size, then value)
-// per getxattr(2), an open, an lstat and a close for a creat(2).
+// per getxattr(2), an open, an lstat and a close for a creat(2). A SETATTR
+// (chmod, chown, utimes, truncate) is its ops alone: its answer is the
+// remembered attributes with the changes made, never cached by the kernel
+// (their times are the front's clock), so a stat after it is an lstat.
 //
 // # Kernel caches
 //

@@ -75,13 +75,15 @@ func (n *node) remembered() (fsop.Attr, bool) {
 	return n.attr, n.haveAttr
 }
 
-// update changes the remembered attributes, if there are any.
-func (n *node) update(fn func(a *fsop.Attr)) {
+// update changes the remembered attributes, if there are any, and reports
+// whether there were.
+func (n *node) update(fn func(a *fsop.Attr)) bool {
 	n.mu.Lock()
+	defer n.mu.Unlock()
 	if n.haveAttr {
 		fn(&n.attr)
 	}
-	n.mu.Unlock()
+	return n.haveAttr
 }
 
 // lostName records that one of the node's names was removed through the
@@ -316,12 +318,46 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			return errno
 		}
 	}
+	var times *fsop.Op
 	if setAtime || setMtime {
-		if errno := n.utimens(ctx, in, setAtime, setMtime); errno != 0 {
+		var errno syscall.Errno
+		if times, errno = n.utimens(ctx, in, setAtime, setMtime); errno != 0 {
 			return errno
 		}
 	}
 
+	// The reply: what the ops set, on the remembered attributes, if there
+	// are any; else an lstat.
+	now := time.Now().UnixNano()
+	changed := n.update(func(a *fsop.Attr) {
+		if setUID {
+			a.UID = uid
+		}
+		if setGID {
+			a.GID = gid
+		}
+		if setMode {
+			a.Mode = a.Mode&syscall.S_IFMT | mode&0o7777
+		}
+		if setSize {
+			a.MtimeNs = now
+		}
+		if times != nil {
+			a.AtimeNs, a.MtimeNs = times.AtimeNs, times.MtimeNs
+		}
+		a.CtimeNs = now
+	})
+	if changed {
+		a, _ := n.remembered()
+		fillAttr(a, n.ino(), &out.Attr)
+		// Not to be cached: the times are the front's clock, not the
+		// bridge's. The kernel asks for them (an lstat) if it needs
+		// them; after a chmod or utimes it rarely does (tar sets three
+		// attributes of each file it extracts, one SETATTR each, and
+		// never reads them back).
+		out.SetTimeout(0)
+		return 0
+	}
 	a, errno := n.attrs(ctx)
 	if errno != 0 {
 		return errno
@@ -330,9 +366,10 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	return 0
 }
 
-// utimens sets the times SETATTR asks for. The op sets both, so a time
-// the kernel leaves alone (UTIME_OMIT) is read back by an lstat first.
-func (n *node) utimens(ctx context.Context, in *fuse.SetAttrIn, setAtime, setMtime bool) syscall.Errno {
+// utimens sets the times SETATTR asks for, and returns the op it made. The
+// op sets both, so a time the kernel leaves alone (UTIME_OMIT) is read back
+// by an lstat first.
+func (n *node) utimens(ctx context.Context, in *fuse.SetAttrIn, setAtime, setMtime bool) (*fsop.Op, syscall.Errno) {
 	now := time.Now().UnixNano()
 	at := func(nowBit uint32, sec uint64, nsec uint32) int64 {
 		if in.Valid&nowBit != 0 {
@@ -344,11 +381,11 @@ func (n *node) utimens(ctx context.Context, in *fuse.SetAttrIn, setAtime, setMti
 	if !setAtime || !setMtime {
 		p, errno := n.path()
 		if errno != 0 {
-			return errno
+			return nil, errno
 		}
 		cur, errno := n.fsys.lstat(ctx, p)
 		if errno != 0 {
-			return errno
+			return nil, errno
 		}
 		op.AtimeNs, op.MtimeNs = cur.AtimeNs, cur.MtimeNs
 	}
@@ -358,7 +395,10 @@ func (n *node) utimens(ctx context.Context, in *fuse.SetAttrIn, setAtime, setMti
 	if setMtime {
 		op.MtimeNs = at(fuse.FATTR_MTIME_NOW, in.Mtime, in.Mtimensec)
 	}
-	return n.pathOp(ctx, op)
+	if errno := n.pathOp(ctx, op); errno != 0 {
+		return nil, errno
+	}
+	return op, 0
 }
 
 // pathOp runs op on the node's path.
