@@ -60,6 +60,9 @@ func (n *node) Create(ctx context.Context, name string, flags, mode uint32, out 
 		return nil, nil, 0, errno
 	}
 	h.node = asNode(child)
+	if h.node != nil {
+		h.node.createdWithoutCapability()
+	}
 	return child, h, n.fsys.openFlags(), 0
 }
 

@@ -8,7 +8,7 @@ package front
 // kernel's attribute cache on (fusemount.Options.AttrTimeout > 0, `--front-cache`),
 // the front remembers that a node has no attribute of a name for that
 // long and answers ENODATA itself, as the kernel answers a cached getattr
-// itself. The memory is dropped by any setxattr or removexattr of the
+// itself; a file it creates starts with no security.capability. The memory is dropped by any setxattr or removexattr of the
 // node through the front, and by Mounted.Forget (a change made through
 // the proxy's API); a generation number keeps a getxattr that raced with
 // such a change from writing its stale answer back.
@@ -17,6 +17,10 @@ import (
 	"syscall"
 	"time"
 )
+
+// capability is the attribute the kernel asks for before every write: a
+// file just created has none.
+const capability = "security.capability"
 
 // maxMissingXattrs bounds the names remembered per node; past it, the
 // memory starts over.
@@ -60,6 +64,14 @@ func (n *node) noteXattrMissing(name string, gen uint64) {
 		n.xattrs.until = map[string]time.Time{}
 	}
 	n.xattrs.until[name] = time.Now().Add(ttl)
+}
+
+// createdWithoutCapability remembers that the node, a file the front has
+// just created, has no file capabilities: the kernel asks before its first
+// write too.
+func (n *node) createdWithoutCapability() {
+	_, gen := n.xattrKnownMissing(capability)
+	n.noteXattrMissing(capability, gen)
 }
 
 // forgetXattrs drops what the node remembers of its attributes.
