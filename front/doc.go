@@ -182,12 +182,13 @@
 // holds by itself, and the front answers a getxattr of a name it found
 // missing within the attribute timeout (xattrs.go: the kernel cannot keep
 // that answer, and asks before every write): programs run faster and those
-// answers are neither sent to the bridges nor compared. The kernel keeps its caches in step with
-// changes made through the mount; a change made by anything else (a client
-// of the proxy's API) is dropped from them by Mounted.Forget before the
-// API answers: the changed names (present or missing), the nodes' and
-// their directories' attributes and pages, the nodes' missing extended
-// attributes. A change the API makes through a symbolic link (chmod,
-// setxattr and the like follow it) is dropped for the link's path, not its
-// target's: the target's cached attributes may lag for up to the timeout.
+// answers are neither sent to the bridges nor compared. The kernel keeps
+// its caches in step with changes made through the mount; a change made by
+// anything else (a client of the proxy's API) is dropped from them by
+// Mounted.Forget before the API answers: the changed names (present or
+// missing), the nodes' and their directories' attributes and pages, the
+// nodes' missing extended attributes. A change the API makes through a
+// symbolic link (chmod, setxattr and the like follow it) is dropped for the
+// link's path, not its target's: the target's cached attributes may lag for
+// up to the timeout.
 package front

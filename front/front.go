@@ -118,16 +118,16 @@ type Mounted struct {
 	caches bool // the kernel may keep names, attributes or pages
 }
 
-// Forget drops what the kernel may keep of paths (slash-separated, from
-// the mount's root): their names, attributes and pages, and their parent
-// directories' attributes; and the extended attributes the front
-// remembers as missing (xattrs.go). Call it after each change made to the store
-// by anything but this mount (a client of the proxy's API), so that
-// programs in the mount see it at once whatever the cache timeouts; the
-// kernel keeps its caches in step with changes made through the mount
-// itself. Never call it while serving one of the mount's requests: the
-// kernel takes the directory's lock, which the request may hold. Without
-// timeouts or keep-cache nothing is kept, and Forget does nothing.
+// Forget drops what the kernel may keep of paths (slash-separated, from the
+// mount's root): their names, attributes and pages, and their parent
+// directories' attributes; and the extended attributes the front remembers
+// as missing (xattrs.go). Call it after each change made to the store by
+// anything but this mount (a client of the proxy's API), so that programs
+// in the mount see it at once whatever the cache timeouts; the kernel keeps
+// its caches in step with changes made through the mount itself. Never call
+// it while serving one of the mount's requests: the kernel takes the
+// directory's lock, which the request may hold. Without timeouts or
+// keep-cache nothing is kept, and Forget does nothing.
 func (m *Mounted) Forget(paths []string) {
 	if !m.caches {
 		return

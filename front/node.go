@@ -329,7 +329,9 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 	// The reply: what the ops set, on the remembered attributes, if there
 	// are any; else an lstat.
 	now := time.Now().UnixNano()
-	changed := n.update(func(a *fsop.Attr) {
+	var a fsop.Attr
+	changed := n.update(func(r *fsop.Attr) {
+		a = *r
 		if setUID {
 			a.UID = uid
 		}
@@ -346,9 +348,9 @@ func (n *node) Setattr(ctx context.Context, f fs.FileHandle, in *fuse.SetAttrIn,
 			a.AtimeNs, a.MtimeNs = times.AtimeNs, times.MtimeNs
 		}
 		a.CtimeNs = now
+		*r = a
 	})
 	if changed {
-		a, _ := n.remembered()
 		fillAttr(a, n.ino(), &out.Attr)
 		// Not to be cached: the times are the front's clock, not the
 		// bridge's. The kernel asks for them (an lstat) if it needs

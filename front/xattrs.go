@@ -1,17 +1,18 @@
 package front
 
 // Missing extended attributes, remembered. The kernel asks
-// getxattr("security.capability") before every WRITE and before a chown
-// (to know whether to clear file capabilities), and FUSE gives it no way
-// to remember the answer: a tar xf sent 5 such getxattr ops per file, a
-// third of all its ops, each through the proxy and both bridges. With the
-// kernel's attribute cache on (fusemount.Options.AttrTimeout > 0, `--front-cache`),
-// the front remembers that a node has no attribute of a name for that
-// long and answers ENODATA itself, as the kernel answers a cached getattr
-// itself; a file it creates starts with no security.capability. The memory is dropped by any setxattr or removexattr of the
-// node through the front, and by Mounted.Forget (a change made through
-// the proxy's API); a generation number keeps a getxattr that raced with
-// such a change from writing its stale answer back.
+// getxattr("security.capability") before every WRITE and before a chown (to
+// know whether to clear file capabilities), and FUSE gives it no way to
+// remember the answer: a tar xf sent 5 such getxattr ops per file, a third
+// of all its ops, each through the proxy and both bridges. With the
+// kernel's attribute cache on (fusemount.Options.AttrTimeout > 0,
+// `--front-cache`), the front remembers that a node has no attribute of a
+// name for that long and answers ENODATA itself, as the kernel answers a
+// cached getattr itself; a file it creates starts with no
+// security.capability. The memory is dropped by any setxattr or removexattr
+// of the node through the front, and by Mounted.Forget (a change made
+// through the proxy's API); a generation number keeps a getxattr that raced
+// with such a change from writing its stale answer back.
 
 import (
 	"syscall"
