@@ -424,12 +424,15 @@ type rec struct {
 	answered atomic.Int32
 	recDone  chan struct{}
 
-	tickets   [2]*order.Ticket
-	dur       [2]time.Duration
-	res       [2]fsop.Result
-	err       [2]error
-	remaining atomic.Int32
-	elem      *list.Element // in the mirror side's pending list
+	tickets [2]*order.Ticket
+	// mirrorHeld: the mirror answered first and kept its ticket for the
+	// serving side's answer (a rename that may be undone, undo.go).
+	mirrorHeld bool
+	dur        [2]time.Duration
+	res        [2]fsop.Result
+	err        [2]error
+	remaining  atomic.Int32
+	elem       *list.Element // in the mirror side's pending list
 
 	readback *readback
 	hist     *histOp // r in the history
@@ -581,7 +584,8 @@ func (p *Proxy) runMirror(r *rec, mr *side) {
 // finish records one side's result; the second one triggers the
 // comparison. The last side releases r's locks only after the comparison,
 // so no later op that conflicts with r can be compared before r's outcome
-// (a divergence puts its subtree out of step) is known.
+// (a divergence puts its subtree out of step) is known; a rename the
+// mirror may have to undo keeps the mirror's locks until then too.
 func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 	r.res[s], r.err[s] = res, err
 	if err == nil && res.Errno == "" {
@@ -606,13 +610,40 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 		p.metrics.QueueBytes.WithLabelValues(mr.name).Set(float64(mr.bytes))
 		p.mu.Unlock()
 	}
-	if r.remaining.Add(-1) == 0 {
-		if p.undoable(r, s) {
-			r.undone = p.undoRename(r, s)
+	// A rename that may have to be undone on the mirror keeps its locks
+	// there until both answers are in (undo.go).
+	hold := s != r.serving && mayUndo(&r.op)
+	if hold {
+		r.mirrorHeld = true // before the decrement, which publishes it
+	}
+	if r.remaining.Add(-1) != 0 {
+		if !hold && r.tickets[s] != nil {
+			p.sides[s].seq.Done(r.tickets[s])
+		}
+		return
+	}
+	mr := r.serving.other()
+	last := func() {
+		if p.undoable(r, mr) {
+			r.undone = p.undoRename(r, mr)
 		}
 		p.compare(r)
+		if s != mr && r.mirrorHeld && r.tickets[mr] != nil {
+			p.sides[mr].seq.Done(r.tickets[mr])
+		}
+		if r.tickets[s] != nil {
+			p.sides[s].seq.Done(r.tickets[s])
+		}
 	}
-	if r.tickets[s] != nil {
-		p.sides[s].seq.Done(r.tickets[s])
+	if s == r.serving && r.mirrorHeld {
+		// On the client's path, and an undo is an op on the mirror: it
+		// runs beside, not before, the answer.
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			last()
+		}()
+		return
 	}
+	last()
 }

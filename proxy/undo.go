@@ -13,16 +13,23 @@ import (
 // names would run on a state that differs and could not be compared until
 // a resync. When the serving bridge refused the rename and the mirror
 // performed it, the mirror's worker still holds the rename's locks there
-// (finish releases them after the comparison), so no later op on those
+// (finish keeps them until both bridges have answered, whichever answers
+// last, and releases them after the comparison), so no later op on those
 // names has run: the proxy undoes the rename on the mirror first, the two
 // states are equal again, and nothing is put out of step. The difference
 // is still counted (class allowed), with both answers in the log.
 
-// undoable reports whether r, finished last on side s, is a rename with
+// mayUndo reports whether op is a rename that undoRename can undo: one
+// with flags, which bazil refuses and go-fuse performs.
+func mayUndo(op *fsop.Op) bool {
+	return op.Kind == fsop.Rename && op.Flags != 0 && op.Flags&^(fsop.RenameNoReplace|fsop.RenameExchange) == 0
+}
+
+// undoable reports whether r, answered by both bridges, is a rename with
 // flags that the serving bridge refused and s, the mirror, performed. p.mu
 // is not held.
 func (p *Proxy) undoable(r *rec, s Side) bool {
-	if p.noUndo || r.op.Kind != fsop.Rename || r.op.Flags&^(fsop.RenameNoReplace|fsop.RenameExchange) != 0 || r.op.Flags == 0 {
+	if p.noUndo || !mayUndo(&r.op) {
 		return false
 	}
 	sv := r.serving
