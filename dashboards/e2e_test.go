@@ -144,6 +144,9 @@ type harness struct {
 	prom                 string // Prometheus base URL
 	opsURL               string
 	started, workloadEnd time.Time
+	// quiet is held for reading by each batch of the background workload
+	// and for writing while the proxy must drain (divergeAndResync).
+	quiet sync.RWMutex
 }
 
 // batch runs ops through the proxy.
@@ -190,7 +193,10 @@ func startServers(t *testing.T) *harness {
 	h.primary, h.shadow = bridge(PrimaryBackend, "primary"), bridge(CandidateBackend, "shadow")
 	_, f := start(t, h.dir, "proxy", "proxy listening", nil, lighthouseBin, "proxy",
 		"--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0",
-		"--primary", "http://"+h.primary, "--shadow", "http://"+h.shadow, "--phase", "shadow")
+		"--primary", "http://"+h.primary, "--shadow", "http://"+h.shadow, "--phase", "shadow",
+		// Every mutation read back: the read-back panels chart each, and
+		// divergeAndResync's wait for them is exercised on every write.
+		"--readback-rate", "1")
 	h.api, h.admin = f["api"], f["admin"]
 	h.opsURL = "http://" + h.api + "/v1/ops"
 	waitOK(t, "http://"+h.api+"/readyz")
@@ -314,6 +320,7 @@ func (h *harness) workload(t *testing.T, workers int, stop <-chan struct{}) *syn
 				for i := range payload {
 					payload[i] = byte('a' + rng.IntN(26))
 				}
+				h.quiet.RLock()
 				_, err := h.batch(
 					map[string]any{"op": "write_file", "path": f, "data": b64(payload)},
 					map[string]any{"op": "read_file", "path": f},
@@ -326,6 +333,7 @@ func (h *harness) workload(t *testing.T, workers int, stop <-chan struct{}) *syn
 					map[string]any{"op": "unlink", "path": g},
 					map[string]any{"op": "stat", "path": f}, // ENOENT on both: an errno result
 				)
+				h.quiet.RUnlock()
 				if err != nil {
 					t.Errorf("workload: %v", err)
 					return
@@ -346,6 +354,7 @@ type adminStatus struct {
 	} `json:"rollout"`
 	Proxy struct {
 		Resyncs int64 `json:"resyncs"`
+		Pending int64 `json:"pending"`
 	} `json:"proxy"`
 }
 
@@ -401,25 +410,29 @@ func (h *harness) divergeAndResync(t *testing.T, k int) {
 		// Ordered after the rename (and its undo) on the shadow: same name.
 		map[string]any{"op": "write_file", "path": d + "/a", "data": b64([]byte("y"))})
 
-	// Once the shadow holds that write, it loses the file.
-	shadowOps := "http://" + h.shadow + "/v1/ops"
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		res, err := batchAt(shadowOps, map[string]any{"op": "read_file", "path": d + "/a"})
-		if err != nil {
-			t.Fatal(err)
+	// Once that write has been judged, read-back included, the shadow
+	// loses the file. Lost before a read-back of the write (one mutation in
+	// ten is read back) ran, the loss would be that read-back's divergence
+	// (class state) and the resync's audit would find it already known:
+	// the workload pauses until nothing is pending.
+	func() {
+		h.quiet.Lock()
+		defer h.quiet.Unlock() // also when a check below fails
+		deadline := time.Now().Add(10 * time.Second)
+		for h.status(t).Proxy.Pending != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("the proxy still has %d ops pending 10s after the workload paused", h.status(t).Proxy.Pending)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if len(res) == 1 && string(res[0].Data) == "y" {
-			break
+		shadowOps := "http://" + h.shadow + "/v1/ops"
+		if res, err := batchAt(shadowOps, map[string]any{"op": "read_file", "path": d + "/a"}); err != nil || len(res) != 1 || string(res[0].Data) != "y" {
+			t.Fatalf("the shadow does not hold %s/a = \"y\" once the proxy has compared it: %+v %v", d, res, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the shadow does not hold %s/a = \"y\" 10s after the proxy acknowledged it: %+v", d, res)
+		if res, err := batchAt(shadowOps, map[string]any{"op": "unlink", "path": d + "/a"}); err != nil || len(res) != 1 || res[0].Errno != "" {
+			t.Fatalf("unlink %s/a on the shadow: %+v %v", d, res, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if res, err := batchAt(shadowOps, map[string]any{"op": "unlink", "path": d + "/a"}); err != nil || len(res) != 1 || res[0].Errno != "" {
-		t.Fatalf("unlink %s/a on the shadow: %+v %v", d, res, err)
-	}
+	}()
 
 	before := h.status(t).Proxy.Resyncs
 	h.adminPost(t, "/admin/resync", map[string]any{"bridge": CandidateBackend, "subtree": d})
