@@ -3,7 +3,8 @@
 # Installs what Lighthouse needs, or says exactly what is missing:
 #   run   fuse3 (fusermount3, for bazil's mounts)
 #   test  that, plus Prometheus and Alertmanager (the end-to-end tests run
-#         real ones) and Chromium (the HTML report's test loads the page headless)
+#         real ones), Chromium (the HTML report's test loads the page headless)
+#         and bindfs (the programs benchmark's passthrough FUSE column)
 set -euo pipefail
 what=${1:-test}
 
@@ -20,6 +21,9 @@ if [ "$what" = test ]; then
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 # Debian's Chromium: the HTML report's test loads the page headless.
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# bindfs, libfuse's C passthrough: e2e TestFrontPrograms (LIGHTHOUSE_BENCH=1)
+# times each program on it too, the floor a FUSE mount costs a program.
+command -v bindfs >/dev/null 2>&1 || need+=(bindfs)
 fi
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -12,7 +12,10 @@ package e2e
 // run, program by program; LIGHTHOUSE_BENCH_PROGRAMS=tar,cp,git,dd,diff,rm,gobuild
 // picks the programs (default tar,cp,git,dd); LIGHTHOUSE_BENCH_OUT=FILE
 // writes the table there too; LIGHTHOUSE_BENCH_FRONT_CACHE=0,1s adds a
-// stack per value of the proxy's --front-cache (default 0 only).
+// stack per value of the proxy's --front-cache (default 0 only). With
+// bindfs installed, each program also runs on a bindfs mount (libfuse's C
+// passthrough of a plain directory, with the front's kernel caches): what a
+// FUSE mount costs the program before any store, proxy or mirror.
 
 import (
 	"fmt"
@@ -34,6 +37,7 @@ type frontStack struct {
 	primary, shadow *bridgeProc
 	proxy           *proxyProc
 	divergences     string // the proxy's --divergence-log, if the test set one
+	passthrough     string // a bindfs mount beside it, if TestFrontPrograms made one
 }
 
 // startFrontStack starts a bazil primary, a go-fuse shadow and a proxy
@@ -63,6 +67,68 @@ func startFrontStack(t *testing.T, root, label, bin, sync string, proxyArgs ...s
 		time.Sleep(50 * time.Millisecond)
 	}
 	return &frontStack{name: label + ", sync " + sync, front: front, primary: primary, shadow: shadow, proxy: px}
+}
+
+// startPassthrough mounts bindfs, libfuse's C passthrough, over a fresh
+// directory under dir, with the kernel caches the front has with
+// --front-cache cache ("0": none): the floor of what a FUSE mount costs a
+// program, with no store, fsync, proxy or mirror behind it. "" when bindfs
+// is not installed (Debian: apt-get install bindfs).
+func startPassthrough(t *testing.T, dir, cache string) string {
+	t.Helper()
+	bin, err := exec.LookPath("bindfs")
+	if err != nil {
+		t.Logf("no bindfs on PATH: the passthrough FUSE column is left out")
+		return ""
+	}
+	d := time.Duration(0)
+	if cache != "0" {
+		if d, err = time.ParseDuration(cache); err != nil {
+			t.Fatalf("LIGHTHOUSE_BENCH_FRONT_CACHE %q: %v", cache, err)
+		}
+	}
+	src, mnt := filepath.Join(dir, "passthrough-src"), filepath.Join(dir, "passthrough")
+	for _, p := range []string{src, mnt} {
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secs := fmt.Sprintf("%g", d.Seconds())
+	cmd := exec.Command(bin, "-f", "--multithreaded",
+		"-o", "entry_timeout="+secs+",attr_timeout="+secs+",negative_timeout="+secs, src, mnt)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var waitErr error
+	exited := make(chan struct{}) // closed once bindfs has exited
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		if err := fusemount.Unmount(mnt); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		if _, ok := fusemount.Find(mnt); ok {
+			return mnt
+		}
+		select {
+		case <-exited:
+			t.Fatalf("bindfs on %s exited before mounting: %v", mnt, waitErr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bindfs mount %s not there after %v", mnt, readyTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // program is one measured command, run in a fresh directory.
@@ -172,7 +238,9 @@ func TestFrontPrograms(t *testing.T) {
 				if cache != "0" {
 					label, args = b.label+"-cache-"+cache, []string{"--front-cache", cache}
 				}
-				stacks = append(stacks, startFrontStack(t, root, label, b.path, sync, args...))
+				st := startFrontStack(t, root, label, b.path, sync, args...)
+				st.passthrough = startPassthrough(t, filepath.Join(root, label+"-"+sync), cache)
+				stacks = append(stacks, st)
 			}
 		}
 	}
@@ -187,14 +255,21 @@ func TestFrontPrograms(t *testing.T) {
 			continue
 		}
 		for i, s := range stacks {
-			// The same program on a plain directory, on the primary bridge's
-			// own mount (bazil alone: no proxy, no mirror; a directory the
-			// proxy never sees) and in the front mount, one after the other.
-			dirs := []string{filepath.Join(root, fmt.Sprintf("plain-%s-%d", p.name, i)),
+			// The same program on a plain directory, on a passthrough FUSE
+			// mount of one, on the primary bridge's own mount (bazil alone:
+			// no proxy, no mirror; a directory the proxy never sees) and in
+			// the front mount, one after the other.
+			dirs := []string{filepath.Join(root, fmt.Sprintf("plain-%s-%d", p.name, i)), "",
 				filepath.Join(s.primary.mnt, "bench-"+p.name), filepath.Join(s.front, p.name)}
-			var took [3]time.Duration
+			if s.passthrough != "" {
+				dirs[1] = filepath.Join(s.passthrough, p.name)
+			}
+			var took [4]time.Duration
 			var ops int64 // what the proxy served while the program ran in the front
 			for j, dir := range dirs {
+				if dir == "" {
+					continue
+				}
 				if err := os.Mkdir(dir, 0o755); err != nil {
 					t.Fatal(err)
 				}
@@ -208,18 +283,29 @@ func TestFrontPrograms(t *testing.T) {
 					t.Fatalf("%s in %s: %v", p.name, dir, err)
 				}
 				took[j] = time.Since(start)
-				if j == 2 {
+				if j == 3 {
 					ops = proxyStatus(t, s.proxy).Ops - before
 				}
 			}
-			sec := func(j int) float64 { return took[j].Seconds() }
-			row := fmt.Sprintf("| %s | %s | %.2f s | %.2f s | %.2f s | %.1fx | %.1fx | %.1fx | %d | %s |", p.name, s.name,
-				sec(0), sec(1), sec(2), sec(1)/sec(0), sec(2)/sec(0), sec(2)/sec(1), ops, load())
+			sec := func(j int) string {
+				if took[j] == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.2f s", took[j].Seconds())
+			}
+			ratio := func(j, k int) string {
+				if took[j] == 0 || took[k] == 0 {
+					return "-"
+				}
+				return fmt.Sprintf("%.1fx", took[j].Seconds()/took[k].Seconds())
+			}
+			row := fmt.Sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |", p.name, s.name,
+				sec(0), sec(1), sec(2), sec(3), ratio(1, 0), ratio(2, 0), ratio(3, 0), ratio(3, 2), ops, load())
 			t.Log(row)
 			rows = append(rows, row)
 		}
 	}
-	table := "| program | stack | plain directory | bazil mount | front mount | bazil/plain | front/plain | front/bazil | front ops | load average |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|\n" +
+	table := "| program | stack | plain directory | passthrough FUSE | bazil mount | front mount | passthrough/plain | bazil/plain | front/plain | front/bazil | front ops | load average |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n" +
 		strings.Join(rows, "\n") + "\n"
 	fmt.Print(table)
 	if out := os.Getenv("LIGHTHOUSE_BENCH_OUT"); out != "" {
