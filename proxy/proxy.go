@@ -273,8 +273,8 @@ type Proxy struct {
 
 	mu     sync.Mutex // admission order: seq, tickets on both sequencers, handles, scopes
 	seqNo  uint64
-	record Side                // the store of record: never resynced from the other side
-	pinned map[string]struct{} // paths whose mtime was set explicitly: compared
+	record Side // the store of record: never resynced from the other side
+	pinned pins // paths whose mtime was set explicitly: compared
 	// rbPending are the read-backs not arrived yet, by path: later ops on
 	// those paths are judged after them.
 	rbPending, rbPendingDir map[string][]*readback // by path, and by parent directory
@@ -637,12 +637,9 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 	}
 	if s == r.serving && r.mirrorHeld {
 		// On the client's path, and an undo is an op on the mirror: it
-		// runs beside, not before, the answer.
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			last()
-		}()
+		// runs beside, not before, the answer. Not in p.wg: a serving op
+		// may end after Close (whose Drain waits for r to be compared).
+		go last()
 		return
 	}
 	last()
