@@ -434,39 +434,23 @@ func (s *side) settle(oldest uint64) {
 // mtimeSet reports whether the last change of path set its modification
 // time explicitly (utimens): then both bridges must report that time, and
 // it is compared. p.mu is held.
-func (p *Proxy) mtimeSet(path string) bool {
-	_, ok := p.pinned[path]
-	return ok
-}
+func (p *Proxy) mtimeSet(path string) bool { return p.pinned.has(path) }
 
 // pinnedUnder copies the paths under root whose mtime is compared. p.mu
 // is held.
-func (p *Proxy) pinnedUnder(root string) map[string]struct{} {
-	out := map[string]struct{}{}
-	for path := range p.pinned {
-		if order.Within(path, root) {
-			out[path] = struct{}{}
-		}
-	}
-	return out
-}
-
-// maxPinned bounds the paths whose mtime is compared.
-const maxPinned = 65536
+func (p *Proxy) pinnedUnder(root string) map[string]struct{} { return p.pinned.within(root) }
 
 // pin records what op does to modification times: utimens sets its
 // path's (compared from then on); any other change of a file's content or
 // a directory's entries sets them to each bridge's own clock (no longer
-// compared). p.mu is held.
+// compared), and a rename makes the names under it name other files.
+// p.mu is held.
 func (p *Proxy) pin(op *fsop.Op, paths []string) {
 	if !op.Kind.Mutates() || op.Kind == fsop.Close || op.Kind == fsop.Fsync {
 		return
 	}
 	if op.Kind == fsop.Utimens {
-		if p.pinned == nil || len(p.pinned) >= maxPinned {
-			p.pinned = map[string]struct{}{}
-		}
-		p.pinned[op.Path] = struct{}{}
+		p.pinned.add(op.Path)
 		return
 	}
 	for _, path := range paths {
@@ -476,9 +460,15 @@ func (p *Proxy) pin(op *fsop.Op, paths []string) {
 		case order.Root:
 			// A link group too large to name (or the root itself): forget
 			// every pin rather than compare an mtime that moved.
-			clear(p.pinned)
+			p.pinned.clear()
 		}
-		delete(p.pinned, path)
-		delete(p.pinned, parentDir(path))
+		p.pinned.remove(path)
+		p.pinned.remove(parentDir(path))
+	}
+	if op.Kind == fsop.Rename {
+		// The names under a renamed directory, at both ends, now name
+		// other files or none: an mtime pinned there no longer applies.
+		p.pinned.removeWithin(op.Path)
+		p.pinned.removeWithin(op.To)
 	}
 }
