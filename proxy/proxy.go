@@ -424,15 +424,12 @@ type rec struct {
 	answered atomic.Int32
 	recDone  chan struct{}
 
-	tickets [2]*order.Ticket
-	// mirrorHeld: the mirror answered first and kept its ticket for the
-	// serving side's answer (a rename that may be undone, undo.go).
-	mirrorHeld bool
-	dur        [2]time.Duration
-	res        [2]fsop.Result
-	err        [2]error
-	remaining  atomic.Int32
-	elem       *list.Element // in the mirror side's pending list
+	tickets   [2]*order.Ticket
+	dur       [2]time.Duration
+	res       [2]fsop.Result
+	err       [2]error
+	remaining atomic.Int32
+	elem      *list.Element // in the mirror side's pending list
 
 	readback *readback
 	hist     *histOp // r in the history
@@ -610,14 +607,11 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 		p.metrics.QueueBytes.WithLabelValues(mr.name).Set(float64(mr.bytes))
 		p.mu.Unlock()
 	}
-	// A rename that may have to be undone on the mirror keeps its locks
-	// there until both answers are in (undo.go).
-	hold := s != r.serving && mayUndo(&r.op)
-	if hold {
-		r.mirrorHeld = true // before the decrement, which publishes it
-	}
+	// A rename the mirror may have to undo keeps its locks there until
+	// both answers are in (undo.go).
+	held := r.mirrored && mayUndo(&r.op)
 	if r.remaining.Add(-1) != 0 {
-		if !hold && r.tickets[s] != nil {
+		if !(held && s != r.serving) && r.tickets[s] != nil {
 			p.sides[s].seq.Done(r.tickets[s])
 		}
 		return
@@ -628,14 +622,14 @@ func (p *Proxy) finish(r *rec, s Side, res fsop.Result, err error) {
 			r.undone = p.undoRename(r, mr)
 		}
 		p.compare(r)
-		if s != mr && r.mirrorHeld && r.tickets[mr] != nil {
+		if held && s != mr && r.tickets[mr] != nil { // the mirror answered first
 			p.sides[mr].seq.Done(r.tickets[mr])
 		}
 		if r.tickets[s] != nil {
 			p.sides[s].seq.Done(r.tickets[s])
 		}
 	}
-	if s == r.serving && r.mirrorHeld {
+	if held && s == r.serving {
 		// On the client's path, and an undo is an op on the mirror: it
 		// runs beside, not before, the answer. Not in p.wg: a serving op
 		// may end after Close (whose Drain waits for r to be compared).

@@ -758,3 +758,44 @@ func TestRefusedRenameUndoneOnMirror(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedRenameNotMirroredIsNotUndone: a renameat2 the serving bridge
+// refuses outside the mirror share never ran on the mirror, so nothing is
+// undone there: no op reaches the mirror for it.
+func TestRefusedRenameNotMirroredIsNotUndone(t *testing.T) {
+	pb, sb := newStoreBridge(), newStoreBridge()
+	pb.inject = bazilRenameFlags
+	p, _ := newTestProxy(t, Config{Primary: pb, Shadow: sb, MirrorShare: 0.5})
+	var dirs []string
+	for i := 0; i < 16; i++ {
+		dirs = append(dirs, fmt.Sprintf("work/p%02d", i)) // units of the share
+	}
+	_, out := splitDirs(dirs, 0.5)
+	if len(out) == 0 {
+		t.Fatalf("the hash puts none of %d directories outside a 0.5 share: pick other names", len(dirs))
+	}
+	ctx := context.Background()
+	d := out[0]
+	for _, op := range []fsop.Op{
+		{Kind: fsop.Mkdir, Path: "work", Mode: 0o755},
+		{Kind: fsop.Mkdir, Path: d, Mode: 0o755},
+		{Kind: fsop.WriteFile, Path: d + "/a", Data: []byte("a")},
+	} {
+		if res, err := p.Exec(ctx, &op); err != nil || res.Errno != "" {
+			t.Fatalf("%s %s: %v %s", op.Kind, op.Path, err, res.Errno)
+		}
+	}
+	waitIdle(t, p)
+	before := sb.execs.Load()
+	op := fsop.Op{Kind: fsop.Rename, Path: d + "/a", To: d + "/b", Flags: fsop.RenameNoReplace}
+	if res, err := p.Exec(ctx, &op); err != nil || res.Errno != "EINVAL" {
+		t.Fatalf("rename: %v %q, want EINVAL", err, res.Errno)
+	}
+	waitIdle(t, p)
+	if v := p.Stats(); v.Skipped[SkipSampled] != 3 {
+		t.Fatalf("sampled out %v, want the 3 ops outside the share; ops %d compared %d", v.Skipped, v.Ops, v.Compared)
+	}
+	if n := sb.execs.Load() - before; n != 0 {
+		t.Errorf("%d ops reached the mirror for a rename it never ran (an undo)", n)
+	}
+}

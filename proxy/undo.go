@@ -26,10 +26,10 @@ func mayUndo(op *fsop.Op) bool {
 }
 
 // undoable reports whether r, answered by both bridges, is a rename with
-// flags that the serving bridge refused and s, the mirror, performed. p.mu
-// is not held.
+// flags that the serving bridge refused and s, the mirror, performed (an
+// op not mirrored never ran there). p.mu is not held.
 func (p *Proxy) undoable(r *rec, s Side) bool {
-	if p.noUndo || !mayUndo(&r.op) {
+	if p.noUndo || !r.mirrored || !mayUndo(&r.op) {
 		return false
 	}
 	sv := r.serving
