@@ -56,16 +56,7 @@ func startFrontStack(t *testing.T, root, label, bin, sync string, proxyArgs ...s
 		t.Fatal(err)
 	}
 	px := startProxyOf(t, bin, dir, []string{front}, primary, shadow, append([]string{"--mount", front}, proxyArgs...)...)
-	deadline := time.Now().Add(readyTimeout)
-	for {
-		if _, ok := fusemount.Find(front); ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("front mount %s not there after %v", front, readyTimeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitMounted(t, front, nil, nil)
 	return &frontStack{name: label + ", sync " + sync, front: front, primary: primary, shadow: shadow, proxy: px}
 }
 
@@ -114,18 +105,27 @@ func startPassthrough(t *testing.T, dir, cache string) string {
 			<-exited
 		}
 	})
+	waitMounted(t, mnt, exited, func() error { return waitErr })
+	return mnt
+}
+
+// waitMounted waits until a FUSE mount is on dir. exited, if not nil, is
+// closed when the process that was to mount it has ended, and waitErr then
+// says how.
+func waitMounted(t *testing.T, dir string, exited <-chan struct{}, waitErr func() error) {
+	t.Helper()
 	deadline := time.Now().Add(readyTimeout)
 	for {
-		if _, ok := fusemount.Find(mnt); ok {
-			return mnt
+		if _, ok := fusemount.Find(dir); ok {
+			return
 		}
 		select {
-		case <-exited:
-			t.Fatalf("bindfs on %s exited before mounting: %v", mnt, waitErr)
+		case <-exited: // never, when nil
+			t.Fatalf("the server of %s exited before mounting it: %v", dir, waitErr())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("bindfs mount %s not there after %v", mnt, readyTimeout)
+			t.Fatalf("no mount on %s after %v", dir, readyTimeout)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -1,10 +1,6 @@
 package proxy
 
-import (
-	"strings"
-
-	"github.com/lighthouse-fs/lighthouse/order"
-)
+import "github.com/lighthouse-fs/lighthouse/order"
 
 // maxPinned bounds the paths whose mtime is compared.
 const maxPinned = 65536
@@ -26,12 +22,7 @@ func (s *pins) has(path string) bool {
 // ancestors calls f with each directory above path, the root last.
 func ancestors(path string, f func(dir string)) {
 	for path != order.Root {
-		i := strings.LastIndexByte(path, '/')
-		if i < 0 {
-			path = order.Root
-		} else {
-			path = path[:i]
-		}
+		path = parentDir(path)
 		f(path)
 	}
 }
